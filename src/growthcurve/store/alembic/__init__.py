@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the growthcurve store (run with ``growthcurve.store.init_db``)."""

@@ -1,0 +1,67 @@
+"""The SQL schema growthcurve reads and writes (SQLAlchemy Core), shared by SQLite, DuckDB and PostgreSQL.
+
+Events are stored *long*: one row per (unit, metric, moment), so a new metric needs no migration and a
+serving layer can append feedback for any model version into the same table the A/B analysis reads.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere a 64-bit key leaves room to grow. The
+# explicit sequences serve DuckDB (no SERIAL/IDENTITY) and PostgreSQL alike; SQLite ignores them.
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+experiment_events = sa.Table(
+    "experiment_events",
+    metadata,
+    sa.Column("id", _Id, sa.Sequence("experiment_events_id_seq"), primary_key=True, autoincrement=True),
+    sa.Column("experiment", sa.String(128), nullable=False),
+    sa.Column("unit_id", sa.String(128), nullable=False),
+    sa.Column("variant", sa.String(64), nullable=False),
+    sa.Column("ts", sa.DateTime(), nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("value", sa.Double(), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=True),
+    sa.Index("ix_experiment_events_exp_metric_ts", "experiment", "metric", "ts"),
+    sa.Index("ix_experiment_events_exp_unit", "experiment", "unit_id"),
+)
+"""One measurement of one unit in one experiment: exposure, conversion, score, pre-period value, ..."""
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", _Id, sa.Sequence("predictions_id_seq"), primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("ts", sa.DateTime(), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("experiment", sa.String(128), nullable=True),
+    sa.Column("variant", sa.String(64), nullable=True),
+    sa.Column("unit_id", sa.String(128), nullable=True),
+    sa.Column("input_text", sa.Text(), nullable=True),
+    sa.Column("label", sa.String(256), nullable=True),
+    sa.Column("score", sa.Double(), nullable=True),
+    sa.Column("output", sa.JSON(), nullable=True),
+    sa.Column("latency_ms", sa.Double(), nullable=True),
+    sa.Index("ix_predictions_model_version_ts", "model_version", "ts"),
+)
+"""One answer a served model gave, tagged with its version (written by the serving layer)."""
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", _Id, sa.Sequence("feedback_id_seq"), primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), sa.ForeignKey("predictions.request_id"), nullable=True),
+    sa.Column("ts", sa.DateTime(), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=True),
+    sa.Column("unit_id", sa.String(128), nullable=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("value", sa.Double(), nullable=True),
+    sa.Column("label", sa.String(256), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=True),
+    sa.Index("ix_feedback_model_version_kind", "model_version", "kind"),
+)
+"""A user's reaction to a prediction: thumbs (0/1), rating (CSAT 1-5, NPS 0-10) or a corrected label."""

@@ -1,0 +1,227 @@
+"""`growthcurve ab ...` (analyze, plan, simulate, init-db) and `growthcurve survey ...` commands."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from growthcurve.errors import ConfigError
+from growthcurve.io import write_json
+
+ab_app = typer.Typer(help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.",
+                     no_args_is_help=True)
+survey_app = typer.Typer(help="Surveys: CSAT and NPS with confidence intervals, compared across variants.",
+                         no_args_is_help=True)
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `ab` and `survey` command groups to the root CLI."""
+    app.add_typer(ab_app, name="ab")
+    app.add_typer(survey_app, name="survey")
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.2f}%"
+
+
+def _ci(ci: tuple[float, float] | None, pct: bool = True) -> str:
+    if ci is None:
+        return "–"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if pct else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+@ab_app.command("analyze")
+def analyze_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML config: source, metrics, analysis")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. analysis.alpha=0.01")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: output_dir of the config)")] = None,
+    report: Annotated[bool, typer.Option(help="write HTML + PNG next to the JSON")] = True,
+) -> None:
+    """Aggregate the events in SQL, test every metric, print a table and write JSON/HTML/PNG."""
+    from growthcurve.validation.config import load_ab_config
+    from growthcurve.validation.experiment import analyze
+
+    cfg = load_ab_config(config, set_)
+    with console.status("aggregating events in the database ..."):
+        result = analyze(cfg)
+    srm = result.srm
+    console.print(("[bold white on red] SRM ALARM [/] " if srm.alarm else "[green]SRM ok[/] ") + srm.message,
+                  highlight=False)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    table = Table(title="A/B results (relative lift vs control)")
+    for col in ("metric", "variant", "n", "mean", "lift", "95% CI", "p (adj.)", "sequential CS", "P(win)"):
+        table.add_column(col, justify="right" if col not in ("metric", "variant") else "left")
+    problems: list[str] = []
+    for m in result.metrics:
+        if m.error:
+            problems.append(f"metric '{m.metric}': {m.error}")
+        comps = {c.treatment: c for c in m.comparisons}
+        for a in m.arms:
+            c = comps.get(a.variant)
+            mean = "–" if a.mean is None else f"{a.mean:.4g}"
+            if c is None:
+                table.add_row(m.metric, f"{a.variant} (control)", str(a.n), mean, "", "", "", "", "")
+            elif c.error or c.frequentist is None:
+                problems.append(f"metric '{m.metric}', {a.variant}: {c.error}")
+                table.add_row(m.metric, a.variant, str(a.n), mean, "[red]error[/]", "", "", "", "")
+            else:
+                f = c.frequentist
+                star = "[bold green]*[/]" if c.significant else ""
+                table.add_row(
+                    m.metric, a.variant, str(a.n), mean, _pct(f.rel_effect) + star, _ci(f.rel_ci),
+                    f"{f.p_value:.3g} ({c.p_adjusted:.3g})" if c.p_adjusted is not None else f"{f.p_value:.3g}",
+                    _ci(c.sequential.rel_ci) if c.sequential else "–",
+                    f"{100 * c.bayesian.chance_to_win:.1f}%" if c.bayesian else "–",
+                )
+            if c is not None:
+                problems += [f"metric '{m.metric}', {a.variant}: {w}" for w in c.warnings]
+        problems += [f"metric '{m.metric}': {w}" for w in m.warnings]
+    console.print(table)
+    for p in problems:
+        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    out_dir = out or Path(cfg.output_dir)
+    if report:
+        from growthcurve.validation.report import write_report
+
+        paths = write_report(result, out_dir)
+    else:
+        write_json(out_dir / "result.json", result.to_dict())
+        paths = {"json": str(out_dir / "result.json")}
+    console.print("wrote " + ", ".join(paths.values()), highlight=False)
+
+
+@ab_app.command("plan")
+def plan_cmd(
+    baseline: Annotated[float, typer.Option(help="conversion rate (0..1), or the mean when --sd is given")],
+    mde: Annotated[float, typer.Option(help="minimum detectable relative lift, e.g. 0.05 for +5%")],
+    sd: Annotated[float | None, typer.Option(help="per-unit standard deviation of a mean metric")] = None,
+    daily_units: Annotated[float | None, typer.Option(help="units entering the experiment per day")] = None,
+    variants: Annotated[int, typer.Option(help="number of arms including control")] = 2,
+    alpha: Annotated[float, typer.Option()] = 0.05,
+    power: Annotated[float, typer.Option()] = 0.8,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the plan as JSON")] = None,
+) -> None:
+    """Units per arm and days needed to detect ``--mde`` with the given power."""
+    from growthcurve.validation.power import PowerAnalysis
+
+    plan = PowerAnalysis(alpha, power, variants).fit(baseline, mde, sd, daily_units).plan_
+    t = Table(title="Power plan")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_row("metric", f"{plan.metric_type} (baseline {plan.baseline:g}, sd {plan.sd:.4g})")
+    t.add_row("MDE", f"{plan.mde_relative:+.2%} relative ({plan.mde_absolute:.4g} absolute)")
+    bonf = " (Bonferroni)" if plan.corrections != "none" else ""
+    t.add_row("alpha / power", f"{plan.alpha:g} / {plan.power:g}{bonf}")
+    t.add_row("units per arm", f"{plan.units_per_arm:,}")
+    t.add_row("total units", f"{plan.total_units:,} over {plan.variants} arms")
+    if plan.days is not None:
+        t.add_row("duration", f"{plan.days} days at {plan.daily_units:,.0f} units/day")
+    console.print(t)
+    if json_out:
+        write_json(json_out, asdict(plan))
+
+
+@ab_app.command("simulate")
+def simulate_cmd(
+    experiments: Annotated[int, typer.Option(help="simulated experiments")] = 4000,
+    looks: Annotated[int, typer.Option(help="daily looks per experiment")] = 30,
+    users_per_day: Annotated[int, typer.Option(help="new users per arm per day")] = 500,
+    baseline: Annotated[float, typer.Option(help="control conversion rate")] = 0.10,
+    lift: Annotated[float, typer.Option(help="true relative lift (0 = A/A)")] = 0.0,
+    alpha: Annotated[float, typer.Option()] = 0.05,
+    n_star: Annotated[float, typer.Option(help="sequential tuning N* (total units)")] = 5000.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path | None, typer.Option(help="also write one example experiment (.csv/.parquet/.db)")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the rates as JSON")] = None,
+) -> None:
+    """A/A (``--lift 0``) or A/B simulation: how often each procedure declares a winner."""
+    from growthcurve.validation.simulate import simulate_peeking, write_example_events
+
+    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("sim", total=experiments)
+        res = simulate_peeking(experiments, looks, users_per_day, baseline, lift, alpha, n_star, seed,
+                               progress=lambda k: bar.advance(task, k))
+    kind = "false-positive rate" if lift == 0 else "power (rejection rate)"
+    t = Table(title=f"{'A/A' if lift == 0 else 'A/B'}: {experiments} experiments × {looks} looks, "
+                    f"{users_per_day}/arm/day, p={baseline:g}, lift={lift:+g}")
+    t.add_column("procedure")
+    t.add_column(kind, justify="right")
+    t.add_row("naive z test, stop at first p < alpha", f"{res.reject_naive_peeking:.1%}")
+    t.add_row("one look at the end (fixed horizon)", f"{res.reject_fixed:.1%}")
+    t.add_row(f"confidence sequence (N*={n_star:g}), any look", f"{res.reject_sequential:.1%}")
+    t.add_row("coverage: fixed CI at the end", f"{res.coverage_fixed:.1%}")
+    t.add_row("coverage: sequential CS at every look", f"{res.coverage_sequential:.1%}")
+    console.print(t)
+    if json_out:
+        write_json(json_out, asdict(res))
+    if out:
+        n = write_example_events(out, seed=seed)
+        console.print(f"wrote {n:,} example events to {out}", highlight=False)
+
+
+@ab_app.command("init-db")
+def init_db_cmd(
+    url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
+) -> None:
+    """Create or upgrade the store's tables (events, predictions, feedback) with Alembic."""
+    from growthcurve.store import default_url, init_db
+
+    engine = init_db(url)
+    console.print(f"store ready at {engine.url!r}" if url else f"store ready at {default_url()}", highlight=False)
+    engine.dispose()
+
+
+@survey_app.command("analyze")
+def survey_cmd(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file of answers, or a table name with --url")],
+    kind: Annotated[str, typer.Option(help="nps (0-10) or csat (1-5)")] = "nps",
+    score_column: Annotated[str, typer.Option(help="column holding the answer")] = "score",
+    variant_column: Annotated[str, typer.Option(help="column holding the variant")] = "variant",
+    url: Annotated[str | None, typer.Option(help="SQLAlchemy URL when DATA is a table")] = None,
+    control: Annotated[str | None, typer.Option(help="control variant")] = None,
+    alpha: Annotated[float, typer.Option()] = 0.05,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the result as JSON")] = None,
+) -> None:
+    """CSAT or NPS per variant with CIs (Wilson / bootstrap) and the difference to the control."""
+    from growthcurve.validation.config import SourceConfig
+    from growthcurve.validation.sql import open_source
+    from growthcurve.validation.surveys import SurveyAnalysis, score_counts
+
+    if kind not in ("nps", "csat"):
+        raise ConfigError(f"--kind must be nps or csat (got '{kind}')")
+    is_file = url is None
+    src_cfg = SourceConfig(url=url, path=data if is_file else None, table="answers" if is_file else data,
+                           timestamp_column="")
+    with open_source(src_cfg) as src:
+        src.col(variant_column, "--variant-column")
+        src.col(score_column, "--score-column")
+        counts = score_counts(src.engine, src.table, variant_column, score_column)
+    res = SurveyAnalysis(kind, alpha, control, seed=seed).fit(counts).result_  # type: ignore[arg-type]
+    unit = "%" if kind == "csat" else " pts"
+    t = Table(title=f"{kind.upper()} by variant")
+    for col in ("variant", "answers", "score", f"{1 - alpha:.0%} CI", "mean answer", "diff vs control", "p"):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    comps = {c.treatment: c for c in res.comparisons}
+    for a in res.arms:
+        c = comps.get(a.variant)
+        if a.error:
+            t.add_row(a.variant, str(a.n), "[red]error[/]", "", "", "", "")
+            continue
+        diff = "control" if c is None else ("–" if c.diff is None else f"{c.diff:+.1f}{unit} {_ci(c.ci, False)}")
+        t.add_row(a.variant, str(a.n), f"{a.score:.1f}{unit}", _ci(a.ci, False), f"{a.mean_answer:.2f}", diff,
+                  "" if c is None or c.p_value is None else f"{c.p_value:.3g}")
+    console.print(t)
+    for msg in [a.error for a in res.arms if a.error] + [c.error for c in res.comparisons if c.error] + res.warnings:
+        console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+    if json_out:
+        write_json(json_out, res.to_dict())

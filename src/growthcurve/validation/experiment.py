@@ -1,0 +1,96 @@
+"""Run a configured experiment analysis end to end: SRM first, then every metric, then the timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from growthcurve.errors import DataError
+from growthcurve.validation.analysis import ABTest, MetricResult, SRMCheck, SRMResult, clean_json
+from growthcurve.validation.config import ABConfig, MetricConfig
+from growthcurve.validation.sql import EventSource, look_cutoffs, open_source
+
+
+@dataclass
+class TimelinePoint:
+    """Cumulative lift of one treatment at one look, with the fixed CI and the sequential bounds."""
+
+    metric: str
+    treatment: str
+    until: str
+    n: int
+    rel_effect: float | None
+    rel_ci: tuple[float, float] | None
+    seq_rel_ci: tuple[float, float] | None
+    abs_effect: float | None
+    abs_ci: tuple[float, float] | None
+    seq_abs_ci: tuple[float, float] | None
+
+
+@dataclass
+class ExperimentResult:
+    """The whole analysis: the SRM verdict (read it first), per-metric results and the timeline."""
+
+    srm: SRMResult
+    metrics: list[MetricResult]
+    timeline: list[TimelinePoint] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return clean_json(asdict(self))
+
+
+def _estimator(cfg: ABConfig, m: MetricConfig) -> ABTest:
+    a = cfg.analysis
+    return ABTest(
+        metric=m.name, metric_type=m.type, control=a.control, alpha=a.alpha, cuped=bool(m.covariate),
+        sequential=a.sequential, n_star=a.n_star, bayesian=a.bayesian, prior_variance=a.prior_variance,
+        correction=a.correction, higher_is_better=m.higher_is_better,
+    )
+
+
+def _stamp(x: Any) -> str:
+    return x.isoformat(sep=" ", timespec="seconds") if isinstance(x, dt.datetime) else str(x)
+
+
+def _timeline(src: EventSource, cfg: ABConfig) -> list[TimelinePoint]:
+    lo, hi = src.time_range()
+    points: list[TimelinePoint] = []
+    for cut in look_cutoffs(lo, hi, cfg.analysis.looks):
+        for m in cfg.metrics:
+            res = _estimator(cfg, m).fit(src.aggregate(m, until=cut)).result_
+            for cp in res.comparisons:
+                f, s = cp.frequentist, cp.sequential
+                n = sum(a.n for a in res.arms if a.variant in (cp.control, cp.treatment))
+                points.append(TimelinePoint(
+                    m.name, cp.treatment, _stamp(cut), n,
+                    f.rel_effect if f else None, f.rel_ci if f else None, s.rel_ci if s else None,
+                    f.abs_effect if f else None, f.abs_ci if f else None, s.abs_ci if s else None,
+                ))
+    return points
+
+
+def analyze(cfg: ABConfig) -> ExperimentResult:
+    """Aggregate in SQL and analyse every metric of ``cfg``; a table without data is a DataError."""
+    with open_source(cfg.source) as src:
+        counts = src.unit_counts()
+        if not counts:
+            where = f" for experiment '{cfg.source.experiment}'" if cfg.source.experiment else ""
+            raise DataError(f"table '{cfg.source.table}' has no events{where}: check source.table/experiment")
+        if cfg.analysis.control is not None and cfg.analysis.control not in counts:
+            raise DataError(f"control variant '{cfg.analysis.control}' is not in the data "
+                            f"(variants: {', '.join(counts)}); fix analysis.control")
+        if len(counts) < 2:
+            raise DataError(f"only one variant ({', '.join(counts)}) in the data: nothing to compare")
+        srm = SRMCheck(cfg.analysis.srm_alpha, cfg.analysis.weights).fit(counts).result_
+        result = ExperimentResult(srm, [])
+        dup = src.units_in_several_variants()
+        if dup:
+            result.warnings.append(f"{dup} units appear in more than one variant: assignment is not sticky")
+        for m in cfg.metrics:
+            result.metrics.append(_estimator(cfg, m).fit(src.aggregate(m)).result_)
+        if cfg.analysis.looks > 0:
+            result.timeline = _timeline(src, cfg)
+    return result
