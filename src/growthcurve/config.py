@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from growthcurve.errors import ConfigError
 
@@ -34,7 +34,7 @@ class DataConfig(_Strict):
     label_column: str = "label"
     multi_label: bool = False
     label_delimiter: str | None = None  # e.g. "|" when multi-label labels are one delimited string
-    dev_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    dev_fraction: float = Field(0.1, ge=0.0, lt=0.5)  # 0 with no dev file: no validation, keep the last epoch
     tags_column: str = "tags"  # token classification: per-token tags
     tokens_column: str = "tokens"  # token classification: pre-split words
     tag_scheme: Literal["auto", "IOB2", "IOBES"] = "auto"
@@ -93,13 +93,17 @@ class TrainConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (benchmarks)
     augment: bool = True  # image classification: standard augmentation
 
+    @field_validator("sparse_embeddings", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v: object) -> object:
+        """YAML reads on/off as booleans; accept them for this on/off/auto switch."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
 
 class FinetuneConfig(_Strict):
     """Everything `growthcurve finetune` needs; every field has a working default."""
 
-    task: Literal["text-classification", "token-classification", "image-classification"] = (
-        "text-classification"
-    )
+    task: Literal["text-classification", "token-classification", "image-classification"] = "text-classification"
     method: Literal["full", "lora", "adalora", "prefix", "adapter", "freeze"] = "full"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -112,6 +116,8 @@ class FinetuneConfig(_Strict):
     def _cross_checks(self) -> FinetuneConfig:
         if self.data.label_delimiter and not self.data.multi_label:
             raise ValueError("data.label_delimiter only applies with data.multi_label=true")
+        if self.train.early_stopping_patience and self.data.dev is None and self.data.dev_fraction == 0:
+            raise ValueError("train.early_stopping_patience needs a dev split: give data.dev or data.dev_fraction > 0")
         if self.method != "full" and self.model.type != "transformer":
             raise ValueError(f"method={self.method} needs model.type=transformer, not {self.model.type}")
         return self
@@ -207,9 +213,7 @@ def load_yaml(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def build_config(
-    model: type[T], path: str | Path | None = None, overrides: list[str] | None = None
-) -> T:
+def build_config(model: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Validate YAML + overrides against ``model``; errors become one ConfigError line."""
     raw = _deep_merge(load_yaml(path), parse_overrides(overrides or []))
     try:

@@ -1,0 +1,188 @@
+"""Text-classification data: load splits, validate, build the label map, split dev off train."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from growthcurve.config import DataConfig
+from growthcurve.data.readers import read_table, require_columns
+from growthcurve.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def bundled_intents_dir() -> Path:
+    """Folder of the bundled customer-service intents (train/dev/test CSV, English + Chinese)."""
+    return Path(str(resources.files("growthcurve") / "examples" / "intents"))
+
+
+@dataclass
+class TextExamples:
+    """One split: texts, optional second texts, and label targets (ids, or multi-hot rows)."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: np.ndarray  # int64 [n] for single-label, float32 [n, num_labels] for multi-label
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: np.ndarray | list[int]) -> TextExamples:
+        """Rows ``idx`` as a new split."""
+        idx = list(idx)
+        return TextExamples(
+            [self.texts[i] for i in idx],
+            None if self.pairs is None else [self.pairs[i] for i in idx],
+            self.labels[idx],
+        )
+
+
+@dataclass
+class TextSplits:
+    """Train/dev/(test) splits sharing one label map."""
+
+    train: TextExamples
+    dev: TextExamples | None
+    test: TextExamples | None
+    labels: list[str]
+    multi_label: bool
+    warnings: list[str]
+
+
+def _parse_multi(value: object, delimiter: str | None, where: str) -> list[str]:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, str):
+        if delimiter is None:
+            raise DataError(f"{where}: multi-label value {value!r} is a string; set data.label_delimiter (e.g. '|')")
+        return [v.strip() for v in value.split(delimiter) if v.strip()]
+    raise DataError(f"{where}: multi-label value must be a list or a delimited string, got {type(value).__name__}")
+
+
+def _clean_frame(df: pd.DataFrame, cfg: DataConfig, path: str, warnings: list[str]) -> pd.DataFrame:
+    cols = [cfg.text_column, cfg.label_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+    require_columns(df, [cfg.text_column], path, "data.text_column")
+    require_columns(df, [cfg.label_column], path, "data.label_column")
+    if cfg.text_pair_column:
+        require_columns(df, [cfg.text_pair_column], path, "data.text_pair_column")
+    df = df[cols].copy()
+    text = df[cfg.text_column]
+    bad_text = text.isna() | text.astype(str).str.strip().eq("")
+    if cfg.text_pair_column:
+        pair = df[cfg.text_pair_column]
+        bad_text |= pair.isna() | pair.astype(str).str.strip().eq("")
+    bad_label = (
+        df[cfg.label_column].isna()
+        if not cfg.multi_label
+        else df[cfg.label_column].map(lambda v: v is None or (isinstance(v, float) and np.isnan(v)))
+    )
+    bad = bad_text | bad_label
+    if bad.all():
+        raise DataError(f"'{path}': all {len(df)} rows have an empty text or label; nothing to learn from")
+    if bad.any():
+        msg = f"'{path}': skipped {int(bad.sum())} of {len(df)} rows with an empty text or label"
+        warnings.append(msg)
+        log.warning(msg)
+    df = df[~bad]
+    df[cfg.text_column] = df[cfg.text_column].astype(str)
+    if cfg.text_pair_column:
+        df[cfg.text_pair_column] = df[cfg.text_pair_column].astype(str)
+    if not cfg.multi_label:
+        df[cfg.label_column] = df[cfg.label_column].map(_label_str)
+    return df
+
+
+def _label_str(v: object) -> str:
+    """Labels as strings; 1.0 from a float column reads as '1'."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _to_examples(df: pd.DataFrame, cfg: DataConfig, labels: list[str], path: str) -> TextExamples:
+    index = {label: i for i, label in enumerate(labels)}
+    raw = df[cfg.label_column].tolist()
+    if cfg.multi_label:
+        y = np.zeros((len(raw), len(labels)), dtype=np.float32)
+        for r, value in enumerate(raw):
+            for label in _parse_multi(value, cfg.label_delimiter, path):
+                if label not in index:
+                    raise DataError(f"'{path}': label '{label}' does not occur in the training data")
+                y[r, index[label]] = 1.0
+    else:
+        unseen = sorted({v for v in raw if v not in index})
+        if unseen:
+            shown = ", ".join(repr(u) for u in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+            raise DataError(
+                f"'{path}': {len(unseen)} label(s) never seen in training data: {shown}; "
+                "add examples of them to the training file or drop those rows"
+            )
+        y = np.array([index[v] for v in raw], dtype=np.int64)
+    pairs = df[cfg.text_pair_column].tolist() if cfg.text_pair_column else None
+    return TextExamples(df[cfg.text_column].tolist(), pairs, y)
+
+
+def load_text_splits(cfg: DataConfig, seed: int = 0, label_names: list[str] | None = None) -> TextSplits:
+    """Read and validate the configured files (bundled intents when ``cfg.train`` is unset)."""
+    warnings: list[str] = []
+    train_path, dev_path, test_path = cfg.train, cfg.dev, cfg.test
+    if train_path is None:
+        base = bundled_intents_dir()
+        train_path, dev_path, test_path = str(base / "train.csv"), str(base / "dev.csv"), str(base / "test.csv")
+    train_df = _clean_frame(read_table(train_path), cfg, train_path, warnings)
+    if label_names is None:
+        if cfg.multi_label:
+            found = {
+                lab for v in train_df[cfg.label_column] for lab in _parse_multi(v, cfg.label_delimiter, train_path)
+            }
+        else:
+            found = set(train_df[cfg.label_column])
+        label_names = sorted(found)
+    if len(label_names) < 2:
+        only = label_names[0] if label_names else "none"
+        raise DataError(f"'{train_path}': only one class ({only!r}); classification needs at least two labels")
+    train = _to_examples(train_df, cfg, label_names, train_path)
+    if dev_path is not None:
+        dev = _to_examples(_clean_frame(read_table(dev_path), cfg, dev_path, warnings), cfg, label_names, dev_path)
+    elif cfg.dev_fraction == 0:
+        dev = None
+        warnings.append("no dev split (data.dev_fraction=0): no per-epoch validation; the last epoch is kept")
+    else:
+        train, dev = stratified_split(train, cfg.dev_fraction, seed, cfg.multi_label)
+        warnings.append(f"no dev file: held out a stratified {cfg.dev_fraction:.0%} of train ({len(dev)} rows)")
+    test = None
+    if test_path is not None:
+        test = _to_examples(_clean_frame(read_table(test_path), cfg, test_path, warnings), cfg, label_names, test_path)
+    return TextSplits(train, dev, test, label_names, cfg.multi_label, warnings)
+
+
+def stratified_split(
+    data: TextExamples, fraction: float, seed: int, multi_label: bool = False
+) -> tuple[TextExamples, TextExamples]:
+    """Split off ``fraction`` of rows keeping class proportions; classes with <2 rows stay in train."""
+    n = len(data)
+    idx = np.arange(n)
+    # multi-label: the first label is the stratum, a fair approximation
+    strat = data.labels.argmax(axis=1) if multi_label else data.labels
+    counts = np.bincount(strat)
+    rare = counts[strat] < 2
+    keep, pool = idx[rare], idx[~rare]
+    n_dev = max(1, round(fraction * n))
+    n_classes = len(np.unique(strat[pool]))
+    if len(pool) < 2 or n_dev < n_classes:
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(pool)
+        dev_idx, train_idx = perm[:n_dev], perm[n_dev:]
+    else:
+        train_idx, dev_idx = train_test_split(pool, test_size=n_dev, random_state=seed, stratify=strat[pool])
+    train_idx = np.sort(np.concatenate([train_idx, keep]))
+    if len(train_idx) == 0 or len(dev_idx) == 0:
+        raise DataError(f"only {n} usable rows: too few to hold out a dev split; give a dev file")
+    return data.subset(train_idx), data.subset(np.sort(dev_idx))

@@ -1,0 +1,1 @@
+"""Metrics and reports: scikit-learn classification reports, confusion matrices, curves."""

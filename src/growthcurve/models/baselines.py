@@ -1,0 +1,482 @@
+"""Text classifiers that need no pretrained weights: BiLSTM/GRU, TextCNN and TF-IDF + logistic regression.
+
+They are the fast baselines a team trains before (or instead of) fine-tuning a transformer. The neural
+ones share the transformer's calling convention (``model(input_ids=..., attention_mask=...).logits``)
+and tokenizer protocol, so the batching, evaluation and prediction code of the transformer recipe runs
+them unchanged. ``BiRNNEncoder`` is the reusable per-token encoder (a BiLSTM tagger builds on it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from growthcurve.errors import ModelError
+from growthcurve.io import atomic_path, write_json
+
+WEIGHTS_FILE = "model.safetensors"
+ARCH_FILE = "architecture.json"
+TOKENIZER_FILE = "tokenizer.json"
+EMBED_DIM = 128  # word-embedding width of the neural baselines (Kim 2014 used 300 with word2vec; 128 is enough)
+
+
+@dataclass
+class ClassifierOutput:
+    """What the neural baselines return: the logits, like a Hugging Face model output."""
+
+    logits: torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# tokenizer
+
+
+class WordTokenizer:
+    """A WordPiece vocabulary learnt from the training texts (``tokenizers``), callable like a HF tokenizer.
+
+    Lower-cased BERT normalisation and pre-tokenisation (CJK characters become single tokens); words seen
+    fewer than ``min_frequency`` times are split into sub-word pieces, so unseen words rarely become [UNK].
+    """
+
+    PAD, UNK, SEP = "[PAD]", "[UNK]", "[SEP]"
+
+    def __init__(self, vocab_size: int = 20000, min_frequency: int = 2, lowercase: bool = True) -> None:
+        self.vocab_size = vocab_size
+        self.min_frequency = min_frequency
+        self.lowercase = lowercase
+
+    def fit(self, texts: Sequence[str]) -> WordTokenizer:
+        """Learn the vocabulary from ``texts``."""
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+        tok = Tokenizer(models.WordPiece(unk_token=self.UNK))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=self.lowercase, handle_chinese_chars=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=self.vocab_size,
+            min_frequency=self.min_frequency,
+            special_tokens=[self.PAD, self.UNK, self.SEP],
+            show_progress=False,
+        )
+        tok.train_from_iterator(list(texts), trainer=trainer)
+        sep = tok.token_to_id(self.SEP)
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A", pair=f"$A {self.SEP} $B:1", special_tokens=[(self.SEP, sep)]
+        )
+        self.tokenizer_ = tok
+        return self
+
+    @property
+    def pad_token_id(self) -> int:
+        """Id of [PAD] (always 0: it is the first special token)."""
+        return self.tokenizer_.token_to_id(self.PAD)
+
+    def __len__(self) -> int:
+        return self.tokenizer_.get_vocab_size()
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        truncation: bool = True,
+        max_length: int = 128,
+        return_attention_mask: bool = False,
+    ) -> dict[str, list[list[int]]]:
+        """Token ids (and token-type ids) per text, without padding: the call ``encode_texts`` makes."""
+        tok = self.tokenizer_
+        if truncation:
+            tok.enable_truncation(max_length)
+        else:
+            tok.no_truncation()
+        inputs: list[Any] = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
+        encs = tok.encode_batch(inputs)
+        # an empty text gives no tokens; one [UNK] keeps every row non-empty for the RNN and CNN
+        unk = tok.token_to_id(self.UNK)
+        out: dict[str, list[list[int]]] = {
+            "input_ids": [e.ids or [unk] for e in encs],
+            "token_type_ids": [e.type_ids or [0] for e in encs],
+        }
+        if return_attention_mask:
+            out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
+        return out
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write ``tokenizer.json`` into ``path``."""
+        with atomic_path(Path(path) / TOKENIZER_FILE) as tmp:
+            self.tokenizer_.save(str(tmp))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> WordTokenizer:
+        """Load the tokenizer saved by :meth:`save_pretrained`."""
+        from tokenizers import Tokenizer
+
+        obj = cls()
+        obj.tokenizer_ = Tokenizer.from_file(str(Path(path) / TOKENIZER_FILE))
+        return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# neural baselines
+
+
+class _Savable(nn.Module):
+    """Weights as safetensors plus the constructor arguments as JSON, so the model rebuilds exactly."""
+
+    architecture: dict[str, Any]
+
+    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
+        """Write ``model.safetensors`` and ``architecture.json`` into ``path``."""
+        from safetensors.torch import save_model
+
+        path = Path(path)
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_model(self, str(tmp))
+        write_json(path / ARCH_FILE, {"class": type(self).__name__, "kwargs": self.architecture})
+
+
+class BiRNNEncoder(nn.Module):
+    """Embedding + bidirectional LSTM/GRU over packed sequences: one ``2 * hidden_size`` vector per token.
+
+    ``forward(input_ids [B, T], attention_mask [B, T]) -> [B, T, output_size]`` with zeros at padding.
+    Padding is skipped (packed sequences), so the backward direction starts at each row's last real token.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = EMBED_DIM,
+        hidden_size: int = 256,
+        cell: str = "lstm",
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ModelError(f"rnn cell must be 'lstm' or 'gru', not {cell!r}")
+        self.pad_id = pad_id
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.embed_dropout = nn.Dropout(dropout)
+        rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            embed_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+
+    @property
+    def output_size(self) -> int:
+        """Width of each per-token output (both directions concatenated)."""
+        return 2 * self.hidden_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token states ``[batch, time, output_size]``."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.pad_id).long()
+        width = input_ids.shape[1]
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        x = self.embed_dropout(self.embedding(input_ids))
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=width)
+        return out
+
+
+class BiRNNClassifier(_Savable):
+    """BiLSTM/GRU text classifier: the encoder's states pooled by masked max and mean, then a linear layer."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_labels: int,
+        embed_dim: int = EMBED_DIM,
+        hidden_size: int = 256,
+        cell: str = "lstm",
+        dropout: float = 0.3,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.architecture = {
+            "vocab_size": vocab_size,
+            "num_labels": num_labels,
+            "embed_dim": embed_dim,
+            "hidden_size": hidden_size,
+            "cell": cell,
+            "dropout": dropout,
+            "pad_id": pad_id,
+        }
+        self.encoder = BiRNNEncoder(vocab_size, embed_dim, hidden_size, cell, 1, dropout, pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * self.encoder.output_size, num_labels)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The word-embedding table (same accessor as Hugging Face models)."""
+        return self.encoder.embedding
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> ClassifierOutput:
+        """Logits ``[batch, num_labels]``; ``token_type_ids`` is accepted and ignored."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.encoder.pad_id).long()
+        states = self.encoder(input_ids, attention_mask)
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        maxed = states.masked_fill(mask == 0, -1e4).max(dim=1).values
+        return ClassifierOutput(self.classifier(self.dropout(torch.cat([maxed, mean], dim=-1))))
+
+
+class TextCNN(_Savable):
+    """Kim (2014) CNN for sentence classification: parallel 1-D convolutions, max-over-time pooling."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_labels: int,
+        embed_dim: int = EMBED_DIM,
+        num_filters: int = 256,
+        kernel_sizes: Sequence[int] = (3, 4, 5),
+        dropout: float = 0.5,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.architecture = {
+            "vocab_size": vocab_size,
+            "num_labels": num_labels,
+            "embed_dim": embed_dim,
+            "num_filters": num_filters,
+            "kernel_sizes": list(kernel_sizes),
+            "dropout": dropout,
+            "pad_id": pad_id,
+        }
+        self.pad_id = pad_id
+        self.kernel_sizes = list(kernel_sizes)
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, num_filters, k) for k in self.kernel_sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(num_filters * len(self.kernel_sizes), num_labels)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The word-embedding table (same accessor as Hugging Face models)."""
+        return self.embedding
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> ClassifierOutput:
+        """Logits ``[batch, num_labels]``; windows that start in the padding are masked out of the max."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.pad_id).long()
+        width = max(input_ids.shape[1], max(self.kernel_sizes))
+        if input_ids.shape[1] < width:  # short batches: pad so the widest kernel fits once
+            extra = width - input_ids.shape[1]
+            input_ids = nn.functional.pad(input_ids, (0, extra), value=self.pad_id)
+            attention_mask = nn.functional.pad(attention_mask, (0, extra), value=0)
+        lengths = attention_mask.sum(dim=1, keepdim=True)  # [B, 1]
+        x = self.embedding(input_ids).transpose(1, 2)  # [B, E, T]
+        pooled = []
+        for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
+            h = torch.relu(conv(x))  # [B, F, T - k + 1]
+            pos = torch.arange(h.shape[-1], device=h.device).unsqueeze(0)  # [1, T']
+            valid = pos < (lengths - k + 1).clamp(min=1)  # a row shorter than k keeps its first window
+            pooled.append(h.masked_fill(~valid.unsqueeze(1), -1e4).max(dim=-1).values)
+        return ClassifierOutput(self.classifier(self.dropout(torch.cat(pooled, dim=-1))))
+
+
+_NEURAL = {"BiRNNClassifier": BiRNNClassifier, "TextCNN": TextCNN}
+
+
+# ----------------------------------------------------------------------------------------------
+# TF-IDF + logistic regression
+
+TFIDF_SKOPS = "tfidf.skops"
+TFIDF_JOBLIB = "tfidf.joblib"
+
+
+class TfidfClassifier:
+    """TF-IDF word 1–2-grams + char_wb 2–5-grams into (one-vs-rest for multi-label) logistic regression.
+
+    The strong linear baseline of text classification (e.g. 91.3% on banking77); scikit-learn estimator
+    shape: ``fit(texts, y)`` returns self and the fitted pipeline is ``pipeline_``.
+    """
+
+    def __init__(
+        self,
+        C: float = 10.0,
+        max_iter: int = 1000,
+        multi_label: bool = False,
+        min_df: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.multi_label = multi_label
+        self.min_df = min_df
+        self.seed = seed
+
+    def _pipeline(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import FeatureUnion, Pipeline
+
+        features = FeatureUnion(
+            [
+                ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=self.min_df, sublinear_tf=True)),
+                (
+                    "char",
+                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=self.min_df, sublinear_tf=True),
+                ),
+            ]
+        )
+        clf: Any = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
+        if self.multi_label:
+            clf = OneVsRestClassifier(clf)
+        return Pipeline([("features", features), ("clf", clf)])
+
+    def fit(self, texts: Sequence[str], y: np.ndarray) -> TfidfClassifier:
+        """Fit vectorisers and classifier; ``y`` holds label ids (or multi-hot rows for multi-label)."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        self.pipeline_ = self._pipeline()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
+            self.pipeline_.fit(list(texts), y.astype(int) if self.multi_label else y)
+        self.num_labels_ = int(y.shape[1]) if self.multi_label else int(y.max()) + 1
+        return self
+
+    @property
+    def n_parameters_(self) -> int:
+        """Learnt weights: coefficients and intercepts of the logistic regression(s)."""
+        clf = self.pipeline_.named_steps["clf"]
+        estimators = clf.estimators_ if self.multi_label else [clf]
+        return int(sum(getattr(e, "coef_", np.zeros(0)).size + np.size(getattr(e, "intercept_", 0)) for e in estimators))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities ``[n, num_labels]`` in label-id order (float32)."""
+        probs = np.asarray(self.pipeline_.predict_proba(list(texts)), dtype=np.float32)
+        classes = self.pipeline_.named_steps["clf"].classes_
+        if self.multi_label or probs.shape[1] == self.num_labels_:
+            return probs
+        # a label absent from the training rows has no column: give it probability 0
+        full = np.zeros((len(probs), self.num_labels_), dtype=np.float32)
+        full[:, np.asarray(classes, dtype=int)] = probs
+        return full
+
+    def eval(self) -> TfidfClassifier:
+        """No-op, so ``load_run`` can treat this like a torch module."""
+        return self
+
+    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
+        """Save the fitted pipeline with skops (no pickle: loading runs no code), else joblib (pickle)."""
+        path = Path(path)
+        state = {"C": self.C, "max_iter": self.max_iter, "multi_label": self.multi_label, "min_df": self.min_df}
+        write_json(path / ARCH_FILE, {"class": type(self).__name__, "kwargs": state, "num_labels": self.num_labels_})
+        try:
+            import skops.io as sio
+        except ImportError:
+            sio = None
+        if sio is not None and safe_serialization:
+            with atomic_path(path / TFIDF_SKOPS) as tmp:
+                sio.dump(self.pipeline_, tmp)
+        else:
+            import joblib
+
+            with atomic_path(path / TFIDF_JOBLIB) as tmp:
+                joblib.dump(self.pipeline_, tmp)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> TfidfClassifier:
+        """Load a saved pipeline; the skops file is checked against the types this class itself saves."""
+        path = Path(path)
+        arch = json.loads((path / ARCH_FILE).read_text(encoding="utf-8"))
+        obj = cls(**arch["kwargs"])
+        obj.num_labels_ = int(arch["num_labels"])
+        if (path / TFIDF_SKOPS).is_file():
+            try:
+                import skops.io as sio
+            except ImportError:
+                raise ModelError(f"'{path}' holds a skops file; install skops (pip install skops)") from None
+            untrusted = set(sio.get_untrusted_types(file=path / TFIDF_SKOPS))
+            unexpected = untrusted - SKOPS_TRUSTED
+            if unexpected:
+                raise ModelError(f"'{path / TFIDF_SKOPS}' holds unexpected types {sorted(unexpected)}; not loading it")
+            obj.pipeline_ = sio.load(path / TFIDF_SKOPS, trusted=sorted(untrusted))
+        elif (path / TFIDF_JOBLIB).is_file():
+            import joblib
+
+            obj.pipeline_ = joblib.load(path / TFIDF_JOBLIB)  # pickle: only load run folders you trust
+        else:
+            raise ModelError(f"'{path}' has no {TFIDF_SKOPS} or {TFIDF_JOBLIB}; the run folder is incomplete")
+        return obj
+
+
+# the only type outside skops' default trust list that a fitted TfidfClassifier holds (multi-label runs
+# with a label that is always or never present); anything else in a file means it was not written here
+SKOPS_TRUSTED = {"sklearn.multiclass._ConstantPredictor"}
+
+
+class NullTokenizer:
+    """Stands in for a tokenizer where the model holds its own text processing (TF-IDF)."""
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Nothing to write: the vectorisers are saved with the model."""
+
+
+def load_baseline(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
+    """Model and tokenizer of a finished rnn/textcnn/tfidf run."""
+    model_dir = Path(model_dir)
+    if meta.get("model_type") == "tfidf":
+        return TfidfClassifier.from_pretrained(model_dir), NullTokenizer()
+    arch_file = model_dir / ARCH_FILE
+    if not arch_file.is_file():
+        raise ModelError(f"'{model_dir}' has no {ARCH_FILE}; the run folder is incomplete")
+    arch = json.loads(arch_file.read_text(encoding="utf-8"))
+    cls = _NEURAL.get(arch["class"])
+    if cls is None:
+        raise ModelError(f"'{arch_file}': unknown model class {arch['class']!r}")
+    from safetensors.torch import load_model
+
+    model = cls(**arch["kwargs"])
+    load_model(model, str(model_dir / WEIGHTS_FILE))
+    return model, WordTokenizer.from_pretrained(model_dir)
+
+
+def build_text_baseline(
+    model_type: str,
+    vocab_size: int,
+    num_labels: int,
+    hidden_size: int,
+    rnn_cell: str = "lstm",
+    dropout: float | None = None,
+    pad_id: int = 0,
+) -> _Savable:
+    """The rnn or textcnn classifier for a vocabulary of ``vocab_size`` tokens."""
+    if model_type == "rnn":
+        return BiRNNClassifier(
+            vocab_size, num_labels, EMBED_DIM, hidden_size, rnn_cell, 0.3 if dropout is None else dropout, pad_id
+        )
+    if model_type == "textcnn":
+        return TextCNN(
+            vocab_size, num_labels, EMBED_DIM, hidden_size, (3, 4, 5), 0.5 if dropout is None else dropout, pad_id
+        )
+    raise ModelError(f"no neural text baseline called {model_type!r}; use rnn or textcnn")

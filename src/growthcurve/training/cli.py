@@ -1,0 +1,120 @@
+"""`growthcurve finetune`, `evaluate` and `predict`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from growthcurve.errors import DataError
+
+console = Console()
+
+
+def finetune(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; omit to run the embedded default")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="override: KEY=VALUE (e.g. train.epochs=2)")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Fine-tune a pretrained model on labelled data and write a run folder with reports."""
+    from growthcurve.config import load_finetune_config
+    from growthcurve.training.dispatch import run_finetune
+
+    cfg = load_finetune_config(config, set_ or [])
+    result = run_finetune(cfg, progress=not quiet)
+    _print_result(result)
+
+
+def _print_result(result: object) -> None:
+    run_dir = result.run_dir  # type: ignore[attr-defined]
+    table = Table(title=f"growthcurve run: {run_dir}")
+    table.add_column("split")
+    for col in ("accuracy", "macro-F1", "micro-F1", "loss"):
+        table.add_column(col, justify="right")
+    for name, m in (("dev (best)", result.dev), ("test", result.test)):  # type: ignore[attr-defined]
+        if m:  # absent when the run had no dev split or no test file
+            table.add_row(
+                name, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['micro_f1']:.4f}", f"{m['loss']:.4f}"
+            )
+    console.print(table)
+    console.print(
+        f"best epoch {result.best_epoch}; {result.train_samples_per_s:.1f} train samples/s "  # type: ignore[attr-defined]
+        f"({result.precision}); trainable {result.trainable_params:,} of {result.total_params:,} parameters; "  # type: ignore[attr-defined]
+        f"peak RSS {result.peak_rss_mb:.0f} MiB"  # type: ignore[attr-defined]
+    )
+    report = Path(run_dir) / ("classification_report_test.txt" if result.test else "classification_report_dev.txt")  # type: ignore[attr-defined]
+    if report.is_file():
+        console.print(f"[bold]{report.name}[/]")
+        console.print(report.read_text(encoding="utf-8"), highlight=False)
+    console.print(
+        f"run folder: {run_dir} (model/, metrics.json, reports, confusion matrices, training_curves.png, tensorboard/)"
+    )
+
+
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
+    data: Annotated[Path, typer.Argument(help="labelled CSV/TSV/JSONL/Parquet file")],
+    out: Annotated[Path | None, typer.Option(help="folder for the reports (default RUN/eval-<name>)")] = None,
+    text_column: Annotated[str | None, typer.Option(help="text column if not the training one")] = None,
+    label_column: Annotated[str | None, typer.Option(help="label column if not the training one")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Evaluate a run's best model on a labelled file: metrics, classification report, confusion matrix."""
+    from growthcurve.training.inference import evaluate_run
+
+    res = evaluate_run(run, data, out, text_column, label_column, progress=not quiet)
+    for w in res["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+    m = res["metrics"]
+    console.print(
+        f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+        f"micro-F1 {m['micro_f1']:.4f}  loss {m['loss']:.4f}"
+    )
+    console.print(f"reports in {res['out_dir']}")
+
+
+def predict(
+    run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
+    file: Annotated[str, typer.Argument(help="text lines or JSONL with a text field; '-' reads stdin")] = "-",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="labels with probabilities per text")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    text_column: Annotated[str, typer.Option(help="field holding the text in JSONL input")] = "text",
+    out: Annotated[Path | None, typer.Option(help="write JSONL here instead of stdout")] = None,
+) -> None:
+    """Predict labels for new texts; writes one JSON object per line (label, score, top-k)."""
+    from growthcurve.io import atomic_open
+    from growthcurve.training.inference import Predictor, read_texts
+
+    predictor = Predictor(run, batch_size=batch_size)
+    if file == "-":
+        texts = list(read_texts(sys.stdin, "<stdin>", text_column))
+    else:
+        p = Path(file)
+        if not p.is_file():
+            raise DataError(f"input file '{p}' does not exist")
+        with p.open(encoding="utf-8") as fh:
+            texts = list(read_texts(fh, str(p), text_column))
+    if not texts:
+        raise DataError(f"no texts to predict in {'stdin' if file == '-' else file}")
+    rows = predictor.predict(texts, top_k=top_k)
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if out:
+        with atomic_open(out) as fh:
+            fh.write(lines)
+        console.print(f"wrote {len(rows)} predictions to {out}")
+    else:
+        sys.stdout.write(lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the model-building commands to the root CLI."""
+    app.command()(finetune)
+    app.command()(evaluate)
+    app.command()(predict)

@@ -1,0 +1,387 @@
+"""The shared optimisation loop on `accelerate`: batching, bf16 autocast, clipping, schedules,
+checkpoints, resume after an interruption with identical results, early stopping.
+
+Recipes (text classification, token classification, PEFT variants) prepare data and model, then call
+`fit` with three small hooks: how to compute the loss of a batch, how to validate, how to save the best
+model. The loop runs unchanged under `accelerate launch` (DDP): each process takes every world-th batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from growthcurve.config import FinetuneConfig
+from growthcurve.errors import ConfigError, GrowthcurveError
+from growthcurve.io import atomic_path, write_json
+from growthcurve.training.batching import Encoded, collate, plan_batches
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
+
+
+class Interrupted(GrowthcurveError):
+    """Training stopped by Ctrl-C/SIGTERM after saving a checkpoint."""
+
+    exit_code = 130
+
+
+@dataclass
+class FitOutcome:
+    """What the loop did: history per epoch, the best epoch, timing."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    global_step: int
+    train_seconds: float
+    samples_seen: int
+    sparse_embeddings: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples_seen / max(self.train_seconds, 1e-9)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def config_fingerprint(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The parts of the config a resumed run must share with the interrupted one."""
+    data = cfg.model_dump(mode="json")
+    data.pop("resume", None)
+    data.pop("output_dir", None)
+    data["train"].pop("checkpoint_every_steps", None)
+    return data
+
+
+def load_checkpoint(cfg: FinetuneConfig) -> dict[str, Any] | None:
+    """The run folder's last checkpoint when resuming; a stale one is removed when ``resume=false``."""
+    path = Path(cfg.output_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    if not cfg.resume:
+        path.unlink()
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a truncated file cannot happen with atomic writes, but a foreign one can
+        raise ConfigError(f"checkpoint '{path}' is unreadable; delete it or set resume=false") from None
+    if state.get("fingerprint") != config_fingerprint(cfg):
+        raise ConfigError(
+            f"'{cfg.output_dir}' holds a run with a different config; pick another output_dir or set resume=false"
+        )
+    return state
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, exclude: torch.nn.Parameter | None) -> list[dict]:
+    """AdamW groups as in BERT: no decay on biases and LayerNorm weights; ``exclude`` left out."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad or p is exclude:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def sparse_embedding(model: torch.nn.Module, mode: str, world: int) -> torch.nn.Embedding | None:
+    """The word-embedding table to update lazily (sparse gradient + SparseAdam), or None.
+
+    On a small encoder the dense gradient and AdamW update of the ~30k x H embedding table cost a large
+    share of each CPU step although a batch touches a few hundred rows (REFERENCE.md).
+    """
+    if mode == "off":
+        return None
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    ok = isinstance(emb, torch.nn.Embedding) and emb.weight.requires_grad and world == 1
+    if mode == "on" and not ok:
+        raise ConfigError("train.sparse_embeddings=on needs a trainable nn.Embedding and a single process")
+    if not ok or (mode == "auto" and emb.num_embeddings < 8192):
+        return None
+    emb.sparse = True
+    return emb
+
+
+def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> float:
+    """Global-norm clipping that also handles a sparse embedding gradient.
+
+    torch.nn.utils.clip_grad_norm_ does not accept sparse COO gradients, hence this small version.
+    """
+    dense = [p.grad for p in params if p.grad is not None and not p.grad.is_sparse]
+    norms = torch._foreach_norm(dense) if dense else []
+    sq = torch.stack(norms).float().square().sum() if dense else torch.zeros(())
+    for p in params:
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            sq = sq + p.grad._values().float().square().sum()
+    total = float(sq.sqrt())
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        if dense:
+            torch._foreach_mul_(dense, coef)
+        for p in params:
+            if p.grad is not None and p.grad.is_sparse:
+                p.grad.mul_(coef)
+    return total
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[dict[str, bool]]:
+    """Turn SIGINT/SIGTERM into a flag the loop checks at step boundaries, so a checkpoint is saved."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not in the main thread: no handlers, the flag never flips
+        previous = {}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def score_of(metrics: dict[str, float], name: str) -> float:
+    """Higher is better for every early-stopping metric (loss is negated)."""
+    if name == "loss":
+        return -metrics["loss"]
+    if name not in metrics:
+        raise ConfigError(f"train.early_stopping_metric '{name}' is not computed for this task ({', '.join(metrics)})")
+    return metrics[name]
+
+
+def fit(
+    cfg: FinetuneConfig,
+    accelerator: Any,
+    model: torch.nn.Module,
+    train: Encoded,
+    pad_id: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    validate: Callable[[torch.nn.Module], dict[str, float] | None],
+    save_best: Callable[[torch.nn.Module], None],
+    state: dict[str, Any] | None,
+    bf16: bool,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+    collate_fn: Callable[[Encoded, np.ndarray, int], dict[str, torch.Tensor]] = collate,
+) -> FitOutcome:
+    """Train ``model`` on ``train`` as ``cfg.train`` says; validate and keep the best after each epoch.
+
+    ``validate`` returns dev metrics (or None without a dev split: the last epoch is kept); ``save_best``
+    writes the model; ``state`` is a checkpoint from `load_checkpoint`; ``stop_after_steps`` simulates an
+    interruption (tests of resume).
+    """
+    tc = cfg.train
+    device = accelerator.device
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    progress = progress and main
+    run_dir = Path(cfg.output_dir)
+
+    # ---- optimiser and schedule
+    sparse = sparse_embedding(model, tc.sparse_embeddings, world)
+    sparse_param = sparse.weight if sparse is not None else None
+    groups = param_groups(model, tc.weight_decay, sparse_param)
+    if not any(g["params"] for g in groups) and sparse_param is None:
+        raise ConfigError("nothing to train: every parameter of the model is frozen")
+    optimizers: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW(groups, lr=tc.learning_rate, fused=device.type in ("cpu", "cuda"))
+    ]
+    if sparse_param is not None:
+        # Lazy Adam on the rows a batch touches (no weight decay on embeddings, as many BERT recipes do).
+        optimizers.append(torch.optim.SparseAdam([sparse_param], lr=tc.learning_rate))
+    batches_per_epoch = len(train) // (tc.batch_size * world) or 1
+    steps_per_epoch = math.ceil(batches_per_epoch / tc.grad_accum_steps)
+    total_steps = math.ceil(tc.epochs * steps_per_epoch)
+    if tc.max_steps:
+        total_steps = min(total_steps, tc.max_steps)
+    from transformers import get_linear_schedule_with_warmup
+
+    warmup = int(round(tc.warmup_ratio * total_steps))
+    schedulers = [get_linear_schedule_with_warmup(o, warmup, total_steps) for o in optimizers]
+    model, *optimizers = accelerator.prepare(model, *optimizers)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    # ---- resume
+    history: list[dict[str, Any]] = []
+    global_step, start_epoch, start_batch = 0, 0, 0
+    best = {"metric": -math.inf, "loss": math.inf, "epoch": -1, "bad_epochs": 0}
+    epoch_loss = [0.0, 0]
+    train_seconds, samples_seen = 0.0, 0
+    if state is not None:
+        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        for opt, s in zip(optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        for sch, s in zip(schedulers, state["schedulers"], strict=True):
+            sch.load_state_dict(s)
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        global_step, start_epoch, start_batch = state["global_step"], state["epoch"], state["batch"]
+        history, best, epoch_loss = state["history"], state["best"], state["epoch_loss"]
+        train_seconds, samples_seen = state["train_seconds"], state["samples_seen"]
+        if main:
+            tqdm.write(f"resuming {run_dir} at epoch {start_epoch + 1}, step {global_step}/{total_steps}")
+    writer = _tensorboard(run_dir) if main else None
+
+    def checkpoint(epoch: int, batch: int) -> None:
+        if not main:
+            return
+        payload = {
+            "fingerprint": config_fingerprint(cfg),
+            "model": accelerator.unwrap_model(model).state_dict(),
+            "optimizers": [o.state_dict() for o in optimizers],
+            "schedulers": [s.state_dict() for s in schedulers],
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "global_step": global_step,
+            "epoch": epoch,
+            "batch": batch,
+            "history": history,
+            "best": best,
+            "epoch_loss": epoch_loss,
+            "train_seconds": train_seconds,
+            "samples_seen": samples_seen,
+        }
+        with atomic_path(run_dir / CHECKPOINT) as tmp:
+            torch.save(payload, tmp)
+
+    # ---- epochs
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+    stop_early = best["bad_epochs"] >= (tc.early_stopping_patience or math.inf)
+    bar = tqdm(
+        total=total_steps, initial=global_step, desc="train", unit="step", disable=not progress, dynamic_ncols=True
+    )
+    with stop_on_signals() as flag:
+        for epoch in range(start_epoch, n_epochs):
+            if stop_early or (global_step >= total_steps and epoch > start_epoch):
+                break
+            plan = plan_batches(train.lengths, tc.batch_size, tc.seed, epoch, tc.batching, tc.bucket_size_multiplier)
+            plan = plan[: batches_per_epoch * world][rank::world]
+            model.train()
+            t0 = time.perf_counter()
+            b = start_batch if epoch == start_epoch else 0
+            while b < len(plan) and global_step < total_steps:
+                for micro in range(tc.grad_accum_steps):
+                    if b >= len(plan):
+                        break
+                    batch = {k: v.to(device) for k, v in collate_fn(train, plan[b], pad_id).items()}
+                    labels = batch.pop("labels")
+                    last_micro = micro == tc.grad_accum_steps - 1 or b + 1 >= len(plan)
+                    with nullcontext() if last_micro else accelerator.no_sync(model):
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                            logits = model(**batch).logits
+                        loss = loss_fn(logits.float(), labels)
+                        accelerator.backward(loss / tc.grad_accum_steps)
+                    n = len(plan[b])
+                    epoch_loss[0] += float(loss.detach()) * n
+                    epoch_loss[1] += n
+                    samples_seen += n * world
+                    b += 1
+                if tc.max_grad_norm:
+                    clip_grad_norm(trainable, tc.max_grad_norm)
+                for opt in optimizers:
+                    opt.step()
+                for sch in schedulers:
+                    sch.step()
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                global_step += 1
+                bar.update(1)
+                if global_step % 10 == 0:
+                    mean_loss = epoch_loss[0] / max(epoch_loss[1], 1)
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch + 1)
+                    if writer:
+                        writer.add_scalar("train/loss", mean_loss, global_step)
+                        writer.add_scalar("train/lr", schedulers[0].get_last_lr()[0], global_step)
+                interrupted = flag["stop"] or (stop_after_steps is not None and global_step >= stop_after_steps)
+                if global_step % tc.checkpoint_every_steps == 0 or interrupted:
+                    train_seconds += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    checkpoint(epoch, b)
+                if interrupted:
+                    bar.close()
+                    if writer:
+                        writer.close()
+                    raise Interrupted(
+                        f"stopped at step {global_step}/{total_steps}; checkpoint saved in "
+                        f"{run_dir / CHECKPOINT}. Run the same command again to resume"
+                    )
+            train_seconds += time.perf_counter() - t0
+
+            # ---- validate and keep the best (end of epoch)
+            if main:
+                entry: dict[str, Any] = {
+                    "epoch": epoch + 1,
+                    "step": global_step,
+                    "train_loss": epoch_loss[0] / max(epoch_loss[1], 1),
+                    "samples_per_s": samples_seen / max(train_seconds, 1e-9),
+                }
+                epoch_loss = [0.0, 0]
+                line = f"epoch {epoch + 1}: train loss {entry['train_loss']:.4f}"
+                dev = validate(accelerator.unwrap_model(model))
+                if dev is not None:
+                    entry["dev"] = dev
+                    score = score_of(dev, tc.early_stopping_metric)
+                    # ties (common on small dev sets) go to the lower dev loss
+                    improved = score > best["metric"] or (score == best["metric"] and dev["loss"] < best["loss"])
+                    shown = " ".join(f"{k} {v:.4f}" for k, v in dev.items() if k in _SHOWN)
+                    line += f" | dev {shown}" + (" (best)" if improved else "")
+                    if writer:
+                        for k, v in dev.items():
+                            writer.add_scalar(f"dev/{k}", v, global_step)
+                else:
+                    improved, score = True, float(epoch)  # no dev split: keep the last epoch
+                if improved:
+                    best = {"metric": score, "loss": (dev or {}).get("loss", 0.0), "epoch": epoch + 1, "bad_epochs": 0}
+                    save_best(model)
+                else:
+                    best["bad_epochs"] += 1
+                history.append(entry)
+                tqdm.write(line)
+                write_json(run_dir / "metrics.json", {"epochs": history, "best_epoch": best["epoch"]})
+                patience = tc.early_stopping_patience
+                if patience and best["bad_epochs"] >= patience:
+                    tqdm.write(f"early stopping: no dev {tc.early_stopping_metric} gain for {patience} epoch(s)")
+                    stop_early = True
+                checkpoint(epoch + 1, 0)
+            accelerator.wait_for_everyone()
+    bar.close()
+    if writer:
+        writer.close()
+    return FitOutcome(history, best["epoch"], global_step, train_seconds, samples_seen, sparse_param is not None)
+
+
+_SHOWN = ("loss", "accuracy", "macro_f1", "entity_f1", "micro_f1")
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency; a broken install should not stop training
+        log.warning("tensorboard is not importable; no event files will be written")
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))

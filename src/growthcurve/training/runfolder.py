@@ -1,0 +1,82 @@
+"""The run folder: what a finished run leaves behind and how to load it back with one call."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from growthcurve.errors import ModelError
+from growthcurve.io import write_json, write_text
+
+RUN_FILE = "run.json"
+MODEL_DIR = "model"
+
+
+@dataclass
+class LoadedRun:
+    """A reloaded run: the model in eval mode, its tokenizer, labels and metadata."""
+
+    model: Any
+    tokenizer: Any
+    labels: list[str]
+    meta: dict[str, Any]
+    path: Path
+
+
+def save_model_dir(run_dir: Path, model: Any, tokenizer: Any, labels: list[str], meta: dict[str, Any]) -> None:
+    """Write model + tokenizer (safetensors), labels and metadata; swap the folder in atomically."""
+    final = run_dir / MODEL_DIR
+    tmp = run_dir / f".{MODEL_DIR}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        unwrapped = getattr(model, "module", model)
+        unwrapped.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "labels.json", labels)
+        write_json(tmp / RUN_FILE, meta)
+        old = run_dir / f".{MODEL_DIR}.old-{uuid.uuid4().hex[:8]}"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_config(run_dir: Path, cfg: Any) -> None:
+    """Save the resolved config as YAML so the run can be reproduced."""
+    write_text(
+        run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    )
+
+
+def read_meta(run_dir: str | Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """Locate the model folder of a run (or a model folder itself) and read its metadata and labels."""
+    p = Path(run_dir)
+    if not p.exists():
+        raise ModelError(f"run folder '{p}' does not exist")
+    model_dir = p / MODEL_DIR if (p / MODEL_DIR).is_dir() else p
+    meta_file = model_dir / RUN_FILE
+    if not meta_file.is_file():
+        raise ModelError(
+            f"'{p}' is not a growthcurve run folder (no {MODEL_DIR}/{RUN_FILE}); did the run finish an epoch?"
+        )
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    labels = json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))
+    return model_dir, meta, labels
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a run folder's best model for inference: ``load_run("runs/latest").model``."""
+    model_dir, meta, labels = read_meta(run_dir)
+    from growthcurve.models.build import load_trained
+
+    model, tokenizer = load_trained(model_dir, meta)
+    model.eval()
+    return LoadedRun(model, tokenizer, labels, meta, model_dir)

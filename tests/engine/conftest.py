@@ -1,0 +1,94 @@
+"""Fixtures for the fine-tuning engine: a tiny BERT built from a config (no download) and toy data."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+POS = ["great", "excellent", "love", "wonderful", "fantastic", "good", "happy", "amazing"]
+NEG = ["terrible", "awful", "hate", "horrible", "bad", "poor", "sad", "worst"]
+FILLER = ["the", "movie", "was", "really", "so", "this", "film", "very", "quite", "plot", "acting", "and"]
+
+
+def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    """A learnable sentiment task: the label is given by one polar word among fillers."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.choice(["pos", "neg"])
+        words = rng.sample(FILLER, rng.randint(2, 6)) + [rng.choice(POS if label == "pos" else NEG)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide BERT with a WordPiece vocabulary of the toy words, saved like a hub model."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-bert")
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *sorted(set(POS + NEG + FILLER)),
+        *"abcdefghijklmnopqrstuvwxyz",
+    ]
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tok.save_pretrained(d)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(cfg).bert.save_pretrained(d)  # an encoder without a head, like MiniLM
+    return d
+
+
+@pytest.fixture()
+def toy_data(tmp_path: Path) -> dict[str, Path]:
+    """Train/dev/test CSVs of the toy task."""
+    return {
+        "train": write_csv(tmp_path / "train.csv", toy_rows(256, 0)),
+        "dev": write_csv(tmp_path / "dev.csv", toy_rows(64, 1)),
+        "test": write_csv(tmp_path / "test.csv", toy_rows(64, 2)),
+    }
+
+
+def toy_overrides(tiny_bert: Path, data: dict[str, Path], out: Path, **extra: object) -> list[str]:
+    """--set overrides for a fast run of the tiny model on the toy data."""
+    sets = {
+        "model.name_or_path": tiny_bert,
+        "data.train": data["train"],
+        "data.dev": data["dev"],
+        "data.test": data["test"],
+        "output_dir": out,
+        "train.epochs": 3,
+        "train.batch_size": 16,
+        "train.learning_rate": 3e-3,
+        "train.precision": "fp32",
+        "train.checkpoint_every_steps": 5,
+        "model.max_length": 32,
+    }
+    sets.update(extra)
+    return [f"{k}={v}" for k, v in sets.items()]
