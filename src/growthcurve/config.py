@@ -66,6 +66,8 @@ class PeftConfig(_Strict):
     adalora_tinit: float = Field(0.1, ge=0.0, lt=1.0)  # fraction of steps before pruning starts
     adalora_tfinal: float = Field(0.2, ge=0.0, lt=1.0)  # fraction of final fine-tuning steps
     prefix_length: int = Field(16, ge=1)
+    prefix_projection: bool = True  # train prefixes through an MLP (Li & Liang's reparameterisation)
+    prefix_projection_hidden: int = Field(128, ge=1)
     adapter_reduction_factor: int = Field(16, ge=1)
     freeze_top_layers: int = Field(2, ge=0)  # method=freeze: layers kept trainable
 
@@ -73,10 +75,10 @@ class PeftConfig(_Strict):
 class TrainConfig(_Strict):
     """The optimisation recipe."""
 
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(5.0, gt=0)
     batch_size: int = Field(32, ge=1)
     grad_accum_steps: int = Field(1, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
     warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
     max_grad_norm: float | None = Field(1.0, gt=0)
@@ -92,6 +94,7 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(128, ge=1)
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (benchmarks)
     augment: bool = True  # image classification: standard augmentation
+    augment_hflip: bool = False  # image classification: random horizontal flips (off: digits/text are not symmetric)
 
     @field_validator("sparse_embeddings", mode="before")
     @classmethod

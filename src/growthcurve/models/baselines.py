@@ -24,7 +24,9 @@ from growthcurve.io import atomic_path, write_json
 WEIGHTS_FILE = "model.safetensors"
 ARCH_FILE = "architecture.json"
 TOKENIZER_FILE = "tokenizer.json"
-EMBED_DIM = 128  # word-embedding width of the neural baselines (Kim 2014 used 300 with word2vec; 128 is enough)
+EMBED_DIM = (
+    128  # word-embedding width of the neural baselines (Kim 2014 used 300 with word2vec; 128 is enough)
+)
 
 
 @dataclass
@@ -341,7 +343,9 @@ class TfidfClassifier:
                 ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=self.min_df, sublinear_tf=True)),
                 (
                     "char",
-                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=self.min_df, sublinear_tf=True),
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=(2, 5), min_df=self.min_df, sublinear_tf=True
+                    ),
                 ),
             ]
         )
@@ -369,7 +373,12 @@ class TfidfClassifier:
         """Learnt weights: coefficients and intercepts of the logistic regression(s)."""
         clf = self.pipeline_.named_steps["clf"]
         estimators = clf.estimators_ if self.multi_label else [clf]
-        return int(sum(getattr(e, "coef_", np.zeros(0)).size + np.size(getattr(e, "intercept_", 0)) for e in estimators))
+        return int(
+            sum(
+                getattr(e, "coef_", np.zeros(0)).size + np.size(getattr(e, "intercept_", 0))
+                for e in estimators
+            )
+        )
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities ``[n, num_labels]`` in label-id order (float32)."""
@@ -389,8 +398,15 @@ class TfidfClassifier:
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
         """Save the fitted pipeline with skops (no pickle: loading runs no code), else joblib (pickle)."""
         path = Path(path)
-        state = {"C": self.C, "max_iter": self.max_iter, "multi_label": self.multi_label, "min_df": self.min_df}
-        write_json(path / ARCH_FILE, {"class": type(self).__name__, "kwargs": state, "num_labels": self.num_labels_})
+        state = {
+            "C": self.C,
+            "max_iter": self.max_iter,
+            "multi_label": self.multi_label,
+            "min_df": self.min_df,
+        }
+        write_json(
+            path / ARCH_FILE, {"class": type(self).__name__, "kwargs": state, "num_labels": self.num_labels_}
+        )
         try:
             import skops.io as sio
         except ImportError:
@@ -419,7 +435,9 @@ class TfidfClassifier:
             untrusted = set(sio.get_untrusted_types(file=path / TFIDF_SKOPS))
             unexpected = untrusted - SKOPS_TRUSTED
             if unexpected:
-                raise ModelError(f"'{path / TFIDF_SKOPS}' holds unexpected types {sorted(unexpected)}; not loading it")
+                raise ModelError(
+                    f"'{path / TFIDF_SKOPS}' holds unexpected types {sorted(unexpected)}; not loading it"
+                )
             obj.pipeline_ = sio.load(path / TFIDF_SKOPS, trusted=sorted(untrusted))
         elif (path / TFIDF_JOBLIB).is_file():
             import joblib
@@ -470,13 +488,30 @@ def build_text_baseline(
     dropout: float | None = None,
     pad_id: int = 0,
 ) -> _Savable:
-    """The rnn or textcnn classifier for a vocabulary of ``vocab_size`` tokens."""
+    """The rnn or textcnn classifier for a vocabulary of ``vocab_size`` tokens.
+
+    ``hidden_size`` (``model.hidden_size``) is the width of the sentence features: the two RNN directions
+    get half each, and each of the three TextCNN kernel widths gets half as many filters (Kim used 100).
+    """
+    half = max(4, hidden_size // 2)
     if model_type == "rnn":
         return BiRNNClassifier(
-            vocab_size, num_labels, EMBED_DIM, hidden_size, rnn_cell, 0.3 if dropout is None else dropout, pad_id
+            vocab_size,
+            num_labels,
+            EMBED_DIM,
+            half,
+            rnn_cell,
+            0.3 if dropout is None else dropout,
+            pad_id,
         )
     if model_type == "textcnn":
         return TextCNN(
-            vocab_size, num_labels, EMBED_DIM, hidden_size, (3, 4, 5), 0.5 if dropout is None else dropout, pad_id
+            vocab_size,
+            num_labels,
+            EMBED_DIM,
+            half,
+            (3, 4, 5),
+            0.5 if dropout is None else dropout,
+            pad_id,
         )
     raise ModelError(f"no neural text baseline called {model_type!r}; use rnn or textcnn")

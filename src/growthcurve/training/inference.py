@@ -38,6 +38,16 @@ def evaluate_run(
     from growthcurve.training.text import evaluate_split
 
     run = load_run(run_dir)
+    if run.meta.get("task") == "token-classification":
+        from growthcurve.training.token import evaluate_token_run
+
+        tcfg = _run_config(run).data
+        out_tok = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{Path(data_path).stem}"
+        return evaluate_token_run(run, tcfg, data_path, out_tok, progress)
+    if run.meta.get("task") == "image-classification":
+        from growthcurve.training.image import evaluate_image_run
+
+        return evaluate_image_run(run, data_path, out_dir, text_column, label_column, progress)
     cfg = _run_config(run)
     data_cfg: DataConfig = cfg.data.model_copy(update={"train": str(data_path), "dev": str(data_path), "test": None})
     if text_column:
@@ -46,19 +56,24 @@ def evaluate_run(
         data_cfg.label_column = label_column
     splits = load_text_splits(data_cfg, label_names=run.labels)
     ex = splits.dev
-    enc = encode_texts(run.tokenizer, ex.texts, ex.pairs, ex.labels, run.meta["max_length"], "tokenise", progress)
-    device = torch.device("cpu")
-    metrics, probs = evaluate_split(
-        run.model,
-        enc,
-        run.tokenizer.pad_token_id or 0,
-        cfg,
-        _bf16(run),
-        run.meta["multi_label"],
-        device,
-        "evaluate",
-        progress,
-    )
+    if run.meta.get("model_type") == "tfidf":
+        from growthcurve.training.baseline import evaluate_tfidf
+
+        metrics, probs = evaluate_tfidf(run, ex)
+    else:
+        max_length = run.meta["max_length"]
+        enc = encode_texts(run.tokenizer, ex.texts, ex.pairs, ex.labels, max_length, "tokenise", progress)
+        metrics, probs = evaluate_split(
+            run.model,
+            enc,
+            run.tokenizer.pad_token_id or 0,
+            cfg,
+            _bf16(run),
+            run.meta["multi_label"],
+            torch.device("cpu"),
+            "evaluate",
+            progress,
+        )
     out = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{Path(data_path).stem}"
     out.mkdir(parents=True, exist_ok=True)
     report = write_reports(out, "eval", ex.labels, probs, run.labels, run.meta["multi_label"])
@@ -85,6 +100,14 @@ class Predictor:
 
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if self.run.meta.get("task") == "image-classification":  # the "texts" are image paths
+            from growthcurve.training.image import predict_image_paths
+
+            return predict_image_paths(self.run, texts, self.batch_size)
+        if self.run.meta.get("model_type") == "tfidf":
+            from growthcurve.training.baseline import tfidf_texts
+
+            return self.run.model.predict_proba(tfidf_texts(texts, pairs))
         enc: Encoded = encode_texts(
             self.run.tokenizer,
             texts,
@@ -107,13 +130,21 @@ class Predictor:
         return probs
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
-        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities."""
+        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
+
+        Token-classification runs return entity spans with character offsets instead (``predict_entities``).
+        """
+        if self.run.meta.get("task") == "token-classification":
+            from growthcurve.training.token import predict_entities
+
+            return predict_entities(self.run, texts, self.batch_size)
         probs = self.predict_proba(texts, pairs)
         out = []
         k = max(1, min(top_k, len(self.labels)))
         for text, p in zip(texts, probs, strict=True):
             order = np.argsort(-p)[:k]
-            row: dict[str, Any] = {"text": text}
+            key = "image" if self.run.meta.get("task") == "image-classification" else "text"
+            row: dict[str, Any] = {key: text}
             if self.run.meta["multi_label"]:
                 row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
             else:

@@ -23,6 +23,8 @@ from growthcurve.evaluation.classification import classification_metrics, plot_t
 from growthcurve.io import write_json
 from growthcurve.models.build import build_model, count_parameters
 from growthcurve.models.hf import load_tokenizer, resolve_model_path
+from growthcurve.models.peft_methods import task_specific_bytes
+from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import Encoded, collate, encode_texts, eval_batches
 from growthcurve.training.hardware import peak_rss_mb, resolve_precision
 from growthcurve.training.loop import Interrupted, fit, load_checkpoint, seed_everything
@@ -145,6 +147,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
             tqdm.write(f"warning: {w}")
     model_path = resolve_model_path(cfg.model.name_or_path)
     tokenizer = load_tokenizer(model_path)
+    vocab = extend_vocab_for(cfg, tokenizer, splits.train.texts + (splits.train.pairs or []), echo=main)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     enc = {
         name: encode_texts(tokenizer, ex.texts, ex.pairs, ex.labels, cfg.model.max_length, f"tokenise {name}", progress)
@@ -154,6 +157,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
 
     # ---- model
     model = build_model(cfg, model_path, splits.labels, splits.multi_label)
+    vocab.resize(model)
     trainable, total = count_parameters(model)
     class_weight = _class_weights(cfg, splits, device)
     meta = {
@@ -165,6 +169,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
         "max_length": cfg.model.max_length,
         "precision": precision,
         "text_pair": cfg.data.text_pair_column is not None,
+        "vocab": vocab.summary(),
     }
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +237,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
                 "trainable_params": trainable,
                 "total_params": total,
                 "peak_rss_mb": peak_rss_mb(),
+                "task_specific_bytes": task_specific_bytes(run_dir / "model"),  # weights a run adds to its base
                 "sparse_embeddings": outcome.sparse_embeddings,
             },
             "labels": splits.labels,
