@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-TORCH  ?= torch==2.13.0 torchvision==0.29.1
+TORCH  ?= torch==2.13.0 torchvision==0.28.0  # the torchvision release built for torch 2.13
 
 .PHONY: setup run test lint bench clean
 

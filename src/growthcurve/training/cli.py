@@ -49,6 +49,11 @@ def _print_result(result: object) -> None:
         f"({result.precision}); trainable {result.trainable_params:,} of {result.total_params:,} parameters; "  # type: ignore[attr-defined]
         f"peak RSS {result.peak_rss_mb:.0f} MiB"  # type: ignore[attr-defined]
     )
+    model_dir = Path(run_dir) / "model"
+    if (model_dir / "method.json").is_file():  # a PEFT run: what it stores on top of its base model
+        from growthcurve.models.peft_methods import task_specific_bytes
+
+        console.print(f"task-specific weights on disk: {task_specific_bytes(model_dir) / 2**20:.2f} MiB")
     report = Path(run_dir) / ("classification_report_test.txt" if result.test else "classification_report_dev.txt")  # type: ignore[attr-defined]
     if report.is_file():
         console.print(f"[bold]{report.name}[/]")
@@ -113,8 +118,23 @@ def predict(
         sys.stdout.write(lines)
 
 
+def merge(
+    run: Annotated[Path, typer.Argument(help="run folder of a lora, adalora or freeze run")],
+    out: Annotated[Path | None, typer.Option(help="folder for the plain model (default RUN/merged)")] = None,
+) -> None:
+    """Fold a LoRA/AdaLoRA run's low-rank updates into the base weights: a plain model folder for export."""
+    from growthcurve.training.merge import merge_run
+
+    res = merge_run(run, out)
+    console.print(
+        f"merged the {res.method} run into {res.out_dir} ({res.bytes_on_disk / 2**20:.1f} MiB of weights); "
+        f"it loads like a full fine-tuning run, e.g. growthcurve predict {res.out_dir}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the model-building commands to the root CLI."""
     app.command()(finetune)
     app.command()(evaluate)
     app.command()(predict)
+    app.command()(merge)

@@ -225,6 +225,8 @@ def fit(
     schedulers = [get_linear_schedule_with_warmup(o, warmup, total_steps) for o in optimizers]
     model, *optimizers = accelerator.prepare(model, *optimizers)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # optional model hook after each optimiser step, before gradients are cleared (AdaLoRA's rank budget)
+    step_hook = getattr(accelerator.unwrap_model(model), "on_optimizer_step", None)
 
     # ---- resume
     history: list[dict[str, Any]] = []
@@ -307,6 +309,8 @@ def fit(
                     opt.step()
                 for sch in schedulers:
                     sch.step()
+                if step_hook is not None:
+                    step_hook(global_step, total_steps)
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 global_step += 1
