@@ -1,0 +1,69 @@
+"""`growthcurve merge`: fold a LoRA/AdaLoRA (or freeze) run into a plain model folder, e.g. for export."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from growthcurve.errors import ModelError
+from growthcurve.io import write_json
+from growthcurve.models.peft_methods import MERGEABLE, task_specific_bytes
+from growthcurve.training.runfolder import RUN_FILE, load_run, read_meta
+
+# Why a run cannot be merged, one actionable line per method.
+_WHY_NOT = {
+    "full": "it is a full fine-tuning run: its model folder is already a plain model, use it as is",
+    "prefix": (
+        "prefix tuning adds learned key/value positions to every attention layer, extra inputs rather than a change "
+        "of weights, so there is nothing to fold into the base model; use the run folder as is"
+    ),
+    "adapter": (
+        "bottleneck adapters add a non-linear layer (down-projection, GELU, up-projection) after each sublayer, "
+        "which cannot be folded into the existing linear weights; use the run folder as is"
+    ),
+}
+
+
+@dataclass
+class MergeResult:
+    """Where the merged model went and what it came from."""
+
+    out_dir: Path
+    method: str
+    bytes_on_disk: int
+
+
+def merge_run(run_dir: str | Path, out_dir: str | Path | None = None) -> MergeResult:
+    """Fold the run's low-rank updates into the base weights and write a plain model folder.
+
+    The folder (default ``RUN/merged``) holds config, safetensors weights, tokenizer, labels and
+    ``run.json`` with ``method: full``, so `load_run`, `predict` and exporters read it like a full run.
+    """
+    model_dir, meta, labels = read_meta(run_dir)
+    method = meta.get("method", "full")
+    if method not in (*MERGEABLE, "freeze"):
+        reason = _WHY_NOT.get(method, f"method '{method}' has no merge")
+        raise ModelError(f"cannot merge '{run_dir}': {reason} (merge applies to lora, adalora and freeze runs)")
+    run = load_run(run_dir)
+    wrapped = run.model
+    merged = wrapped.model.merge_and_unload() if method in MERGEABLE else wrapped.model
+    merged.eval()
+    out = Path(out_dir) if out_dir else model_dir.parent / "merged"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        run.tokenizer.save_pretrained(tmp)
+        write_json(tmp / "labels.json", labels)
+        write_json(tmp / RUN_FILE, {**meta, "method": "full", "merged_from": method, "merged_run": str(run_dir)})
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return MergeResult(out, method, task_specific_bytes(out))
