@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-TORCH  ?= torch==2.13.0 torchvision==0.28.0  # the torchvision release built for torch 2.13
+TORCH  ?= torch==2.13.0  # the CPU build; torchvision is optional (extra "vision") because no CPU wheel of it is on PyPI
 
 .PHONY: setup run test lint bench clean
 
