@@ -58,20 +58,23 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], pattern: str) 
         (["method=qlora"], "method"),
     ],
 )
-def test_finetune_bad_input_is_one_line(sets: list[str], pattern: str) -> None:
+def test_finetune_bad_input_is_one_line(sets: list[str], pattern: str, tmp_path: Path) -> None:
+    sets = [*sets, f"output_dir={tmp_path / 'run'}"]
     proc = run_cli("finetune", "-q", *[a for s in sets for a in ("--set", s)])
     assert_one_line_error(proc, pattern)
 
 
 def test_model_folder_without_config_is_refused(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
-    proc = run_cli("finetune", "-q", "--set", f"model.name_or_path={tmp_path / 'm'}")
+    proc = run_cli(
+        "finetune", "-q", "--set", f"model.name_or_path={tmp_path / 'm'}", "--set", f"output_dir={tmp_path}/r"
+    )
     assert_one_line_error(proc, "not a model folder")
 
 
 def test_bad_column_lists_the_columns(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("utterance,intent\nhi,greet\nbye,leave\n")
-    proc = run_cli("finetune", "-q", "--set", f"data.train={tmp_path / 'd.csv'}")
+    proc = run_cli("finetune", "-q", "--set", f"data.train={tmp_path / 'd.csv'}", "--set", f"output_dir={tmp_path}/r")
     assert_one_line_error(proc, "columns are: utterance, intent")
 
 

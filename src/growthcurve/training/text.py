@@ -137,11 +137,11 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     precision = resolve_precision(cfg.train.precision, device)
     bf16 = precision == "bf16"
     run_dir = Path(cfg.output_dir)
-    state = load_checkpoint(cfg)
     seed_everything(cfg.train.seed)
 
     # ---- data
     splits: TextSplits = load_text_splits(cfg.data, seed=cfg.train.seed)
+    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
     for w in splits.warnings:
         if main:
             tqdm.write(f"warning: {w}")
