@@ -165,7 +165,6 @@ def finetune_image(
     cfg = resolve_image_config(cfg)
     accelerator = make_accelerator()
     device = accelerator.device
-    state = load_checkpoint(cfg)
     seed_everything(cfg.train.seed)
     run_dir = Path(cfg.output_dir)
 
@@ -174,6 +173,7 @@ def finetune_image(
     splits = load_image_splits(
         cfg.data, size, cfg.train.seed, 3 if cfg.model.type == "vision" else None, progress
     )
+    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
     if progress:
         for w in splits.warnings:
             tqdm.write(f"warning: {w}")

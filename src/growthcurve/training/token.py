@@ -338,11 +338,11 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
     precision = "fp32" if rnn else resolve_precision(cfg.train.precision, device)
     bf16 = precision == "bf16"
     run_dir = Path(cfg.output_dir)
-    state = load_checkpoint(cfg)
     seed_everything(cfg.train.seed)
 
     # ---- data and tokenizer
     splits: TokenSplits = load_token_splits(cfg.data, seed=cfg.train.seed)
+    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
     vocab: VocabExtension | None = None
     if rnn:
         tokenizer: Any = WordTokenizer().fit(splits.train.texts)
