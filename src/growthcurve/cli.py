@@ -29,17 +29,11 @@ _COMMAND_MODULES = [
 
 
 def _register_all() -> None:
-    """Import each command module that exists and let it add its commands."""
+    """Import each command module and let it add its commands."""
     import importlib
 
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that area is not part of this build
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_all()
