@@ -332,3 +332,37 @@ def test_bilstm_tagger_trains_and_reloads(ner_data: dict[str, Path], tmp_path: P
     assert res.history[-1]["epoch"] == 10  # the from-scratch recipe default
     rows = Predictor(out).predict(["we met josephine in berlin"])
     assert {e["type"] for e in rows[0]["entities"]} <= {"PER", "LOC"}
+
+
+def test_lora_tagger_learns_saves_little_and_reloads_exactly(
+    tiny_bert_ner: Path, ner_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """PEFT works for token classification too: LoRA trains a tagger, the run folder holds only the
+    task-specific part, and evaluating the saved run (and its merged form) reproduces the training scores."""
+    from growthcurve.training.dispatch import run_finetune
+    from growthcurve.training.inference import evaluate_run
+    from growthcurve.training.merge import merge_run
+
+    out = tmp_path / "lora"
+    extra = {"method": "lora", "train.epochs": 6, "train.learning_rate": 1e-2}
+    sets = ner_overrides(tiny_bert_ner, ner_data, out, **extra)
+    res = run_finetune(load_finetune_config(None, sets), progress=False)
+    assert res.test is not None and res.test["entity_f1"] >= 0.5  # an all-O tagger scores 0
+    assert res.trainable_params < 0.5 * res.total_params
+    assert (out / "model" / "adapter_model.safetensors").is_file()
+    assert not (out / "model" / "model.safetensors").exists()  # the base weights are not copied
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 < metrics["train"]["task_specific_bytes"] < 4 * res.total_params
+    ev = evaluate_run(out, ner_data["test"], tmp_path / "ev", progress=False)
+    assert ev["metrics"]["entity_f1"] == pytest.approx(res.test["entity_f1"])
+    merged = merge_run(out).out_dir  # a plain BertForTokenClassification folder, same tags
+    ev_merged = evaluate_run(merged, ner_data["test"], tmp_path / "ev-merged", progress=False)
+    assert ev_merged["metrics"]["entity_f1"] == pytest.approx(res.test["entity_f1"])
+
+
+def test_bilstm_tagger_refuses_a_peft_method(ner_data: dict[str, Path], tmp_path: Path) -> None:
+    from growthcurve.training.dispatch import run_finetune
+
+    sets = ner_overrides("unused", ner_data, tmp_path / "x", method="lora", **{"model.type": "rnn"})
+    with pytest.raises(ConfigError, match="needs model.type=transformer"):
+        run_finetune(load_finetune_config(None, sets), progress=False)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from growthcurve.config import DataConfig, FinetuneConfig
 from growthcurve.data.tokens import TokenExamples, TokenSplits, load_token_splits, read_labelled
-from growthcurve.errors import ConfigError, ModelError
+from growthcurve.errors import ModelError
 from growthcurve.evaluation.classification import plot_training_curves
 from growthcurve.evaluation.ner import allowed_transitions, constrained_decode, entities, ner_scores, write_ner_reports
 from growthcurve.io import write_json
@@ -36,8 +36,9 @@ from growthcurve.models.baselines import (
     WordTokenizer,
     _Savable,
 )
-from growthcurve.models.build import count_parameters
+from growthcurve.models.build import count_parameters, with_method
 from growthcurve.models.hf import load_pretrained, load_tokenizer, resolve_model_path
+from growthcurve.models.peft_methods import task_specific_bytes
 from growthcurve.models.vocab import VocabExtension, extend_vocab_for
 from growthcurve.training.batching import Encoded, collate, eval_batches
 from growthcurve.training.hardware import peak_rss_mb, resolve_precision
@@ -204,6 +205,10 @@ def load_tagger(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
         model = BiRNNTagger(**arch["kwargs"])
         load_model(model, str(model_dir / WEIGHTS_FILE))
         return model, WordTokenizer.from_pretrained(model_dir)
+    if meta.get("method", "full") != "full":  # PEFT: base model + the run's task-specific weights
+        from growthcurve.models.peft_methods import load_method_model
+
+        return load_method_model(model_dir, meta), load_tokenizer(str(model_dir))
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     return (
@@ -327,8 +332,6 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
     cfg = _defaults(cfg)
     if cfg.model.type not in ("transformer", "rnn"):
         raise ModelError(f"task=token-classification supports model.type transformer or rnn, not {cfg.model.type}")
-    if cfg.method != "full":
-        raise ConfigError(f"task=token-classification supports method=full only in this build, not {cfg.method}")
     rnn = cfg.model.type == "rnn"
 
     # ---- setup
@@ -376,7 +379,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
             len(tokenizer), len(splits.tags), 128, cfg.model.hidden_size, cfg.model.rnn_cell, dropout, pad_id
         )
     else:
-        model = build_token_model(cfg, model_path, splits.tags)
+        model = with_method(build_token_model(cfg, model_path, splits.tags), cfg, model_path)
         assert vocab is not None
         vocab.resize(model)
     trainable, total = count_parameters(model)
@@ -465,6 +468,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
                     "precision": precision,
                     "trainable_params": trainable,
                     "total_params": total,
+                    "task_specific_bytes": task_specific_bytes(run_dir / "model"),  # weights a run adds to its base
                     "peak_rss_mb": peak_rss_mb(),
                     "sparse_embeddings": outcome.sparse_embeddings,
                 },
