@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,12 +34,12 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] =
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 64-wide BERT with a WordPiece vocabulary of the toy words, saved like a hub model."""
+def make_tiny_bert(d: Path) -> tuple[Any, Any]:
+    """Write a WordPiece tokenizer of the toy words to ``d``; return it and a random 2-layer, 64-wide BERT
+    classifier (seed 0) on that vocabulary."""
+    import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    d = tmp_path_factory.mktemp("tiny-bert")
     vocab = [
         "[PAD]",
         "[UNK]",
@@ -58,10 +59,16 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=128,
         max_position_embeddings=64,
     )
-    import torch
-
     torch.manual_seed(0)
-    BertForSequenceClassification(cfg).bert.save_pretrained(d)  # an encoder without a head, like MiniLM
+    return tok, BertForSequenceClassification(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide BERT with a WordPiece vocabulary of the toy words, saved like a hub model."""
+    d = tmp_path_factory.mktemp("tiny-bert")
+    _, model = make_tiny_bert(d)
+    model.bert.save_pretrained(d)  # an encoder without a head, like MiniLM
     return d
 
 

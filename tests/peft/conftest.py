@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.engine.conftest import FILLER, NEG, POS, toy_data, toy_rows  # noqa: F401
+from tests.engine.conftest import make_tiny_bert, toy_data, toy_rows  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -28,32 +28,10 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 64-wide BERT encoder (with pooler) pre-trained for 60 steps on toy sentiment rows."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
     d = tmp_path_factory.mktemp("tiny-encoder")
-    vocab = [
-        "[PAD]",
-        "[UNK]",
-        "[CLS]",
-        "[SEP]",
-        "[MASK]",
-        *sorted(set(POS + NEG + FILLER)),
-        *"abcdefghijklmnopqrstuvwxyz",
-    ]
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tok.save_pretrained(d)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(cfg)
+    tok, model = make_tiny_bert(d)
     rows = toy_rows(960, 99)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()

@@ -274,3 +274,36 @@ def test_resume_after_interruption(tiny_encoder: Path, toy_data: dict[str, Path]
     with pytest.raises(Interrupted):
         finetune_text(cfg("adalora", "ada"), progress=False, stop_after_steps=45)  # 48 steps, final phase from 39
     assert finetune_text(cfg("adalora", "ada"), progress=False).test["accuracy"] >= 0.8
+
+
+def test_each_method_gets_its_learning_rate_unless_one_is_given() -> None:
+    from growthcurve.models.peft_methods import METHOD_LEARNING_RATES, with_method_defaults
+
+    full = load_finetune_config(None, [])
+    assert with_method_defaults(full).train.learning_rate == full.train.learning_rate  # full keeps 2e-4
+    for method, lr in METHOD_LEARNING_RATES.items():
+        assert with_method_defaults(load_finetune_config(None, [f"method={method}"])).train.learning_rate == lr
+    given = load_finetune_config(None, ["method=lora", "train.learning_rate=7e-4"])
+    assert with_method_defaults(given).train.learning_rate == 7e-4
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+def test_modules_to_save_are_trained_in_full_and_reloaded(tiny_encoder: Path, method: str, tmp_path: Path) -> None:
+    """``peft.modules_to_save=[pooler]`` trains the whole pooler (no LoRA inside it) and the run carries it."""
+    from transformers import AutoTokenizer
+
+    cfg = load_finetune_config(None, [f"method={method}", "peft.modules_to_save=[pooler]"])
+    model = build_model(cfg, str(tiny_encoder), ["a", "b"], False)
+    pooler = {n: p for n, p in model.named_parameters() if ".pooler." in n and p.requires_grad}
+    assert pooler and not any("lora_" in n for n in pooler)
+    with torch.no_grad():
+        for p in pooler.values():
+            p.add_(0.1)  # stand-in for training
+    model.eval().save_pretrained(tmp_path / "run")
+    loaded = load_method_model(tmp_path / "run", {"method": method, "base_model": str(tiny_encoder)}).eval()
+    batch = dict(AutoTokenizer.from_pretrained(tiny_encoder)(TEXTS, padding=True, return_tensors="pt"))
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+    bad = load_finetune_config(None, [f"method={method}", "peft.modules_to_save=[poolr]"])
+    with pytest.raises(ConfigError, match="'poolr' is not a module of this model; .*pooler"):
+        build_model(bad, str(tiny_encoder), ["a", "b"], False)

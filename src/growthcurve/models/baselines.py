@@ -195,8 +195,14 @@ class BiRNNEncoder(nn.Module):
         return out
 
 
-class BiRNNClassifier(_Savable):
-    """BiLSTM/GRU text classifier: the encoder's states pooled by masked max and mean, then a linear layer."""
+class BiRNNModel(_Savable):
+    """Shared body of the BiLSTM/GRU baselines: `BiRNNEncoder`, dropout and a linear head.
+
+    The head reads ``head_inputs`` encoder outputs side by side (2 for the classifier's max + mean
+    pooling, 1 for the tagger's per-token states); subclasses define ``forward``.
+    """
+
+    head_inputs = 1
 
     def __init__(
         self,
@@ -220,11 +226,17 @@ class BiRNNClassifier(_Savable):
         }
         self.encoder = BiRNNEncoder(vocab_size, embed_dim, hidden_size, cell, 1, dropout, pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(2 * self.encoder.output_size, num_labels)
+        self.classifier = nn.Linear(self.head_inputs * self.encoder.output_size, num_labels)
 
     def get_input_embeddings(self) -> nn.Embedding:
         """The word-embedding table (same accessor as Hugging Face models)."""
         return self.encoder.embedding
+
+
+class BiRNNClassifier(BiRNNModel):
+    """BiLSTM/GRU text classifier: the encoder's states pooled by masked max and mean, then a linear layer."""
+
+    head_inputs = 2
 
     def forward(
         self,

@@ -23,7 +23,7 @@ from growthcurve.evaluation.classification import classification_metrics, plot_t
 from growthcurve.io import write_json
 from growthcurve.models.build import build_model, count_parameters
 from growthcurve.models.hf import load_tokenizer, resolve_model_path
-from growthcurve.models.peft_methods import task_specific_bytes
+from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
 from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import Encoded, collate, encode_texts, eval_batches
 from growthcurve.training.hardware import peak_rss_mb, resolve_precision
@@ -129,6 +129,8 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     ``stop_after_steps`` simulates an interruption after that many optimiser steps (tests of resume).
     """
     from accelerate import Accelerator
+
+    cfg = with_method_defaults(cfg)  # e.g. LoRA's learning rate unless one was given
 
     # ---- setup
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")

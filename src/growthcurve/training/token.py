@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from growthcurve.config import DataConfig, FinetuneConfig
@@ -31,14 +30,13 @@ from growthcurve.io import write_json
 from growthcurve.models.baselines import (
     ARCH_FILE,
     WEIGHTS_FILE,
-    BiRNNEncoder,
+    BiRNNModel,
     ClassifierOutput,
     WordTokenizer,
-    _Savable,
 )
 from growthcurve.models.build import count_parameters, with_method
 from growthcurve.models.hf import load_pretrained, load_tokenizer, resolve_model_path
-from growthcurve.models.peft_methods import task_specific_bytes
+from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
 from growthcurve.models.vocab import VocabExtension, extend_vocab_for
 from growthcurve.training.batching import Encoded, collate, eval_batches
 from growthcurve.training.hardware import peak_rss_mb, resolve_precision
@@ -151,36 +149,10 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 # the BiLSTM baseline
 
 
-class BiRNNTagger(_Savable):
+class BiRNNTagger(BiRNNModel):
     """BiLSTM/GRU tagger: `BiRNNEncoder` states, dropout and a linear layer per token."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_labels: int,
-        embed_dim: int = 128,
-        hidden_size: int = 256,
-        cell: str = "lstm",
-        dropout: float = 0.3,
-        pad_id: int = 0,
-    ) -> None:
-        super().__init__()
-        self.architecture = {
-            "vocab_size": vocab_size,
-            "num_labels": num_labels,
-            "embed_dim": embed_dim,
-            "hidden_size": hidden_size,
-            "cell": cell,
-            "dropout": dropout,
-            "pad_id": pad_id,
-        }
-        self.encoder = BiRNNEncoder(vocab_size, embed_dim, hidden_size, cell, 1, dropout, pad_id)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.encoder.output_size, num_labels)
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        """The word-embedding table (same accessor as Hugging Face models)."""
-        return self.encoder.embedding
+    head_inputs = 1
 
     def forward(
         self,
@@ -313,11 +285,13 @@ def evaluate_tokens(
 
 
 def _defaults(cfg: FinetuneConfig) -> FinetuneConfig:
-    """Entity F1 for early stopping / model selection unless set; from-scratch defaults for the BiLSTM."""
+    """Entity F1 for early stopping / model selection unless set; from-scratch defaults for the BiLSTM, the
+    PEFT method's learning rate."""
     if cfg.model.type == "rnn":
         from growthcurve.training.baseline import with_scratch_defaults
 
         cfg = with_scratch_defaults(cfg)
+    cfg = with_method_defaults(cfg)
     if "early_stopping_metric" not in cfg.train.model_fields_set:
         train = cfg.train.model_copy(update={"early_stopping_metric": "entity_f1"})
         train.model_fields_set.discard("early_stopping_metric")
