@@ -61,7 +61,9 @@ class PeftConfig(_Strict):
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None  # None: query/key/value/dense projections
-    modules_to_save: list[str] = Field(default_factory=list)  # e.g. [pooler]: trained in full, saved with the run
+    # Extra modules trained in full and saved with the run, e.g. [pooler]. None: the pooler when the base is a
+    # sentence-transformers model that pools by mean (its BERT pooler was never trained), else none.
+    modules_to_save: list[str] | None = None
     adalora_init_r: int = Field(12, ge=1)
     adalora_target_r: int = Field(4, ge=1)
     adalora_tinit: float = Field(0.1, ge=0.0, lt=1.0)  # fraction of steps before pruning starts

@@ -307,3 +307,24 @@ def test_modules_to_save_are_trained_in_full_and_reloaded(tiny_encoder: Path, me
     bad = load_finetune_config(None, [f"method={method}", "peft.modules_to_save=[poolr]"])
     with pytest.raises(ConfigError, match="'poolr' is not a module of this model; .*pooler"):
         build_model(bad, str(tiny_encoder), ["a", "b"], False)
+
+
+@pytest.mark.parametrize(("cls_pooling", "trained"), [(False, True), (True, False)])
+def test_pooler_of_a_mean_pooling_sentence_transformer_is_trained_by_default(
+    tiny_encoder: Path, tmp_path: Path, cls_pooling: bool, trained: bool
+) -> None:
+    import shutil
+
+    st = tmp_path / "st-encoder"
+    shutil.copytree(tiny_encoder, st)
+    (st / "modules.json").write_text("[]")
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": cls_pooling}))
+    model = build_model(load_finetune_config(None, ["method=lora"]), str(st), ["a", "b"], False)
+    pooler = [p.requires_grad for n, p in model.named_parameters() if ".pooler." in n and "lora_" not in n]
+    assert any(pooler) is trained
+    plain = build_model(load_finetune_config(None, ["method=lora"]), str(tiny_encoder), ["a", "b"], False)
+    assert not any(p.requires_grad for n, p in plain.named_parameters() if ".pooler." in n and "lora_" not in n)
+    off = load_finetune_config(None, ["method=lora", "peft.modules_to_save=[]"])
+    assert not any(p.requires_grad for n, p in build_model(off, str(st), ["a", "b"], False).named_parameters()
+                   if ".pooler." in n and "lora_" not in n)  # fmt: skip

@@ -300,6 +300,24 @@ def fresh_modules(model: nn.Module, model_path: str) -> list[str]:
     return sorted(owners)
 
 
+def default_modules_to_save(model: nn.Module, model_path: str) -> list[str]:
+    """``[pooler]`` when ``model_path`` is a sentence-transformers folder that pools without [CLS], else ``[]``.
+
+    Such checkpoints (all-MiniLM-L6-v2, for one) keep a BERT pooler that their training never used, while
+    Hugging Face's classifier reads [CLS] through it: left frozen it caps every PEFT method (BANKING77, one
+    epoch: LoRA 80.9% frozen, 90.4% trained; docs/peft.md).
+    """
+    pooling = Path(model_path) / "1_Pooling" / "config.json"
+    if not (Path(model_path) / "modules.json").is_file() or not pooling.is_file():
+        return []
+    try:
+        cls_pooling = bool(json.loads(pooling.read_text(encoding="utf-8")).get("pooling_mode_cls_token", False))
+    except (OSError, ValueError):
+        return []
+    has_pooler = any(n.endswith("pooler") for n, _ in model.named_modules())
+    return ["pooler"] if has_pooler and not cls_pooling else []
+
+
 def _named_modules(model: nn.Module, names: list[str], heads: list[str]) -> list[str]:
     """Full names of the modules ``peft.modules_to_save`` asks for (``pooler`` -> ``bert.pooler``)."""
     found: list[str] = []
@@ -424,7 +442,8 @@ def apply_method(model: nn.Module, cfg: FinetuneConfig, model_path: str, for_inf
     heads = head_modules(model)
     fresh = [] if for_inference else fresh_modules(model, model_path)
     if not for_inference:
-        fresh = sorted(set(fresh) | set(_named_modules(model, opts.modules_to_save, heads)))
+        extra = opts.modules_to_save if opts.modules_to_save is not None else default_modules_to_save(model, model_path)
+        fresh = sorted(set(fresh) | set(_named_modules(model, extra, heads)))
     info: dict[str, Any] = {
         "base_model": cfg.model.name_or_path,
         "options": opts.model_dump(mode="json"),
