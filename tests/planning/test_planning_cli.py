@@ -140,3 +140,19 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "capacity people <= 4" in err and "mandatory 'intent-v2'" in err
     assert run(["plan", "goals", "update", "nokr", "1", "--db", f"sqlite:///{tmp_path}/x.db"]) == 2
     assert "OBJECTIVE/KR" in capsys.readouterr().err
+
+
+def test_allocate_output_carries_no_solver_banner(tmp_path: Path) -> None:
+    """HiGHS prints a banner from C++ on a process's first solver; a fresh process shows none of it."""
+    import subprocess
+    import sys
+
+    code = "from growthcurve.cli import main; main(['plan', 'allocate', '--no-what-if', *__import__('sys').argv[1:]])"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(EX / "portfolio.yaml"), "--out", str(tmp_path / "plan")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Chosen projects" in proc.stdout and "HiGHS" not in proc.stdout + proc.stderr

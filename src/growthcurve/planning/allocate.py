@@ -9,6 +9,8 @@ deletion filter over the constraint set (Chinneck's IIS search), a cycle in the 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -191,6 +193,34 @@ class _MilpResult:
     message: str
 
 
+_highs_started = False
+
+
+def _new_highs() -> Any:
+    """A ``highspy.Highs`` solver, with HiGHS's banner kept out of our output.
+
+    The first solver of a process prints a banner from C++ straight to file descriptor 1, before any
+    option can turn output off; it would land in the middle of the CLI's tables, so fd 1 points at
+    /dev/null while that first one is made.
+    """
+    global _highs_started
+    import highspy
+
+    if _highs_started:
+        return highspy.Highs()
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    _highs_started = True
+    return h
+
+
 def _solve_milp(
     prob: _Problem,
     gap: float,
@@ -206,7 +236,7 @@ def _solve_milp(
     """
     import highspy
 
-    h = highspy.Highs()
+    h = _new_highs()
     for key, value in (
         ("output_flag", False),
         ("mip_rel_gap", float(gap)),
