@@ -328,3 +328,16 @@ def test_pooler_of_a_mean_pooling_sentence_transformer_is_trained_by_default(
     off = load_finetune_config(None, ["method=lora", "peft.modules_to_save=[]"])
     assert not any(p.requires_grad for n, p in build_model(off, str(st), ["a", "b"], False).named_parameters()
                    if ".pooler." in n and "lora_" not in n)  # fmt: skip
+
+
+def test_prefix_keeps_the_pooler_frozen_by_default(tiny_encoder: Path, tmp_path: Path) -> None:
+    """At prefix tuning's rate a trained pooler diverged on BANKING77, so the sentence-transformers default skips it."""
+    import shutil
+
+    st = tmp_path / "st-encoder"
+    shutil.copytree(tiny_encoder, st)
+    (st / "modules.json").write_text("[]")
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": False}))
+    model = build_model(load_finetune_config(None, ["method=prefix"]), str(st), ["a", "b"], False)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if ".pooler." in n)
