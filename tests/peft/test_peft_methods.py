@@ -309,17 +309,23 @@ def test_modules_to_save_are_trained_in_full_and_reloaded(tiny_encoder: Path, me
         build_model(bad, str(tiny_encoder), ["a", "b"], False)
 
 
+def sentence_transformers_copy(encoder: Path, tmp_path: Path, cls_pooling: bool) -> Path:
+    """``encoder`` laid out as a sentence-transformers folder (``modules.json`` + ``1_Pooling``)."""
+    import shutil
+
+    st = tmp_path / "st-encoder"
+    shutil.copytree(encoder, st)
+    (st / "modules.json").write_text("[]")
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": cls_pooling}))
+    return st
+
+
 @pytest.mark.parametrize(("cls_pooling", "trained"), [(False, True), (True, False)])
 def test_pooler_of_a_mean_pooling_sentence_transformer_is_trained_by_default(
     tiny_encoder: Path, tmp_path: Path, cls_pooling: bool, trained: bool
 ) -> None:
-    import shutil
-
-    st = tmp_path / "st-encoder"
-    shutil.copytree(tiny_encoder, st)
-    (st / "modules.json").write_text("[]")
-    (st / "1_Pooling").mkdir()
-    (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": cls_pooling}))
+    st = sentence_transformers_copy(tiny_encoder, tmp_path, cls_pooling)
     model = build_model(load_finetune_config(None, ["method=lora"]), str(st), ["a", "b"], False)
     pooler = [p.requires_grad for n, p in model.named_parameters() if ".pooler." in n and "lora_" not in n]
     assert any(pooler) is trained
@@ -332,12 +338,6 @@ def test_pooler_of_a_mean_pooling_sentence_transformer_is_trained_by_default(
 
 def test_prefix_keeps_the_pooler_frozen_by_default(tiny_encoder: Path, tmp_path: Path) -> None:
     """At prefix tuning's rate a trained pooler diverged on BANKING77, so the sentence-transformers default skips it."""
-    import shutil
-
-    st = tmp_path / "st-encoder"
-    shutil.copytree(tiny_encoder, st)
-    (st / "modules.json").write_text("[]")
-    (st / "1_Pooling").mkdir()
-    (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": False}))
+    st = sentence_transformers_copy(tiny_encoder, tmp_path, cls_pooling=False)
     model = build_model(load_finetune_config(None, ["method=prefix"]), str(st), ["a", "b"], False)
     assert not any(p.requires_grad for n, p in model.named_parameters() if ".pooler." in n)
