@@ -34,11 +34,25 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] =
     return path
 
 
+def tiny_bert_config(vocab_size: int) -> Any:
+    """The 2-layer, 64-wide BERT config every tiny test model uses."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
+
+
 def make_tiny_bert(d: Path) -> tuple[Any, Any]:
     """Write a WordPiece tokenizer of the toy words to ``d``; return it and a random 2-layer, 64-wide BERT
     classifier (seed 0) on that vocabulary."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertForSequenceClassification, BertTokenizerFast
 
     vocab = [
         "[PAD]",
@@ -51,14 +65,7 @@ def make_tiny_bert(d: Path) -> tuple[Any, Any]:
     ]
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tok.save_pretrained(d)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )
+    cfg = tiny_bert_config(len(vocab))
     torch.manual_seed(0)
     return tok, BertForSequenceClassification(cfg)
 

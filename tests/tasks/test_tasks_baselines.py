@@ -8,7 +8,6 @@ each baseline learns, that the run folder reloads to identical predictions, and 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +59,6 @@ def _toy_rows(n: int, seed: int) -> pd.DataFrame:
             words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(KEYWORDS[label])))
         rows.append({"text": " ".join(words), "label": label})
     return pd.DataFrame(rows)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

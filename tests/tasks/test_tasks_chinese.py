@@ -14,6 +14,7 @@ import torch
 from growthcurve.config import load_finetune_config
 from growthcurve.errors import ConfigError
 from growthcurve.models.vocab import char_coverage, extend_vocab, extend_vocab_for
+from tests.engine.conftest import tiny_bert_config
 
 KNOWN_ZH = ["我", "的", "吗", "今", "天"]  # the only Chinese characters in the tiny vocabulary
 CLASSES = {  # clearly synthetic: the class is given by a keyword whose characters the vocabulary lacks
@@ -35,31 +36,15 @@ def zh_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return out
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """Tiny models train several times faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_bert_en(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with an English-letter vocabulary and five Chinese characters."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertModel, BertTokenizerFast
 
     d = tmp_path_factory.mktemp("tiny-bert-zh")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *KNOWN_ZH, *"abcdefghijklmnopqrstuvwxyz,.?"]
     BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True).save_pretrained(d)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )
+    cfg = tiny_bert_config(len(vocab))
     torch.manual_seed(0)
     BertModel(cfg).save_pretrained(d)
     return d

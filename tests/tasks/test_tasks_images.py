@@ -4,7 +4,6 @@ name with local weights, augmentation geometry, and bad input reported in one li
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,6 @@ from growthcurve.training.dispatch import run_finetune
 from growthcurve.training.image import augment_batch, image_probs
 from growthcurve.training.inference import Predictor
 from growthcurve.training.runfolder import load_run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models: one thread avoids OpenMP oversubscription on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from growthcurve.data.tokens import (
 )
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.evaluation.ner import allowed_transitions, constrained_decode, entities, ner_scores
+from tests.engine.conftest import tiny_bert_config
 
 FIRST = ["alexander", "katherine", "maximilian", "josephine"]  # split into several pieces by the tiny vocab
 LAST = ["smithson", "johanssen", "wellington"]
@@ -55,17 +56,6 @@ def toy_sentences(n: int, seed: int) -> list[dict[str, list[str]]]:
     return rows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """Tiny models train several times faster on one thread than on two contended ones."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -75,20 +65,13 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def tiny_bert_ner(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 64-wide BERT whose WordPiece vocabulary splits the toy names into several pieces."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertModel, BertTokenizerFast
 
     d = tmp_path_factory.mktemp("tiny-bert-ner")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(FILLER + CITY[:2] + PIECES)),
              *"abcdefghijklmnopqrstuvwxyz.,", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]  # fmt: skip
     BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True).save_pretrained(d)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=64,
-    )
+    cfg = tiny_bert_config(len(vocab))
     torch.manual_seed(0)
     BertModel(cfg).save_pretrained(d)
     return d

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from growthcurve.errors import ModelError
-from growthcurve.io import write_json
 from growthcurve.models.peft_methods import MERGEABLE, task_specific_bytes
-from growthcurve.training.runfolder import RUN_FILE, load_run, read_meta
+from growthcurve.training.runfolder import load_run, read_meta, write_model_folder
 
 # Why a run cannot be merged, one actionable line per method.
 _WHY_NOT = {
@@ -51,19 +48,6 @@ def merge_run(run_dir: str | Path, out_dir: str | Path | None = None) -> MergeRe
     merged = wrapped.model.merge_and_unload() if method in MERGEABLE else wrapped.model
     merged.eval()
     out = Path(out_dir) if out_dir else model_dir.parent / "merged"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        run.tokenizer.save_pretrained(tmp)
-        write_json(tmp / "labels.json", labels)
-        write_json(tmp / RUN_FILE, {**meta, "method": "full", "merged_from": method, "merged_run": str(run_dir)})
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    merged_meta = {**meta, "method": "full", "merged_from": method, "merged_run": str(run_dir)}
+    write_model_folder(out, merged, run.tokenizer, labels, merged_meta)
     return MergeResult(out, method, task_specific_bytes(out))

@@ -30,17 +30,23 @@ class LoadedRun:
 
 
 def save_model_dir(run_dir: Path, model: Any, tokenizer: Any, labels: list[str], meta: dict[str, Any]) -> None:
-    """Write model + tokenizer (safetensors), labels and metadata; swap the folder in atomically."""
-    final = run_dir / MODEL_DIR
-    tmp = run_dir / f".{MODEL_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    """Write the run's ``model/`` folder (see `write_model_folder`)."""
+    write_model_folder(run_dir / MODEL_DIR, model, tokenizer, labels, meta)
+
+
+def write_model_folder(final: Path, model: Any, tokenizer: Any, labels: list[str], meta: dict[str, Any]) -> None:
+    """Write model + tokenizer (safetensors), labels and metadata to ``final``, swapped in atomically."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
         unwrapped = getattr(model, "module", model)
         unwrapped.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "labels.json", labels)
         write_json(tmp / RUN_FILE, meta)
-        old = run_dir / f".{MODEL_DIR}.old-{uuid.uuid4().hex[:8]}"
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
         if final.exists():
             final.rename(old)
         tmp.rename(final)
