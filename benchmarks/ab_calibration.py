@@ -34,16 +34,23 @@ def _scale_worker(backend: str, events: int, out: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if backend == "sqlite":
             engine = sa.create_engine(f"sqlite:///{tmp}/ev.db")
-            gen = (f"WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < {events - 1}) "
-                   f"INSERT INTO ev SELECT i % {units}, CASE WHEN (i % {units}) % 2 = 0 THEN 'control' ELSE "
-                   "'treatment' END, i, (abs(random()) % 1000) / 100.0, (abs(random()) % 10 = 0) FROM r")
+            gen = (
+                f"WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < {events - 1}) "
+                f"INSERT INTO ev SELECT i % {units}, CASE WHEN (i % {units}) % 2 = 0 THEN 'control' ELSE "
+                "'treatment' END, i, (abs(random()) % 1000) / 100.0, (abs(random()) % 10 = 0) FROM r"
+            )
         else:
             engine = sa.create_engine(f"duckdb:///{tmp}/ev.duckdb")
-            gen = (f"INSERT INTO ev SELECT i % {units}, CASE WHEN (i % {units}) % 2 = 0 THEN 'control' ELSE "
-                   f"'treatment' END, i, random() * 10, CAST(random() < 0.1 AS DOUBLE) FROM range({events}) t(i)")
+            gen = (
+                f"INSERT INTO ev SELECT i % {units}, CASE WHEN (i % {units}) % 2 = 0 THEN 'control' ELSE "
+                f"'treatment' END, i, random() * 10, CAST(random() < 0.1 AS DOUBLE) FROM range({events}) t(i)"
+            )
         with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE ev (unit_id BIGINT, variant VARCHAR, ts BIGINT, revenue DOUBLE, "
-                                 "converted DOUBLE)"))
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE ev (unit_id BIGINT, variant VARCHAR, ts BIGINT, revenue DOUBLE, converted DOUBLE)"
+                )
+            )
             t0 = time.perf_counter()
             conn.execute(sa.text(gen))
         gen_s = time.perf_counter() - t0
@@ -51,26 +58,35 @@ def _scale_worker(backend: str, events: int, out: str) -> None:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         tracemalloc.start()
         t0 = time.perf_counter()
-        res = {m: src.aggregate(MetricConfig(name=m, type=t, column=m)) for m, t in
-               (("revenue", "mean"), ("converted", "binomial"))}
+        res = {
+            m: src.aggregate(MetricConfig(name=m, type=t, column=m))
+            for m, t in (("revenue", "mean"), ("converted", "binomial"))
+        }
         agg_s = time.perf_counter() - t0
         _, py_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         n = sum(s.n for s in res["revenue"].values())
         engine.dispose()
-    row = {"backend": backend, "events": events, "units": n, "generate_seconds": round(gen_s, 2),
-           "aggregate_seconds": round(agg_s, 2), "metrics": 2,
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "rss_before_aggregation_mb": round(rss_before / 1024, 1),
-           "python_peak_alloc_mb_during_aggregation": round(py_peak / 2**20, 3)}
+    row = {
+        "backend": backend,
+        "events": events,
+        "units": n,
+        "generate_seconds": round(gen_s, 2),
+        "aggregate_seconds": round(agg_s, 2),
+        "metrics": 2,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_aggregation_mb": round(rss_before / 1024, 1),
+        "python_peak_alloc_mb_during_aggregation": round(py_peak / 2**20, 3),
+    }
     Path(out).write_text(json.dumps(row))
 
 
 def _scale(backend: str, events: int) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         path = fh.name
-    subprocess.run([sys.executable, __file__, "--scale-worker", backend, "--events", str(events), "--out", path],
-                   check=True)
+    subprocess.run(
+        [sys.executable, __file__, "--scale-worker", backend, "--events", str(events), "--out", path], check=True
+    )
     row = json.loads(Path(path).read_text())
     os.unlink(path)
     return row
@@ -102,8 +118,11 @@ def main() -> None:
     cuped = simulate_cuped(experiments=2000, units_per_arm=2000, rho=0.7, seed=2026)
     cuped_s = time.perf_counter() - t0
 
-    gb = ABTest(metric_type="binomial").fit({"control": SufficientStats(100, 49, 49),
-                                             "b": SufficientStats(100, 51, 51)}).result_.comparisons[0]
+    gb = (
+        ABTest(metric_type="binomial")
+        .fit({"control": SufficientStats(100, 49, 49), "b": SufficientStats(100, 51, 51)})
+        .result_.comparisons[0]
+    )
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -113,8 +132,11 @@ def main() -> None:
     sm_t, sm_p, _ = CompareMeans(DescrStatsW(b), DescrStatsW(a)).ttest_ind(usevar="unequal")
     golden = {
         "growthbook_chance_to_win_49_51": {"ours": round(gb.bayesian.chance_to_win, 5), "growthbook": 0.60918},
-        "welch_p_value": {"ours": f.p_value, "statsmodels": float(sm_p), "scipy": float(
-            stats.ttest_ind(b, a, equal_var=False).pvalue)},
+        "welch_p_value": {
+            "ours": f.p_value,
+            "statsmodels": float(sm_p),
+            "scipy": float(stats.ttest_ind(b, a, equal_var=False).pvalue),
+        },
     }
 
     scale = []
@@ -141,8 +163,8 @@ def main() -> None:
     result = {
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "nice -n 10 .venv/bin/python benchmarks/ab_calibration.py" + (
-            f" --events {args.events}" if args.events != 10_000_000 else ""),
+        "command": "nice -n 10 .venv/bin/python benchmarks/ab_calibration.py"
+        + (f" --events {args.events}" if args.events != 10_000_000 else ""),
         "simulation": {"a_a": asdict(aa), "a_b_lift_5pct": asdict(ab), "seconds": round(sim_s, 2)},
         "cuped": {**asdict(cuped), "seconds": round(cuped_s, 2)},
         "golden": golden,
@@ -154,19 +176,26 @@ def main() -> None:
 
     print(f"\nA/A, {args.experiments} experiments × 30 looks, 500/arm/day, p=0.10 (vs shared/REFERENCE.md)")
     print(f"{'procedure':<34}{'growthcurve':>12}{'reference':>11}{'ratio':>8}")
-    for key, label in (("fpr_naive_peeking", "naive daily peeking z test"), ("fpr_fixed", "one look (fixed horizon)"),
-                       ("fpr_sequential", "confidence sequence, N*=5000")):
+    for key, label in (
+        ("fpr_naive_peeking", "naive daily peeking z test"),
+        ("fpr_fixed", "one look (fixed horizon)"),
+        ("fpr_sequential", "confidence sequence, N*=5000"),
+    ):
         ours_v, ref = summary[key], REFERENCE[key]
         print(f"{label:<34}{ours_v:>12.2%}{ref:>11.2%}{ours_v / ref:>8.2f}")
     print(f"coverage fixed / sequential: {aa.coverage_fixed:.2%} / {aa.coverage_sequential:.2%}")
-    print(f"A/B +5% power: naive {ab.reject_naive_peeking:.1%}, fixed {ab.reject_fixed:.1%}, "
-          f"sequential {ab.reject_sequential:.1%}")
+    print(
+        f"A/B +5% power: naive {ab.reject_naive_peeking:.1%}, fixed {ab.reject_fixed:.1%}, "
+        f"sequential {ab.reject_sequential:.1%}"
+    )
     print(f"CUPED variance reduction {cuped.variance_reduction:.3f} vs rho^2 {cuped.expected_reduction:.3f}")
     print(f"GrowthBook 49/100 vs 51/100 chance to win: {gb.bayesian.chance_to_win:.5f} vs 0.60918")
     for r in scale:
-        print(f"{r['backend']:<7}{r['events']:>12,} events: aggregate {r['aggregate_seconds']:.2f}s, peak RSS "
-              f"{r['peak_rss_mb']:.0f} MB, Python allocations during aggregation "
-              f"{r['python_peak_alloc_mb_during_aggregation']:.2f} MB")
+        print(
+            f"{r['backend']:<7}{r['events']:>12,} events: aggregate {r['aggregate_seconds']:.2f}s, peak RSS "
+            f"{r['peak_rss_mb']:.0f} MB, Python allocations during aggregation "
+            f"{r['python_peak_alloc_mb_during_aggregation']:.2f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -119,21 +119,23 @@ def bench_scale(
         ref_s, ref_gap, ref_status = scipy_milp(pf, gap, time_limit)
         g = greedy_allocation(pf)
         gval = float(pf.expected_gain @ g)
-        rows.append({
-            "projects": n,
-            "resources": n_res,
-            "seed": seed,
-            "seconds": wall,
-            "solver_seconds": res.seconds,
-            "gap": res.mip_gap,
-            "status": res.status,
-            "milp_value": res.expected_gain,
-            "greedy_value": gval,
-            "greedy_shortfall_pct": 100 * (res.expected_gain - gval) / res.expected_gain,
-            "scipy_milp_seconds": ref_s,
-            "scipy_milp_gap": ref_gap,
-            "scipy_milp_status": ref_status,
-        })
+        rows.append(
+            {
+                "projects": n,
+                "resources": n_res,
+                "seed": seed,
+                "seconds": wall,
+                "solver_seconds": res.seconds,
+                "gap": res.mip_gap,
+                "status": res.status,
+                "milp_value": res.expected_gain,
+                "greedy_value": gval,
+                "greedy_shortfall_pct": 100 * (res.expected_gain - gval) / res.expected_gain,
+                "scipy_milp_seconds": ref_s,
+                "scipy_milp_gap": ref_gap,
+                "scipy_milp_status": ref_status,
+            }
+        )
     return rows
 
 

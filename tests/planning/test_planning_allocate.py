@@ -145,10 +145,7 @@ def test_shadow_prices_match_lp_finite_difference() -> None:
     b2 = b.copy()
     b2[k] += eps
     assert (lp_value(b2) - lp_value(b)) / eps == pytest.approx(price, rel=1e-4)
-    assert (
-        alloc.lp_bound_ == pytest.approx(lp_value(b))
-        and alloc.lp_bound_ >= alloc.result_.expected_gain - 1e-9
-    )
+    assert alloc.lp_bound_ == pytest.approx(lp_value(b)) and alloc.lp_bound_ >= alloc.result_.expected_gain - 1e-9
 
 
 def test_what_if_matches_resolve() -> None:
@@ -213,9 +210,7 @@ def test_cycle_is_named() -> None:
 
 def test_bad_references_and_capacities() -> None:
     with pytest.raises(DataError, match="did you mean 'alpha'"):
-        compile_portfolio(
-            _cfg([{"name": "alpha", "gain": 1}, {"name": "b", "gain": 1, "depends_on": ["alpah"]}], {})
-        )
+        compile_portfolio(_cfg([{"name": "alpha", "gain": 1}, {"name": "b", "gain": 1, "depends_on": ["alpah"]}], {}))
     with pytest.raises(ConfigError, match="--capacity gpu=N"):
         compile_portfolio(_cfg([{"name": "a", "gain": 1, "needs": {"gpu": 2}}], {}))
     with pytest.raises(ConfigError, match="not a number"):
@@ -237,9 +232,7 @@ def test_cvar_objective() -> None:
     )
     pf = compile_portfolio(cfg)
     assert PortfolioAllocator().fit(pf).result_.chosen == ["risky"]
-    res = (
-        PortfolioAllocator(objective="cvar", risk_lambda=1.0, cvar_alpha=0.1, n_scenarios=400).fit(pf).result_
-    )
+    res = PortfolioAllocator(objective="cvar", risk_lambda=1.0, cvar_alpha=0.1, n_scenarios=400).fit(pf).result_
     assert res.chosen == ["safe"]
     assert res.cvar_loss == pytest.approx(-50.0)
     assert res.objective_value == pytest.approx(50 + 50)

@@ -126,9 +126,7 @@ def test_predictor_matches_recorded_test_accuracy(runs: dict, toy: Path, kind: s
 def test_cli_evaluate_and_predict_on_baseline_run(runs: dict, toy: Path, tmp_path: Path, kind: str) -> None:
     run_dir = str(runs[kind].run_dir)
     out_dir = tmp_path / "eval"
-    main(
-        ["evaluate", run_dir, str(toy / "test.csv"), "--out", str(out_dir), "-q"]
-    )  # raises SystemExit on error
+    main(["evaluate", run_dir, str(toy / "test.csv"), "--out", str(out_dir), "-q"])  # raises SystemExit on error
     saved = json.loads((out_dir / "metrics.json").read_text())
     assert saved["metrics"]["accuracy"] == pytest.approx(runs[kind].test["accuracy"])
     assert (out_dir / "classification_report_eval.txt").is_file()

@@ -60,15 +60,11 @@ def test_digits_cnn_beats_90_percent_and_writes_run_folder(digits_run: object) -
 
 
 @pytest.mark.slow
-def test_image_run_predicts_files_like_tensors_and_evaluates_folder(
-    digits_run: object, tmp_path: Path
-) -> None:
+def test_image_run_predicts_files_like_tensors_and_evaluates_folder(digits_run: object, tmp_path: Path) -> None:
     run = load_run(digits_run.run_dir)
     test = digits_splits(16).test
     paths = _write_pngs(tmp_path / "test", test.pixels[:60], test.labels[:60], run.labels)
-    direct = image_probs(
-        run.model, test.pixels[:60], run.meta["mean"], run.meta["std"], 64, torch.device("cpu")
-    )
+    direct = image_probs(run.model, test.pixels[:60], run.meta["mean"], run.meta["std"], 64, torch.device("cpu"))
     from_files = Predictor(digits_run.run_dir).predict_proba([str(p) for p in paths])
     np.testing.assert_allclose(from_files, direct, rtol=1e-5, atol=1e-6)  # PNG round trip is lossless
     # CLI: evaluate a class-folder tree and predict a list of paths
@@ -92,9 +88,7 @@ def test_vision_model_by_name_with_local_weights_trains_and_reloads(tmp_path: Pa
 
     torch.manual_seed(0)
     reference = torchvision.models.get_model("resnet18", weights=None)
-    weights = (
-        tmp_path / "resnet18-0123abcd.pth"
-    )  # torchvision's file naming: the architecture is read from it
+    weights = tmp_path / "resnet18-0123abcd.pth"  # torchvision's file naming: the architecture is read from it
     torch.save(reference.state_dict(), weights)
     model, pretrained = build_image_model("vision", str(weights), 3, 3, 32, 64, None)
     assert pretrained
@@ -197,9 +191,7 @@ def test_empty_class_folder_is_reported(tmp_path: Path) -> None:
         load_image_splits(cfg, 8)
 
 
-def test_csv_missing_column_and_empty_csv_fail_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_csv_missing_column_and_empty_csv_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _folder(tmp_path)
     table = tmp_path / "images.csv"
     rows = [f"{p.relative_to(tmp_path)},{p.parent.name}" for p in sorted(root.rglob("*.png"))]

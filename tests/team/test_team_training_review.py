@@ -68,9 +68,9 @@ def test_dz_confidence_interval() -> None:
 def test_difference_in_differences_equals_ols_interaction() -> None:
     df = _scores(3)
     r = TrainingEffect().fit(df).results_[0]
-    long = pd.concat(
-        [df.assign(score=df.pre, post_period=0), df.assign(score=df.post, post_period=1)]
-    ).assign(treated=lambda d: d.treated.astype(int))
+    long = pd.concat([df.assign(score=df.pre, post_period=0), df.assign(score=df.post, post_period=1)]).assign(
+        treated=lambda d: d.treated.astype(int)
+    )
     ols = smf.ols("score ~ post_period * treated", data=long).fit()
     assert r.did == pytest.approx(ols.params["post_period:treated"])
     g1 = (df.post - df.pre)[df.treated]

@@ -46,8 +46,9 @@ def test_ab_analyze_example_writes_json_html_png(tmp_path, capsys):
 
 def test_ab_analyze_errors_are_one_line(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("source:\n  url: sqlite:///" + str(tmp_path / "x.db") + "\n  table: 'ev; DROP TABLE x'\n"
-                   "metrics:\n  - name: m\n")
+    cfg.write_text(
+        "source:\n  url: sqlite:///" + str(tmp_path / "x.db") + "\n  table: 'ev; DROP TABLE x'\nmetrics:\n  - name: m\n"
+    )
     code, _, err = _run(["ab", "analyze", str(cfg)], capsys)
     assert code == 2 and err.startswith("error:") and "plain SQL identifier" in err
     cfg.write_text("metrics:\n  - name: m\n    typ: mean\n")
@@ -59,8 +60,21 @@ def test_ab_analyze_errors_are_one_line(tmp_path, capsys):
 
 
 def test_ab_plan_matches_closed_form(tmp_path, capsys):
-    code, out, _ = _run(["ab", "plan", "--baseline", "0.1", "--mde", "0.1", "--daily-units", "2000",
-                         "--json", str(tmp_path / "plan.json")], capsys)
+    code, out, _ = _run(
+        [
+            "ab",
+            "plan",
+            "--baseline",
+            "0.1",
+            "--mde",
+            "0.1",
+            "--daily-units",
+            "2000",
+            "--json",
+            str(tmp_path / "plan.json"),
+        ],
+        capsys,
+    )
     assert code == 0
     plan = json.loads((tmp_path / "plan.json").read_text())
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
@@ -72,14 +86,29 @@ def test_ab_plan_matches_closed_form(tmp_path, capsys):
 
 
 def test_ab_simulate_and_example_out(tmp_path, capsys):
-    code, out, _ = _run(["ab", "simulate", "--experiments", "400", "--looks", "10", "--json",
-                         str(tmp_path / "sim.json"), "--out", str(tmp_path / "ev.db")], capsys)
+    code, out, _ = _run(
+        [
+            "ab",
+            "simulate",
+            "--experiments",
+            "400",
+            "--looks",
+            "10",
+            "--json",
+            str(tmp_path / "sim.json"),
+            "--out",
+            str(tmp_path / "ev.db"),
+        ],
+        capsys,
+    )
     assert code == 0
     sim = json.loads((tmp_path / "sim.json").read_text())
     assert sim["reject_naive_peeking"] > sim["reject_fixed"]
     cfg = tmp_path / "db.yaml"
-    cfg.write_text(f"source:\n  url: sqlite:///{tmp_path / 'ev.db'}\n  experiment: example\n"
-                   "metrics:\n  - name: converted\n    type: binomial\nanalysis:\n  looks: 0\n")
+    cfg.write_text(
+        f"source:\n  url: sqlite:///{tmp_path / 'ev.db'}\n  experiment: example\n"
+        "metrics:\n  - name: converted\n    type: binomial\nanalysis:\n  looks: 0\n"
+    )
     code, out, err = _run(["ab", "analyze", str(cfg), "--out", str(tmp_path / "o"), "--no-report"], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "o" / "result.json").read_text())["metrics"][0]["comparisons"][0]["error"] is None
@@ -87,22 +116,41 @@ def test_ab_simulate_and_example_out(tmp_path, capsys):
 
 def test_survey_csat_and_nps(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"variant": np.repeat(["control", "new"], 400),
-                       "score": np.concatenate([rng.integers(1, 6, 400), rng.integers(2, 6, 400)])})
+    df = pd.DataFrame(
+        {
+            "variant": np.repeat(["control", "new"], 400),
+            "score": np.concatenate([rng.integers(1, 6, 400), rng.integers(2, 6, 400)]),
+        }
+    )
     df.to_csv(tmp_path / "csat.csv", index=False)
-    code, out, _ = _run(["survey", "analyze", str(tmp_path / "csat.csv"), "--kind", "csat", "--json",
-                         str(tmp_path / "c.json")], capsys)
+    code, out, _ = _run(
+        ["survey", "analyze", str(tmp_path / "csat.csv"), "--kind", "csat", "--json", str(tmp_path / "c.json")], capsys
+    )
     assert code == 0
     res = json.loads((tmp_path / "c.json").read_text())
     k = int((df[df.variant == "control"].score >= 4).sum())
     lo, hi = proportion_confint(k, 400, method="wilson")
     ctrl = next(a for a in res["arms"] if a["variant"] == "control")
     assert ctrl["score"] == pytest.approx(100 * k / 400) and ctrl["ci"] == pytest.approx([100 * lo, 100 * hi])
-    nps = pd.DataFrame({"variant": np.repeat(["control", "new"], 600),
-                        "answer": np.concatenate([rng.integers(0, 11, 600), rng.integers(3, 11, 600)])})
+    nps = pd.DataFrame(
+        {
+            "variant": np.repeat(["control", "new"], 600),
+            "answer": np.concatenate([rng.integers(0, 11, 600), rng.integers(3, 11, 600)]),
+        }
+    )
     nps.to_csv(tmp_path / "nps.csv", index=False)
-    code, out, _ = _run(["survey", "analyze", str(tmp_path / "nps.csv"), "--score-column", "answer", "--json",
-                         str(tmp_path / "n.json")], capsys)
+    code, out, _ = _run(
+        [
+            "survey",
+            "analyze",
+            str(tmp_path / "nps.csv"),
+            "--score-column",
+            "answer",
+            "--json",
+            str(tmp_path / "n.json"),
+        ],
+        capsys,
+    )
     assert code == 0
     res = json.loads((tmp_path / "n.json").read_text())
     for arm in res["arms"]:

@@ -54,14 +54,17 @@ def test_missing_control_variant():
 
 
 def test_ratio_with_zero_denominators():
-    res = _comp({"control": SufficientStats(10, 0.0, 0.0, 0.0, 0.0, 0.0),
-                 "t": SufficientStats(10, 3.0, 5.0, 10.0, 12.0, 4.0)}, metric_type="ratio")
+    res = _comp(
+        {"control": SufficientStats(10, 0.0, 0.0, 0.0, 0.0, 0.0), "t": SufficientStats(10, 3.0, 5.0, 10.0, 12.0, 4.0)},
+        metric_type="ratio",
+    )
     assert "denominator sums to 0" in res.comparisons[0].error
 
 
 def test_binomial_with_counts_above_n():
-    res = _comp({"control": SufficientStats(10, 12.0, 20.0), "t": SufficientStats(10, 3.0, 3.0)},
-                metric_type="binomial")
+    res = _comp(
+        {"control": SufficientStats(10, 12.0, 20.0), "t": SufficientStats(10, 3.0, 3.0)}, metric_type="binomial"
+    )
     assert "needs 0/1 per unit" in res.comparisons[0].error
 
 

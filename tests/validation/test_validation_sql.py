@@ -30,12 +30,18 @@ def _events(n_units: int = 300, seed: int = 0) -> pd.DataFrame:
     for u in range(n_units):
         variant = ["control", "b", "c"][u % 3]
         for j in range(1 + rng.poisson(1.2)):
-            rows.append({
-                "unit_id": f"u{u}", "variant": variant, "ts": t0 + dt.timedelta(hours=int(rng.integers(0, 240))),
-                "converted": float(rng.random() < 0.2), "revenue": float(rng.gamma(2, 5)), "sessions": 1.0,
-                "rating": float(rng.integers(1, 6)) if rng.random() < 0.4 else np.nan,
-                "pre": float(rng.normal(10, 2)) if j == 0 else np.nan,
-            })
+            rows.append(
+                {
+                    "unit_id": f"u{u}",
+                    "variant": variant,
+                    "ts": t0 + dt.timedelta(hours=int(rng.integers(0, 240))),
+                    "converted": float(rng.random() < 0.2),
+                    "revenue": float(rng.gamma(2, 5)),
+                    "sessions": 1.0,
+                    "rating": float(rng.integers(1, 6)) if rng.random() < 0.4 else np.nan,
+                    "pre": float(rng.normal(10, 2)) if j == 0 else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -59,8 +65,11 @@ def _pandas_stats(df: pd.DataFrame, m: MetricConfig, until=None) -> dict[str, tu
 
 
 def _wide_to_long(df: pd.DataFrame) -> pd.DataFrame:
-    long = df.melt(id_vars=["unit_id", "variant", "ts"], value_vars=["converted", "revenue", "sessions", "rating",
-                                                                      "pre"], var_name="metric").dropna()
+    long = df.melt(
+        id_vars=["unit_id", "variant", "ts"],
+        value_vars=["converted", "revenue", "sessions", "rating", "pre"],
+        var_name="metric",
+    ).dropna()
     long["experiment"] = "exp1"
     return long
 
@@ -73,11 +82,24 @@ def test_sql_aggregation_equals_pandas(db_url: str):
     rows = _wide_to_long(df).to_dict("records")
     insert_rows(engine, experiment_events, ({**r, "ts": r["ts"].to_pydatetime()} for r in rows))
     # an unrelated experiment in the same table must be filtered out
-    insert_rows(engine, experiment_events, [dict(experiment="other", unit_id="zz", variant="control",
-                                                 ts=dt.datetime(2026, 1, 2), metric="revenue", value=1e6)])
+    insert_rows(
+        engine,
+        experiment_events,
+        [
+            dict(
+                experiment="other",
+                unit_id="zz",
+                variant="control",
+                ts=dt.datetime(2026, 1, 2),
+                metric="revenue",
+                value=1e6,
+            )
+        ],
+    )
     wide = EventSource(engine, reflect(engine, "wide_events"), SourceConfig(table="wide_events", format="wide"))
-    long_src = EventSource(engine, reflect(engine, "experiment_events"),
-                           SourceConfig(table="experiment_events", experiment="exp1"))
+    long_src = EventSource(
+        engine, reflect(engine, "experiment_events"), SourceConfig(table="experiment_events", experiment="exp1")
+    )
     until = dt.datetime(2026, 1, 5, 12)
     try:
         for m in METRICS:
@@ -101,12 +123,28 @@ def test_srm_fires_on_52_48_split_of_100k_units(tmp_path):
     engine = init_db(url)
     t = dt.datetime(2026, 3, 1)
     n = 100_000
-    insert_rows(engine, experiment_events, (
-        dict(experiment="srm", unit_id=f"u{i}", variant="control" if i < 52_000 else "treatment", ts=t,
-             metric="converted", value=float(i % 10 == 0)) for i in range(n)), batch_size=20_000)
+    insert_rows(
+        engine,
+        experiment_events,
+        (
+            dict(
+                experiment="srm",
+                unit_id=f"u{i}",
+                variant="control" if i < 52_000 else "treatment",
+                ts=t,
+                metric="converted",
+                value=float(i % 10 == 0),
+            )
+            for i in range(n)
+        ),
+        batch_size=20_000,
+    )
     engine.dispose()
-    cfg = ABConfig(source=SourceConfig(url=url, experiment="srm"),
-                   metrics=[MetricConfig(name="converted", type="binomial")], analysis=AnalysisConfig(looks=0))
+    cfg = ABConfig(
+        source=SourceConfig(url=url, experiment="srm"),
+        metrics=[MetricConfig(name="converted", type="binomial")],
+        analysis=AnalysisConfig(looks=0),
+    )
     res = analyze(cfg)
     assert res.srm.counts == {"control": 52_000, "treatment": 48_000}
     assert res.srm.alarm and res.srm.p_value < 1e-30
@@ -128,7 +166,7 @@ def test_store_init_is_idempotent_and_versioned(tmp_path):
     engine.dispose()
 
 
-@pytest.mark.parametrize("bad", ["events; DROP TABLE x", "ev\"ents", "1events", "a.b.c"])
+@pytest.mark.parametrize("bad", ["events; DROP TABLE x", 'ev"ents', "1events", "a.b.c"])
 def test_table_identifiers_are_validated(tmp_path, bad):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(ConfigError, match="plain SQL identifier"):

@@ -22,8 +22,9 @@ def _fit(stats_by_arm, **kw):
 def test_growthbook_chance_to_win_49_vs_51():
     # gbstats tests/bayesian/test_tests.py pins chance_to_win=0.60918, expected 0.04082,
     # ci [-0.24779, 0.32943], risk [0.0814, 0.04058] for 49/100 vs 51/100 (Gaussian on relative lift).
-    comp = _fit({"control": SufficientStats(100, 49, 49), "b": SufficientStats(100, 51, 51)},
-                metric_type="binomial").result_.comparisons[0]
+    comp = _fit(
+        {"control": SufficientStats(100, 49, 49), "b": SufficientStats(100, 51, 51)}, metric_type="binomial"
+    ).result_.comparisons[0]
     b = comp.bayesian
     assert round(b.chance_to_win, 3) == 0.609
     assert b.chance_to_win == pytest.approx(0.60918, abs=5e-5)
@@ -40,8 +41,9 @@ def test_bayesian_expected_loss_matches_numerical_integration():
     comp = _fit({"control": SufficientStats.from_arrays(a), "t": SufficientStats.from_arrays(b)}).result_
     bay = comp.comparisons[0].bayesian
     dist = stats.norm(bay.mean, bay.sd)
-    gain = integrate.quad(lambda x: max(x, 0) * dist.pdf(x), bay.mean - 12 * bay.sd, bay.mean + 12 * bay.sd,
-                          points=[0.0])[0]
+    gain = integrate.quad(
+        lambda x: max(x, 0) * dist.pdf(x), bay.mean - 12 * bay.sd, bay.mean + 12 * bay.sd, points=[0.0]
+    )[0]
     assert bay.expected_loss_control == pytest.approx(gain, rel=1e-6)
     assert bay.chance_to_win == pytest.approx(dist.sf(0), rel=1e-9)
 
@@ -49,8 +51,9 @@ def test_bayesian_expected_loss_matches_numerical_integration():
 def test_welch_matches_statsmodels_on_raw_data():
     rng = np.random.default_rng(0)
     a, b = rng.normal(5.0, 2.0, 300), rng.normal(5.4, 3.0, 250)
-    comp = _fit({"control": SufficientStats.from_arrays(a), "t": SufficientStats.from_arrays(b)},
-                metric_type="mean").result_.comparisons[0]
+    comp = _fit(
+        {"control": SufficientStats.from_arrays(a), "t": SufficientStats.from_arrays(b)}, metric_type="mean"
+    ).result_.comparisons[0]
     f = comp.frequentist
     cm = CompareMeans(DescrStatsW(b), DescrStatsW(a))
     t, p, df = cm.ttest_ind(usevar="unequal")
@@ -63,15 +66,19 @@ def test_welch_matches_statsmodels_on_raw_data():
     assert stats.ttest_ind(b, a, equal_var=False).pvalue == pytest.approx(f.p_value, rel=1e-9)
     # relative lift: delta method, checked against a large parametric bootstrap of the ratio of means
     ma, mb, va, vb = a.mean(), b.mean(), a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    draws = np.random.default_rng(2).normal(mb, math.sqrt(vb), 400_000) / np.random.default_rng(3).normal(
-        ma, math.sqrt(va), 400_000) - 1
+    draws = (
+        np.random.default_rng(2).normal(mb, math.sqrt(vb), 400_000)
+        / np.random.default_rng(3).normal(ma, math.sqrt(va), 400_000)
+        - 1
+    )
     assert f.rel_effect == pytest.approx(mb / ma - 1)
     assert (f.rel_ci[1] - f.rel_ci[0]) / 3.92 == pytest.approx(draws.std(), rel=0.02)
 
 
 def test_two_proportion_z_matches_statsmodels():
-    comp = _fit({"control": SufficientStats(2000, 200, 200), "t": SufficientStats(2100, 252, 252)},
-                metric_type="binomial").result_.comparisons[0]
+    comp = _fit(
+        {"control": SufficientStats(2000, 200, 200), "t": SufficientStats(2100, 252, 252)}, metric_type="binomial"
+    ).result_.comparisons[0]
     res = sm_proportion.test_proportions_2indep(252, 2100, 200, 2000, method="wald", compare="diff", correction=False)
     assert comp.frequentist.test == "z"
     assert comp.frequentist.statistic == pytest.approx(res.statistic, rel=1e-9)
@@ -111,7 +118,8 @@ def test_confidence_sequence_formula_and_validity():
     # eq. (161) of Waudby-Smith et al.: ρ² = (−2 ln α + ln(1 − 2 ln α)) / N*
     alpha, n_star = 0.05, 5000
     assert sequential_rho(alpha, n_star) ** 2 == pytest.approx(
-        (-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / n_star)
+        (-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / n_star
+    )
     n = np.array([100.0, 5000.0, 1e6])
     hw = cs_halfwidth(1.0, n, alpha, n_star)
     fixed = stats.norm.ppf(0.975) / np.sqrt(n)

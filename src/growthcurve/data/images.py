@@ -66,9 +66,7 @@ def list_image_folder(path: Path, warnings: list[str]) -> tuple[list[str], list[
     """Image paths and class names from ``path/<class>/<image>``; empty class folders are warned about."""
     classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(
-            f"'{path}' has no class sub-folders; put each class's images in '{path}/<class name>/'"
-        )
+        raise DataError(f"'{path}' has no class sub-folders; put each class's images in '{path}/<class name>/'")
     paths: list[str] = []
     labels: list[str] = []
     empty: list[str] = []
@@ -91,8 +89,7 @@ def list_image_folder(path: Path, warnings: list[str]) -> tuple[list[str], list[
         )
     if not paths:
         raise DataError(
-            f"'{path}': none of its {len(classes)} class folders holds an image "
-            f"({', '.join(IMAGE_EXTENSIONS)})"
+            f"'{path}': none of its {len(classes)} class folders holds an image ({', '.join(IMAGE_EXTENSIONS)})"
         )
     return paths, labels
 
@@ -111,9 +108,7 @@ def read_image_table(
     if bad.all():
         raise DataError(f"'{path}': all {len(df)} rows have an empty image path or label; nothing to use")
     if bad.any():
-        warnings.append(
-            f"'{path}': skipped {int(bad.sum())} of {len(df)} rows with an empty image path or label"
-        )
+        warnings.append(f"'{path}': skipped {int(bad.sum())} of {len(df)} rows with an empty image path or label")
     df = df[~bad]
     paths = [str(resolve_image_path(str(v).strip(), path.parent)) for v in df[image_column]]
     labels = [_label_str(v) for v in df[label_column]] if label_column is not None else None
@@ -140,9 +135,7 @@ def read_image_source(
     """Paths and labels from a class-folder tree or a table file."""
     p = Path(path)
     if not p.exists():
-        raise DataError(
-            f"image data '{p}' does not exist; give a folder of class sub-folders or a CSV of paths"
-        )
+        raise DataError(f"image data '{p}' does not exist; give a folder of class sub-folders or a CSV of paths")
     if p.is_dir():
         return list_image_folder(p, warnings)
     return read_image_table(p, image_column, label_column, warnings)
@@ -194,8 +187,7 @@ def decode_images(
         keep.append(i)
     if not arrays:
         raise DataError(
-            f"{where}: none of the {len(paths)} image(s) could be decoded "
-            f"(first: {failed[0] if failed else '?'})"
+            f"{where}: none of the {len(paths)} image(s) could be decoded (first: {failed[0] if failed else '?'})"
         )
     if failed:
         shown = ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
@@ -257,9 +249,7 @@ def load_image_splits(
 ) -> ImageSplits:
     """Train/dev/test images as ``cfg`` says (the scikit-learn digits when ``cfg.train`` is unset)."""
     if cfg.multi_label:
-        raise DataError(
-            "data.multi_label is not supported for image classification; give one label per image"
-        )
+        raise DataError("data.multi_label is not supported for image classification; give one label per image")
     if cfg.train is None:
         return digits_splits(image_size, channels)
     warnings: list[str] = []
@@ -276,9 +266,7 @@ def load_image_splits(
     elif cfg.dev_fraction > 0:
         keep, held = _split_indices(train.labels, cfg.dev_fraction, seed)
         train, dev = train.subset(keep), train.subset(held)
-        warnings.append(
-            f"no dev data: held out a stratified {cfg.dev_fraction:.0%} of train ({len(dev)} images)"
-        )
+        warnings.append(f"no dev data: held out a stratified {cfg.dev_fraction:.0%} of train ({len(dev)} images)")
     else:
         warnings.append("no dev split (data.dev_fraction=0): no per-epoch validation; the last epoch is kept")
     if cfg.test is not None:
@@ -293,13 +281,9 @@ def digits_splits(image_size: int, channels: int | None = None) -> ImageSplits:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    x = torch.from_numpy(np.round(digits.images * (255.0 / 16.0)).astype(np.float32)).unsqueeze(
-        1
-    )  # [n,1,8,8]
+    x = torch.from_numpy(np.round(digits.images * (255.0 / 16.0)).astype(np.float32)).unsqueeze(1)  # [n,1,8,8]
     if image_size != 8:
-        x = torch.nn.functional.interpolate(
-            x, size=(image_size, image_size), mode="bilinear", align_corners=False
-        )
+        x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
     pixels = x.round().clamp(0, 255).to(torch.uint8)
     if channels == 3:
         pixels = pixels.repeat(1, 3, 1, 1)

@@ -24,9 +24,7 @@ from growthcurve.io import atomic_path, write_json
 WEIGHTS_FILE = "model.safetensors"
 ARCH_FILE = "architecture.json"
 TOKENIZER_FILE = "tokenizer.json"
-EMBED_DIM = (
-    128  # word-embedding width of the neural baselines (Kim 2014 used 300 with word2vec; 128 is enough)
-)
+EMBED_DIM = 128  # word-embedding width of the neural baselines (Kim 2014 used 300 with word2vec; 128 is enough)
 
 
 @dataclass
@@ -355,9 +353,7 @@ class TfidfClassifier:
                 ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=self.min_df, sublinear_tf=True)),
                 (
                     "char",
-                    TfidfVectorizer(
-                        analyzer="char_wb", ngram_range=(2, 5), min_df=self.min_df, sublinear_tf=True
-                    ),
+                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=self.min_df, sublinear_tf=True),
                 ),
             ]
         )
@@ -386,10 +382,7 @@ class TfidfClassifier:
         clf = self.pipeline_.named_steps["clf"]
         estimators = clf.estimators_ if self.multi_label else [clf]
         return int(
-            sum(
-                getattr(e, "coef_", np.zeros(0)).size + np.size(getattr(e, "intercept_", 0))
-                for e in estimators
-            )
+            sum(getattr(e, "coef_", np.zeros(0)).size + np.size(getattr(e, "intercept_", 0)) for e in estimators)
         )
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -416,9 +409,7 @@ class TfidfClassifier:
             "multi_label": self.multi_label,
             "min_df": self.min_df,
         }
-        write_json(
-            path / ARCH_FILE, {"class": type(self).__name__, "kwargs": state, "num_labels": self.num_labels_}
-        )
+        write_json(path / ARCH_FILE, {"class": type(self).__name__, "kwargs": state, "num_labels": self.num_labels_})
         try:
             import skops.io as sio
         except ImportError:
@@ -447,9 +438,7 @@ class TfidfClassifier:
             untrusted = set(sio.get_untrusted_types(file=path / TFIDF_SKOPS))
             unexpected = untrusted - SKOPS_TRUSTED
             if unexpected:
-                raise ModelError(
-                    f"'{path / TFIDF_SKOPS}' holds unexpected types {sorted(unexpected)}; not loading it"
-                )
+                raise ModelError(f"'{path / TFIDF_SKOPS}' holds unexpected types {sorted(unexpected)}; not loading it")
             obj.pipeline_ = sio.load(path / TFIDF_SKOPS, trusted=sorted(untrusted))
         elif (path / TFIDF_JOBLIB).is_file():
             import joblib

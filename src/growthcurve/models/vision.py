@@ -76,9 +76,7 @@ def parse_vision_name(name_or_path: str) -> tuple[str, str, str | None]:
         weights = spec
         spec = Path(spec).name.split("-")[0].split(".")[0]
     if weights is not None and not Path(weights).expanduser().is_file():
-        raise ModelError(
-            f"weights file '{weights}' does not exist (no weights are downloaded; give a local file)"
-        )
+        raise ModelError(f"weights file '{weights}' does not exist (no weights are downloaded; give a local file)")
     if not spec:
         raise ModelError(f"model.name_or_path '{name_or_path}' names no architecture (e.g. resnet18)")
     return library, spec, weights
@@ -95,9 +93,7 @@ def _new_net(library: str, arch: str, num_classes: int | None) -> nn.Module:
             ) from None
         if arch not in timm.list_models():
             close = difflib.get_close_matches(arch, timm.list_models(), n=1)
-            raise ModelError(
-                f"timm has no model '{arch}'" + (f" (did you mean '{close[0]}'?)" if close else "")
-            )
+            raise ModelError(f"timm has no model '{arch}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         return timm.create_model(arch, pretrained=False, **kw)
     try:
         import torchvision
@@ -106,11 +102,7 @@ def _new_net(library: str, arch: str, num_classes: int | None) -> nn.Module:
     names = torchvision.models.list_models()
     if arch not in names:
         close = difflib.get_close_matches(arch, names, n=1)
-        hint = (
-            f" (did you mean '{close[0]}'?)"
-            if close
-            else "; e.g. resnet18, mobilenet_v3_small, efficientnet_b0"
-        )
+        hint = f" (did you mean '{close[0]}'?)" if close else "; e.g. resnet18, mobilenet_v3_small, efficientnet_b0"
         raise ModelError(f"torchvision has no model '{arch}'{hint}")
     return torchvision.models.get_model(arch, weights=None, **kw)
 
@@ -151,9 +143,7 @@ def _replace_head(net: nn.Module, num_labels: int) -> None:
 class VisionClassifier(_Savable):
     """A torchvision (or timm) architecture with a ``num_labels`` head, called like the other models."""
 
-    def __init__(
-        self, arch: str, num_labels: int, library: str = "torchvision", weights: str | None = None
-    ) -> None:
+    def __init__(self, arch: str, num_labels: int, library: str = "torchvision", weights: str | None = None) -> None:
         super().__init__()
         self.architecture = {"arch": arch, "num_labels": num_labels, "library": library}
         if weights is None:

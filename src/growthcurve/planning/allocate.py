@@ -394,9 +394,7 @@ class PortfolioAllocator:
         """Solve the selection problem; the result lands in ``result_``."""
         self._check_params()
         self.portfolio_ = portfolio
-        self.scenarios_ = (
-            sample_outcomes(portfolio, self.n_scenarios, self.seed) if self.objective == "cvar" else None
-        )
+        self.scenarios_ = sample_outcomes(portfolio, self.n_scenarios, self.seed) if self.objective == "cvar" else None
         self.result_ = self._solve(portfolio)
         return self
 
@@ -414,9 +412,7 @@ class PortfolioAllocator:
                 "relax one (raise that capacity, drop a mandatory flag or a link)"
             )
         if res.x is None:
-            raise ModelError(
-                f"HiGHS found no plan within {self.time_limit:g} s ({res.message}); raise --time-limit"
-            )
+            raise ModelError(f"HiGHS found no plan within {self.time_limit:g} s ({res.message}); raise --time-limit")
         levels = np.round(res.x[: pf.n]).astype(int)
         used = pf.A @ levels if pf.rows else np.zeros(0)
         shadow = self._shadow_prices(prob) if self.shadow_prices else np.full(len(pf.rows), math.nan)

@@ -129,9 +129,7 @@ def _plan_levels(projects: Path, capacity: list[str], plan: Path | None) -> tupl
 @plan_app.command("risk")
 def risk_cmd(
     projects: Path = typer.Argument(..., help="projects CSV or portfolio YAML"),
-    plan: Path | None = typer.Option(
-        None, help="plan.json from `plan allocate` (default: solve for max E[gain])"
-    ),
+    plan: Path | None = typer.Option(None, help="plan.json from `plan allocate` (default: solve for max E[gain])"),
     capacity: list[str] = typer.Option([], "--capacity", "-c", help=_CAP_HELP),
     target: float | None = typer.Option(None, help="gain target: report P(total >= target)"),
     sims: int = typer.Option(20_000, help="number of simulations"),
@@ -148,9 +146,7 @@ def risk_cmd(
     t = Table(title=f"Simulated total gain ({sims:,} runs, seed {seed})")
     for col in ("mean", "sd", "P10", "P50", "P90", "P(>= target)"):
         t.add_column(col, justify="right")
-    hit = (
-        "-" if r.prob_hit_target is None else f"{r.prob_hit_target:.1%} +- {1.96 * r.prob_hit_target_se:.1%}"
-    )
+    hit = "-" if r.prob_hit_target is None else f"{r.prob_hit_target:.1%} +- {1.96 * r.prob_hit_target_se:.1%}"
     t.add_row(_fmt(r.mean), _fmt(r.sd), _fmt(r.p10), _fmt(r.p50), _fmt(r.p90), hit)
     console.print(t)
     write_json(out / "risk.json", {"chosen": [pf.names[i] for i in np.flatnonzero(levels)], **r.to_dict()})
@@ -162,9 +158,7 @@ def risk_cmd(
 def review_cmd(
     projects: Path = typer.Argument(..., help="projects CSV or portfolio YAML"),
     actuals: Path = typer.Argument(..., help="CSV: name, actual_gain, actual_<resource>..."),
-    plan: Path | None = typer.Option(
-        None, help="plan.json from `plan allocate` (default: projects in actuals)"
-    ),
+    plan: Path | None = typer.Option(None, help="plan.json from `plan allocate` (default: projects in actuals)"),
     capacity: list[str] = typer.Option([], "--capacity", "-c", help=_CAP_HELP),
     out: Path = typer.Option(Path("runs/plan"), help="output folder (review.json)"),
 ) -> None:
@@ -200,8 +194,7 @@ def review_cmd(
     console.print(t)
     if rv.actual_percentile is not None:
         console.print(
-            f"the actual total sits at the {rv.actual_percentile:.0f}th percentile of the plan's "
-            "simulated outcomes"
+            f"the actual total sits at the {rv.actual_percentile:.0f}th percentile of the plan's simulated outcomes"
         )
     write_json(out / "review.json", rv.to_dict())
     console.print(f"wrote {out / 'review.json'}")
@@ -210,12 +203,8 @@ def review_cmd(
 @goals_app.command("add")
 def goals_add_cmd(
     goals: Path = typer.Argument(..., help="goals YAML (objectives with key results)"),
-    db: str | None = typer.Option(
-        None, help="SQLAlchemy URL (default: $GROWTHCURVE_DB_URL or growthcurve.db)"
-    ),
-    as_of: str | None = typer.Option(
-        None, help="date for undated 'current' values (YYYY-MM-DD; default today)"
-    ),
+    db: str | None = typer.Option(None, help="SQLAlchemy URL (default: $GROWTHCURVE_DB_URL or growthcurve.db)"),
+    as_of: str | None = typer.Option(None, help="date for undated 'current' values (YYYY-MM-DD; default today)"),
 ) -> None:
     """Store (or replace) goal definitions and their check-ins."""
     from growthcurve.planning.goals import load_goals
@@ -225,9 +214,7 @@ def goals_add_cmd(
     store = GoalStore(db)
     n = store.save_goals(cfg, _date(as_of))
     n_kr = sum(len(o.key_results) for o in cfg.objectives)
-    console.print(
-        f"stored {len(cfg.objectives)} objectives, {n_kr} key results, {n} check-ins in {store.url}"
-    )
+    console.print(f"stored {len(cfg.objectives)} objectives, {n_kr} key results, {n} check-ins in {store.url}")
 
 
 @goals_app.command("update")
@@ -269,9 +256,7 @@ def goals_status_cmd(
     day = _date(as_of)
     cfg = load_goals(goals) if goals is not None else GoalStore(db).load_goals()
     if not cfg.objectives:
-        raise ConfigError(
-            "no goals stored yet; run `growthcurve plan goals add GOALS.yaml` or pass --goals FILE"
-        )
+        raise ConfigError("no goals stored yet; run `growthcurve plan goals add GOALS.yaml` or pass --goals FILE")
     result = assess_goals(cfg, day, method, at_risk)  # type: ignore[arg-type]
     t = Table(title=f"Goals as of {day.isoformat()} ({method} trend)")
     for col in ("objective/KR", "owner", "current", "target", "progress", "expected", "forecast", "status"):

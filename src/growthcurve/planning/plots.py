@@ -75,9 +75,7 @@ def burnup_chart(goals: GoalsConfig, as_of: dt.date, path: str | Path, method: s
         color = colors.get(st.status, "#4C72B0")
         ax.plot(xs, ys, marker="o", markersize=3, color=color, label="actual")
         if st.forecast is not None and st.status not in ("done", "missed"):
-            ax.plot(
-                [xs[-1], kr.due_date], [ys[-1], st.forecast], color=color, linestyle=":", label="forecast"
-            )
+            ax.plot([xs[-1], kr.due_date], [ys[-1], st.forecast], color=color, linestyle=":", label="forecast")
         ax.axvline(as_of, color="black", linewidth=0.6)
         ax.set_title(f"{o.id}/{kr.id}: {st.status} ({st.progress:.0%})", fontsize=9)
         ax.tick_params(labelsize=7)

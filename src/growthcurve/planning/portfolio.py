@@ -54,9 +54,7 @@ class ProjectSpec(_Strict):
             if self.gain_low is None or self.gain_high is None:
                 raise ValueError(f"project '{self.name}': gain_dist=triangular needs gain_low and gain_high")
             if not self.gain_low <= self.gain <= self.gain_high or self.gain_low == self.gain_high:
-                raise ValueError(
-                    f"project '{self.name}': triangular needs gain_low <= gain (the mode) <= gain_high"
-                )
+                raise ValueError(f"project '{self.name}': triangular needs gain_low <= gain (the mode) <= gain_high")
         for res, need in self.needs.items():
             values = need.values() if isinstance(need, dict) else [need]
             if any(v < 0 or not math.isfinite(v) for v in values):
@@ -175,16 +173,12 @@ def compile_portfolio(cfg: PortfolioConfig, capacities: dict[str, Need] | None =
     for s in specs:
         for ref in [*s.depends_on, *s.excludes]:
             if ref not in index:
-                raise DataError(
-                    f"project '{s.name}' refers to unknown project '{ref}'{_did_you_mean(ref, names)}"
-                )
+                raise DataError(f"project '{s.name}' refers to unknown project '{ref}'{_did_you_mean(ref, names)}")
         if s.name in s.depends_on or s.name in s.excludes:
             raise DataError(f"project '{s.name}' cannot depend on or exclude itself")
     cycle = find_cycle(specs)
     if cycle:
-        raise DataError(
-            f"dependencies form a cycle: {' -> '.join(reversed(cycle))}; remove one of these links"
-        )
+        raise DataError(f"dependencies form a cycle: {' -> '.join(reversed(cycle))}; remove one of these links")
 
     caps: dict[str, Need] = {**cfg.capacities, **(capacities or {})}
     for res, cap in caps.items():

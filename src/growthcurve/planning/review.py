@@ -88,9 +88,7 @@ def read_actuals(path: str | Path) -> pd.DataFrame:
         num = pd.to_numeric(df[col], errors="coerce")
         bad = df[col][num.isna() & df[col].notna()]
         if len(bad):
-            raise DataError(
-                f"{p}: column '{col}' must be numeric, got '{bad.iloc[0]}' on line {bad.index[0] + 2}"
-            )
+            raise DataError(f"{p}: column '{col}' must be numeric, got '{bad.iloc[0]}' on line {bad.index[0] + 2}")
         df[col] = num
     if df["name"].duplicated().any():
         raise DataError(f"{p}: project '{df['name'][df['name'].duplicated()].iloc[0]}' appears twice")
@@ -113,9 +111,7 @@ def review_plan(
         levels = np.zeros(pf.n, dtype=int)
         for _, row in actuals.iterrows():
             lv = row.get("level", 1)
-            levels[index[row["name"]]] = (
-                1 if lv is None or (isinstance(lv, float) and math.isnan(lv)) else int(lv)
-            )
+            levels[index[row["name"]]] = 1 if lv is None or (isinstance(lv, float) and math.isnan(lv)) else int(lv)
     resources = sorted({r.resource for r in pf.rows})
     per_res = {res: np.zeros(pf.n) for res in resources}
     for row in pf.rows:  # total planned need per level over quarters
@@ -135,11 +131,7 @@ def review_plan(
             a = act.loc[name]
             ag = None if pd.isna(a["actual_gain"]) else float(a["actual_gain"])
             ause = {
-                r: (
-                    None
-                    if f"actual_{r}" not in act.columns or pd.isna(a[f"actual_{r}"])
-                    else float(a[f"actual_{r}"])
-                )
+                r: (None if f"actual_{r}" not in act.columns or pd.isna(a[f"actual_{r}"]) else float(a[f"actual_{r}"]))
                 for r in resources
             }
             note = "" if levels[i] else "not in plan"
@@ -148,9 +140,7 @@ def review_plan(
         if note:
             notes.append(f"{name}: {note}")
         rows.append(
-            ProjectReview(
-                name, int(levels[i]), planned, ag, None if ag is None else ag - planned, puse, ause, note
-            )
+            ProjectReview(name, int(levels[i]), planned, ag, None if ag is None else ag - planned, puse, ause, note)
         )
     planned_total = float(sum(r.planned_gain for r in rows if r.level))
     actual_total = float(sum(r.actual_gain or 0.0 for r in rows))

@@ -70,8 +70,7 @@ class GoalStore:
             metadata.create_all(self.engine)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise DataError(
-                f"cannot open the goal store at '{self.url}': {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0]}"
+                f"cannot open the goal store at '{self.url}': {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
 
     def save_goals(self, goals: GoalsConfig, as_of: dt.date | None = None) -> int:
@@ -85,9 +84,7 @@ class GoalStore:
             for o in goals.objectives:
                 conn.execute(sa.delete(objectives_table).where(objectives_table.c.objective_id == o.id))
                 conn.execute(
-                    sa.insert(objectives_table).values(
-                        objective_id=o.id, title=o.title, owner=o.owner, period=o.period
-                    )
+                    sa.insert(objectives_table).values(objective_id=o.id, title=o.title, owner=o.owner, period=o.period)
                 )
                 for pos, kr in enumerate(o.key_results):
                     conn.execute(
@@ -111,26 +108,18 @@ class GoalStore:
                     )
                     points = list(kr.history)
                     if kr.current is not None:
-                        points.append(
-                            CheckIn(date=kr.current_date or as_of or dt.date.today(), value=kr.current)
-                        )
+                        points.append(CheckIn(date=kr.current_date or as_of or dt.date.today(), value=kr.current))
                     for p in points:
                         self._put_checkin(conn, o.id, kr.id, p.date, p.value, now)
                         written += 1
         return written
 
     @staticmethod
-    def _put_checkin(
-        conn: sa.Connection, oid: str, kid: str, day: dt.date, value: float, now: dt.datetime
-    ) -> None:
+    def _put_checkin(conn: sa.Connection, oid: str, kid: str, day: dt.date, value: float, now: dt.datetime) -> None:
         c = checkins_table.c
+        conn.execute(sa.delete(checkins_table).where((c.objective_id == oid) & (c.kr_id == kid) & (c.date == day)))
         conn.execute(
-            sa.delete(checkins_table).where((c.objective_id == oid) & (c.kr_id == kid) & (c.date == day))
-        )
-        conn.execute(
-            sa.insert(checkins_table).values(
-                objective_id=oid, kr_id=kid, date=day, value=value, recorded_at=now
-            )
+            sa.insert(checkins_table).values(objective_id=oid, kr_id=kid, date=day, value=value, recorded_at=now)
         )
 
     def add_checkin(self, objective_id: str, kr_id: str, value: float, day: dt.date | None = None) -> None:
@@ -141,14 +130,8 @@ class GoalStore:
                 sa.select(kc.kr_id).where((kc.objective_id == objective_id) & (kc.kr_id == kr_id))
             ).first()
             if found is None:
-                known = [
-                    f"{r.objective_id}/{r.kr_id}" for r in conn.execute(sa.select(kc.objective_id, kc.kr_id))
-                ]
-                hint = (
-                    f" (known: {', '.join(known[:8])})"
-                    if known
-                    else " (run `growthcurve plan goals add` first)"
-                )
+                known = [f"{r.objective_id}/{r.kr_id}" for r in conn.execute(sa.select(kc.objective_id, kc.kr_id))]
+                hint = f" (known: {', '.join(known[:8])})" if known else " (run `growthcurve plan goals add` first)"
                 raise DataError(f"no key result '{objective_id}/{kr_id}' in the goal store{hint}")
             self._put_checkin(
                 conn,

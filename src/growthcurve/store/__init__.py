@@ -75,9 +75,7 @@ def init_db(url: str | None = None) -> sa.Engine:
     return engine
 
 
-def insert_rows(
-    engine: sa.Engine, table: sa.Table, rows: Iterable[Mapping[str, Any]], batch_size: int = 10_000
-) -> int:
+def insert_rows(engine: sa.Engine, table: sa.Table, rows: Iterable[Mapping[str, Any]], batch_size: int = 10_000) -> int:
     """Insert ``rows`` in batches (executemany), so memory stays flat for long iterators; returns the count."""
     total = 0
     batch: list[Mapping[str, Any]] = []

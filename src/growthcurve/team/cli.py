@@ -24,15 +24,11 @@ def score_cmd(
     candidates: Path = typer.Argument(..., help="CSV: one row per candidate, one column per criterion"),
     criteria: Path = typer.Option(..., "--criteria", help="criteria YAML (name, kind benefit|cost, weight)"),
     ahp: Path | None = typer.Option(None, "--ahp", help="pairwise-comparison matrix CSV: AHP weights"),
-    learn: Path | None = typer.Option(
-        None, "--learn", help="past hires CSV with an 'outcome' column: learn weights"
-    ),
+    learn: Path | None = typer.Option(None, "--learn", help="past hires CSV with an 'outcome' column: learn weights"),
     outcome: str = typer.Option("outcome", help="outcome column of --learn"),
     force: bool = typer.Option(False, "--force", help="accept an AHP consistency ratio above 0.1"),
     k: int = typer.Option(3, "--top", help="size of the top-k whose stability is measured"),
-    perturbation: float = typer.Option(
-        0.2, help="each weight is multiplied by U(1-p, 1+p) in the stability test"
-    ),
+    perturbation: float = typer.Option(0.2, help="each weight is multiplied by U(1-p, 1+p) in the stability test"),
     samples: int = typer.Option(1000, help="weight perturbations"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/team"), help="output folder (ranking.csv, ranking.json)"),
@@ -80,13 +76,9 @@ def score_cmd(
             f"{', '.join(learned.contradicting)}: weight set to 0"
         )
     if res.dropped_constant:
-        console.print(
-            f"[yellow]note:[/] same value for every candidate, ignored: {', '.join(res.dropped_constant)}"
-        )
+        console.print(f"[yellow]note:[/] same value for every candidate, ignored: {', '.join(res.dropped_constant)}")
     frame = res.to_frame()
-    t = Table(
-        title=f"Ranking (stability: weights x U(1-{perturbation:g}, 1+{perturbation:g}), {samples} draws)"
-    )
+    t = Table(title=f"Ranking (stability: weights x U(1-{perturbation:g}, 1+{perturbation:g}), {samples} draws)")
     cols = ["candidate", "topsis_score", "topsis_rank", f"topsis_p_in_top{res.k}", "wsm_score", "wsm_rank"]
     if learned is not None:
         cols += ["predicted_outcome", "predicted_sd"]
@@ -121,9 +113,7 @@ def training_cmd(
     for c in ("skill", "n", "gain [CI]", "t (p)", "Wilcoxon p", "d_z [CI]", "DiD vs control [CI] (p)"):
         t.add_column(c, justify="left" if c == "skill" else "right")
     for r in te.results_:
-        did = (
-            "-" if r.did is None else f"{r.did:.2f} [{r.did_ci_low:.2f}, {r.did_ci_high:.2f}] ({r.p_did:.3g})"
-        )
+        did = "-" if r.did is None else f"{r.did:.2f} [{r.did_ci_low:.2f}, {r.did_ci_high:.2f}] ({r.p_did:.3g})"
         t.add_row(
             r.skill,
             str(r.n),

@@ -49,8 +49,7 @@ class PerformanceReview:
             for k in obj.key_results:
                 if k.owner is None:
                     raise DataError(
-                        f"key result '{k.objective_id}/{k.kr_id}' has no owner; set owner on it or "
-                        "its objective"
+                        f"key result '{k.objective_id}/{k.kr_id}' has no owner; set owner on it or its objective"
                     )
                 rows.append(
                     {

@@ -65,8 +65,7 @@ def criteria_matrix(df: pd.DataFrame, criteria: CriteriaConfig, source: str = "c
     missing = [n for n in names if n not in df.columns]
     if missing:
         raise DataError(
-            f"{source} lack criteria column(s) {', '.join(missing)} "
-            f"(columns: {', '.join(map(str, df.columns))})"
+            f"{source} lack criteria column(s) {', '.join(missing)} (columns: {', '.join(map(str, df.columns))})"
         )
     out = np.empty((len(df), len(names)))
     for j, n in enumerate(names):
@@ -74,9 +73,7 @@ def criteria_matrix(df: pd.DataFrame, criteria: CriteriaConfig, source: str = "c
         bad = num.isna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{source}: criterion '{n}' must be numeric, got '{df[n].iloc[i]}' on line {i + 2}"
-            )
+            raise DataError(f"{source}: criterion '{n}' must be numeric, got '{df[n].iloc[i]}' on line {i + 2}")
         out[:, j] = num.to_numpy(dtype=float)
     if not np.all(np.isfinite(out)):
         raise DataError(f"{source}: criteria values must be finite numbers")
@@ -124,13 +121,9 @@ def learn_weights(past: pd.DataFrame, criteria: CriteriaConfig, outcome: str = "
     y = pd.to_numeric(past[outcome], errors="coerce")
     if y.isna().any():
         i = int(np.flatnonzero(y.isna().to_numpy())[0])
-        raise DataError(
-            f"past hires: '{outcome}' must be numeric, got '{past[outcome].iloc[i]}' on line {i + 2}"
-        )
+        raise DataError(f"past hires: '{outcome}' must be numeric, got '{past[outcome].iloc[i]}' on line {i + 2}")
     if len(past) < len(criteria.criteria) + 2:
-        raise DataError(
-            f"learning weights needs at least {len(criteria.criteria) + 2} past hires, got {len(past)}"
-        )
+        raise DataError(f"learning weights needs at least {len(criteria.criteria) + 2} past hires, got {len(past)}")
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     model = BayesianRidge().fit((x - mean) / scale, y.to_numpy(dtype=float))
@@ -142,9 +135,7 @@ def learn_weights(past: pd.DataFrame, criteria: CriteriaConfig, outcome: str = "
     contradicting = [n for n, a in zip(names, aligned, strict=True) if a < 0]
     pos = np.maximum(aligned, 0.0)
     if pos.sum() <= 0:
-        raise DataError(
-            "no criterion has a learned effect in its declared direction; check benefit/cost kinds"
-        )
+        raise DataError("no criterion has a learned effect in its declared direction; check benefit/cost kinds")
     return LearnedWeights(
         names,
         theta,
@@ -266,9 +257,7 @@ class TalentScorer:
             raise ConfigError("criteria weights must not all be zero")
         weights = weights / weights.sum()
         if criteria.id_column not in candidates.columns:
-            raise DataError(
-                f"candidates need an id column '{criteria.id_column}' (set id_column in the criteria file)"
-            )
+            raise DataError(f"candidates need an id column '{criteria.id_column}' (set id_column in the criteria file)")
         x = criteria_matrix(candidates, criteria)
         if len(x) < 2:
             raise DataError("ranking needs at least 2 candidates")
@@ -308,17 +297,13 @@ class TalentScorer:
         return self
 
 
-def weights_from_ahp(
-    path: str | Path, criteria: CriteriaConfig, force: bool = False
-) -> tuple[np.ndarray, float]:
+def weights_from_ahp(path: str | Path, criteria: CriteriaConfig, force: bool = False) -> tuple[np.ndarray, float]:
     """AHP weights ordered like the criteria file, and the consistency ratio."""
     df = read_ahp_matrix(path)
     names = [c.name for c in criteria.criteria]
     if sorted(df.columns) != sorted(names):
         miss = sorted(set(names) - set(df.columns)) or sorted(set(df.columns) - set(names))
-        raise DataError(
-            f"AHP matrix criteria {list(df.columns)} differ from the criteria file's (e.g. '{miss[0]}')"
-        )
+        raise DataError(f"AHP matrix criteria {list(df.columns)} differ from the criteria file's (e.g. '{miss[0]}')")
     df = df.loc[names, names]
     ahp = AHP(force=force).fit(df)
     return ahp.weights_, ahp.cr_

@@ -85,8 +85,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         if num.isna().any():
             i = int(np.flatnonzero(num.isna().to_numpy())[0])
             raise DataError(
-                f"{p} line {i + 2}: '{col}' must be a number, got '{df[col].iloc[i]}' "
-                "(fix or remove that row)"
+                f"{p} line {i + 2}: '{col}' must be a number, got '{df[col].iloc[i]}' (fix or remove that row)"
             )
         df[col] = num.astype(float)
     if "group" in df.columns:
@@ -94,9 +93,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
         bad = ~g.isin(_TREATED | _CONTROL)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{p} line {i + 2}: group must be 'treatment' or 'control', got '{df['group'].iloc[i]}'"
-            )
+            raise DataError(f"{p} line {i + 2}: group must be 'treatment' or 'control', got '{df['group'].iloc[i]}'")
         df["treated"] = g.isin(_TREATED)
     else:
         df["treated"] = True
@@ -119,9 +116,7 @@ class TrainingEffect:
         tr = df[df["treated"]]
         n = len(tr)
         if n < 3:
-            raise DataError(
-                f"skill '{skill}': need at least 3 trained people with pre and post scores, got {n}"
-            )
+            raise DataError(f"skill '{skill}': need at least 3 trained people with pre and post scores, got {n}")
         gain = (tr["post"] - tr["pre"]).to_numpy()
         sd = float(gain.std(ddof=1))
         if sd == 0:

@@ -173,9 +173,7 @@ def tfidf_texts(texts: list[str], pairs: list[str] | None) -> list[str]:
 def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     """Train an rnn, textcnn or tfidf text classifier as ``cfg`` says and leave a complete run folder."""
     if cfg.model.type not in TEXT_BASELINES:
-        raise ConfigError(
-            f"model.type={cfg.model.type} is not a text baseline; use one of {', '.join(TEXT_BASELINES)}"
-        )
+        raise ConfigError(f"model.type={cfg.model.type} is not a text baseline; use one of {', '.join(TEXT_BASELINES)}")
     cfg = with_scratch_defaults(cfg)
     seed_everything(cfg.train.seed)
     splits = load_text_splits(cfg.data, seed=cfg.train.seed)
@@ -209,9 +207,7 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     t0 = time.perf_counter()
     tokenizer = WordTokenizer().fit(splits.train.texts + (splits.train.pairs or []))
     enc = {
-        name: encode_texts(
-            tokenizer, ex.texts, ex.pairs, ex.labels, cfg.model.max_length, f"tokenise {name}", progress
-        )
+        name: encode_texts(tokenizer, ex.texts, ex.pairs, ex.labels, cfg.model.max_length, f"tokenise {name}", progress)
         for name, ex in (("train", splits.train), ("dev", splits.dev), ("test", splits.test))
         if ex is not None
     }
@@ -271,9 +267,7 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     )
 
 
-def _fit_tfidf(
-    cfg: FinetuneConfig, splits: Any, run_dir: Path, meta: dict[str, Any], progress: bool
-) -> RunResult:
+def _fit_tfidf(cfg: FinetuneConfig, splits: Any, run_dir: Path, meta: dict[str, Any], progress: bool) -> RunResult:
     """One fit of the TF-IDF + logistic-regression pipeline; the 'epoch' is the whole fit."""
     from growthcurve.models.baselines import NullTokenizer, TfidfClassifier
 

@@ -45,18 +45,12 @@ def resolve_image_config(cfg: FinetuneConfig) -> FinetuneConfig:
     model_update: dict[str, Any] = {}
     if cfg.model.type == "transformer":
         if "type" in cfg.model.model_fields_set:
-            raise ConfigError(
-                "model.type=transformer is for text; use model.type=cnn or model.type=vision for images"
-            )
+            raise ConfigError("model.type=transformer is for text; use model.type=cnn or model.type=vision for images")
         model_update["type"] = "cnn"
     elif cfg.model.type not in ("cnn", "vision"):
-        raise ConfigError(
-            f"model.type={cfg.model.type} is a text model; use cnn or vision for image-classification"
-        )
+        raise ConfigError(f"model.type={cfg.model.type} is a text model; use cnn or vision for image-classification")
     if cfg.model.type == "vision" and "name_or_path" not in cfg.model.model_fields_set:
-        raise ConfigError(
-            "model.type=vision needs model.name_or_path: a torchvision architecture such as resnet18"
-        )
+        raise ConfigError("model.type=vision needs model.name_or_path: a torchvision architecture such as resnet18")
     if cfg.data.train is None and "image_size" not in cfg.model.model_fields_set:
         model_update["image_size"] = DIGITS_IMAGE_SIZE
     if model_update:
@@ -154,9 +148,7 @@ def split_metrics(
 # the recipe
 
 
-def finetune_image(
-    cfg: FinetuneConfig, progress: bool = True, stop_after_steps: int | None = None
-) -> RunResult:
+def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: int | None = None) -> RunResult:
     """Train an image classifier as ``cfg`` says and leave a complete run folder."""
     from growthcurve.models.baselines import NullTokenizer
     from growthcurve.models.build import count_parameters
@@ -170,9 +162,7 @@ def finetune_image(
 
     # ---- data
     size = cfg.model.image_size
-    splits = load_image_splits(
-        cfg.data, size, cfg.train.seed, 3 if cfg.model.type == "vision" else None, progress
-    )
+    splits = load_image_splits(cfg.data, size, cfg.train.seed, 3 if cfg.model.type == "vision" else None, progress)
     state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
     if progress:
         for w in splits.warnings:
@@ -188,9 +178,7 @@ def finetune_image(
         cfg.model.hidden_size,
         cfg.model.dropout,
     )
-    mean, std = (
-        (list(IMAGENET_MEAN), list(IMAGENET_STD)) if pretrained else channel_stats(splits.train.pixels)
-    )
+    mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if pretrained else channel_stats(splits.train.pixels)
     hflip = bool(getattr(cfg.train, "augment_hflip", False))  # a config key the lead may add; off by default
     shift = max(1, size // 8)  # 4 px at 32 px, the CIFAR recipe
     meta: dict[str, Any] = {

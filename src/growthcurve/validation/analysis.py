@@ -97,8 +97,15 @@ class SRMCheck:
                 counts.update({k: 0 for k in missing})
             extra = sorted(set(counts) - set(self.weights))
             if extra:
-                self.result_ = SRMResult(counts, {}, None, None, self.alpha, True,
-                                         f"variants {extra} are not in the planned split {sorted(self.weights)}")
+                self.result_ = SRMResult(
+                    counts,
+                    {},
+                    None,
+                    None,
+                    self.alpha,
+                    True,
+                    f"variants {extra} are not in the planned split {sorted(self.weights)}",
+                )
                 return self
             w = {k: float(self.weights[k]) for k in counts}
         else:
@@ -107,17 +114,27 @@ class SRMCheck:
         shares = {k: v / total_w for k, v in w.items()}
         total = sum(counts.values())
         if len(counts) < 2 or total == 0 or any(v < 0 for v in counts.values()):
-            self.result_ = SRMResult(counts, shares, None, None, self.alpha, False,
-                                     "SRM check needs at least two variants with non-negative unit counts")
+            self.result_ = SRMResult(
+                counts,
+                shares,
+                None,
+                None,
+                self.alpha,
+                False,
+                "SRM check needs at least two variants with non-negative unit counts",
+            )
             return self
         keys = list(counts)
         chi2, p = sps.chisquare([counts[k] for k in keys], [total * shares[k] for k in keys])
         alarm = bool(p < self.alpha)
         observed = ", ".join(f"{k}={counts[k] / total:.2%}" for k in keys)
         planned = ", ".join(f"{k}={shares[k]:.2%}" for k in keys)
-        msg = (f"SAMPLE RATIO MISMATCH (p={p:.2g} < {self.alpha}): observed {observed} vs planned {planned}; "
-               "assignment or logging is broken, do not trust the results below" if alarm
-               else f"no sample ratio mismatch (p={p:.3g}): observed {observed}")
+        msg = (
+            f"SAMPLE RATIO MISMATCH (p={p:.2g} < {self.alpha}): observed {observed} vs planned {planned}; "
+            "assignment or logging is broken, do not trust the results below"
+            if alarm
+            else f"no sample ratio mismatch (p={p:.3g}): observed {observed}"
+        )
         self.result_ = SRMResult(counts, shares, float(chi2), float(p), self.alpha, alarm, msg)
         return self
 
@@ -175,8 +192,10 @@ class ABTest:
         result = MetricResult(self.metric, self.metric_type, control or "", [], [])
         self.result_ = result
         if control is None or control not in stats:
-            result.error = (f"control variant '{control}' has no data (variants seen: {sorted(variants)}); "
-                            "set analysis.control to one of them")
+            result.error = (
+                f"control variant '{control}' has no data (variants seen: {sorted(variants)}); "
+                "set analysis.control to one of them"
+            )
             return self
         if len(variants) < 2:
             result.error = f"only one variant ('{control}') has data: nothing to compare"
@@ -189,8 +208,7 @@ class ABTest:
         result.cuped_theta = self.theta_
         for v in variants:
             self.arms_[v] = estimate_arm(stats[v], v, self.metric_type, self.theta_, x_mean)
-        raw = ({v: estimate_arm(stats[v], v, self.metric_type) for v in variants}
-               if self.theta_ is not None else None)
+        raw = {v: estimate_arm(stats[v], v, self.metric_type) for v in variants} if self.theta_ is not None else None
         result.arms = [self.arms_[v] for v in variants]
         test = self.test if self.test != "auto" else ("welch" if self.metric_type == "mean" else "z")
         c = self.arms_[control]
@@ -206,8 +224,10 @@ class ABTest:
                 continue
             comp.warnings += c.warnings + t.warnings
             if c.var + t.var == 0:
-                comp.error = (f"zero variance in both '{control}' and '{v}' (every unit has the same value): "
-                              "no test is possible; check that the metric column is the right one")
+                comp.error = (
+                    f"zero variance in both '{control}' and '{v}' (every unit has the same value): "
+                    "no test is possible; check that the metric column is the right one"
+                )
                 continue
             comp.frequentist = frequentist_test(c, t, self.alpha, test)
             if comp.frequentist.rel_effect is None:
@@ -215,8 +235,9 @@ class ABTest:
             if self.sequential:
                 comp.sequential = sequential_test(c, t, self.alpha, self.n_star)
             if self.bayesian:
-                comp.bayesian = bayesian_test(c, t, self.alpha, self.relative, self.prior_variance,
-                                              self.higher_is_better)
+                comp.bayesian = bayesian_test(
+                    c, t, self.alpha, self.relative, self.prior_variance, self.higher_is_better
+                )
             if raw is not None and not raw[control].error and not raw[v].error:
                 v_raw = raw[control].var + raw[v].var
                 if v_raw > 0:

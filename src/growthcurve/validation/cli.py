@@ -14,10 +14,12 @@ from rich.table import Table
 from growthcurve.errors import ConfigError
 from growthcurve.io import write_json
 
-ab_app = typer.Typer(help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.",
-                     no_args_is_help=True)
-survey_app = typer.Typer(help="Surveys: CSAT and NPS with confidence intervals, compared across variants.",
-                         no_args_is_help=True)
+ab_app = typer.Typer(
+    help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.", no_args_is_help=True
+)
+survey_app = typer.Typer(
+    help="Surveys: CSAT and NPS with confidence intervals, compared across variants.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -52,8 +54,9 @@ def analyze_cmd(
     with console.status("aggregating events in the database ..."):
         result = analyze(cfg)
     srm = result.srm
-    console.print(("[bold white on red] SRM ALARM [/] " if srm.alarm else "[green]SRM ok[/] ") + srm.message,
-                  highlight=False)
+    console.print(
+        ("[bold white on red] SRM ALARM [/] " if srm.alarm else "[green]SRM ok[/] ") + srm.message, highlight=False
+    )
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     table = Table(title="A/B results (relative lift vs control)")
@@ -76,7 +79,12 @@ def analyze_cmd(
                 f = c.frequentist
                 star = "[bold green]*[/]" if c.significant else ""
                 table.add_row(
-                    m.metric, a.variant, str(a.n), mean, _pct(f.rel_effect) + star, _ci(f.rel_ci),
+                    m.metric,
+                    a.variant,
+                    str(a.n),
+                    mean,
+                    _pct(f.rel_effect) + star,
+                    _ci(f.rel_ci),
                     f"{f.p_value:.3g} ({c.p_adjusted:.3g})" if c.p_adjusted is not None else f"{f.p_value:.3g}",
                     _ci(c.sequential.rel_ci) if c.sequential else "–",
                     f"{100 * c.bayesian.chance_to_win:.1f}%" if c.bayesian else "–",
@@ -145,14 +153,31 @@ def simulate_cmd(
     """A/A (``--lift 0``) or A/B simulation: how often each procedure declares a winner."""
     from growthcurve.validation.simulate import simulate_peeking, write_example_events
 
-    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("sim", total=experiments)
-        res = simulate_peeking(experiments, looks, users_per_day, baseline, lift, alpha, n_star, seed,
-                               progress=lambda k: bar.advance(task, k))
+        res = simulate_peeking(
+            experiments,
+            looks,
+            users_per_day,
+            baseline,
+            lift,
+            alpha,
+            n_star,
+            seed,
+            progress=lambda k: bar.advance(task, k),
+        )
     kind = "false-positive rate" if lift == 0 else "power (rejection rate)"
-    t = Table(title=f"{'A/A' if lift == 0 else 'A/B'}: {experiments} experiments × {looks} looks, "
-                    f"{users_per_day}/arm/day, p={baseline:g}, lift={lift:+g}")
+    t = Table(
+        title=f"{'A/A' if lift == 0 else 'A/B'}: {experiments} experiments × {looks} looks, "
+        f"{users_per_day}/arm/day, p={baseline:g}, lift={lift:+g}"
+    )
     t.add_column("procedure")
     t.add_column(kind, justify="right")
     t.add_row("naive z test, stop at first p < alpha", f"{res.reject_naive_peeking:.1%}")
@@ -200,8 +225,9 @@ def survey_cmd(
     if kind not in ("nps", "csat"):
         raise ConfigError(f"--kind must be nps or csat (got '{kind}')")
     is_file = url is None
-    src_cfg = SourceConfig(url=url, path=data if is_file else None, table="answers" if is_file else data,
-                           timestamp_column="")
+    src_cfg = SourceConfig(
+        url=url, path=data if is_file else None, table="answers" if is_file else data, timestamp_column=""
+    )
     with open_source(src_cfg) as src:
         src.col(variant_column, "--variant-column")
         src.col(score_column, "--score-column")
@@ -218,8 +244,15 @@ def survey_cmd(
             t.add_row(a.variant, str(a.n), "[red]error[/]", "", "", "", "")
             continue
         diff = "control" if c is None else ("–" if c.diff is None else f"{c.diff:+.1f}{unit} {_ci(c.ci, False)}")
-        t.add_row(a.variant, str(a.n), f"{a.score:.1f}{unit}", _ci(a.ci, False), f"{a.mean_answer:.2f}", diff,
-                  "" if c is None or c.p_value is None else f"{c.p_value:.3g}")
+        t.add_row(
+            a.variant,
+            str(a.n),
+            f"{a.score:.1f}{unit}",
+            _ci(a.ci, False),
+            f"{a.mean_answer:.2f}",
+            diff,
+            "" if c is None or c.p_value is None else f"{c.p_value:.3g}",
+        )
     console.print(t)
     for msg in [a.error for a in res.arms if a.error] + [c.error for c in res.comparisons if c.error] + res.warnings:
         console.print(f"[yellow]warning:[/] {msg}", highlight=False)

@@ -45,9 +45,17 @@ class ExperimentResult:
 def _estimator(cfg: ABConfig, m: MetricConfig) -> ABTest:
     a = cfg.analysis
     return ABTest(
-        metric=m.name, metric_type=m.type, control=a.control, alpha=a.alpha, cuped=bool(m.covariate),
-        sequential=a.sequential, n_star=a.n_star, bayesian=a.bayesian, prior_variance=a.prior_variance,
-        correction=a.correction, higher_is_better=m.higher_is_better,
+        metric=m.name,
+        metric_type=m.type,
+        control=a.control,
+        alpha=a.alpha,
+        cuped=bool(m.covariate),
+        sequential=a.sequential,
+        n_star=a.n_star,
+        bayesian=a.bayesian,
+        prior_variance=a.prior_variance,
+        correction=a.correction,
+        higher_is_better=m.higher_is_better,
     )
 
 
@@ -64,11 +72,20 @@ def _timeline(src: EventSource, cfg: ABConfig) -> list[TimelinePoint]:
             for cp in res.comparisons:
                 f, s = cp.frequentist, cp.sequential
                 n = sum(a.n for a in res.arms if a.variant in (cp.control, cp.treatment))
-                points.append(TimelinePoint(
-                    m.name, cp.treatment, _stamp(cut), n,
-                    f.rel_effect if f else None, f.rel_ci if f else None, s.rel_ci if s else None,
-                    f.abs_effect if f else None, f.abs_ci if f else None, s.abs_ci if s else None,
-                ))
+                points.append(
+                    TimelinePoint(
+                        m.name,
+                        cp.treatment,
+                        _stamp(cut),
+                        n,
+                        f.rel_effect if f else None,
+                        f.rel_ci if f else None,
+                        s.rel_ci if s else None,
+                        f.abs_effect if f else None,
+                        f.abs_ci if f else None,
+                        s.abs_ci if s else None,
+                    )
+                )
     return points
 
 
@@ -80,8 +97,10 @@ def analyze(cfg: ABConfig) -> ExperimentResult:
             where = f" for experiment '{cfg.source.experiment}'" if cfg.source.experiment else ""
             raise DataError(f"table '{cfg.source.table}' has no events{where}: check source.table/experiment")
         if cfg.analysis.control is not None and cfg.analysis.control not in counts:
-            raise DataError(f"control variant '{cfg.analysis.control}' is not in the data "
-                            f"(variants: {', '.join(counts)}); fix analysis.control")
+            raise DataError(
+                f"control variant '{cfg.analysis.control}' is not in the data "
+                f"(variants: {', '.join(counts)}); fix analysis.control"
+            )
         if len(counts) < 2:
             raise DataError(f"only one variant ({', '.join(counts)}) in the data: nothing to compare")
         srm = SRMCheck(cfg.analysis.srm_alpha, cfg.analysis.weights).fit(counts).result_

@@ -77,8 +77,21 @@ class PowerAnalysis:
         n_arm = int(math.ceil(float(n)))
         total = n_arm * self.variants
         days = int(math.ceil(total / daily_units)) if daily_units else None
-        self.plan_ = PowerPlan(kind, baseline, sd, mde, delta, self.alpha, self.power, self.variants, n_arm, total,
-                               daily_units, days, "bonferroni" if alpha != self.alpha else "none")
+        self.plan_ = PowerPlan(
+            kind,
+            baseline,
+            sd,
+            mde,
+            delta,
+            self.alpha,
+            self.power,
+            self.variants,
+            n_arm,
+            total,
+            daily_units,
+            days,
+            "bonferroni" if alpha != self.alpha else "none",
+        )
         return self
 
 

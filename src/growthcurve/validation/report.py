@@ -25,18 +25,28 @@ def plot_lift(result: ExperimentResult, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(c.metric, c.treatment, c.frequentist, c.sequential) for m in result.metrics for c in m.comparisons
-            if c.frequentist is not None and c.frequentist.rel_ci is not None]
+    rows = [
+        (c.metric, c.treatment, c.frequentist, c.sequential)
+        for m in result.metrics
+        for c in m.comparisons
+        if c.frequentist is not None and c.frequentist.rel_ci is not None
+    ]
     if not rows:
         return False
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
     for i, (_, _, f, s) in enumerate(rows):
         y = len(rows) - 1 - i
         if s is not None and s.rel_ci is not None:
-            ax.plot([100 * s.rel_ci[0], 100 * s.rel_ci[1]], [y, y], color="#9ab", lw=1.5,
-                    label="sequential CS" if i == 0 else None)
-        ax.plot([100 * f.rel_ci[0], 100 * f.rel_ci[1]], [y, y], color="#1f5fa8", lw=5,
-                label="fixed CI" if i == 0 else None)
+            ax.plot(
+                [100 * s.rel_ci[0], 100 * s.rel_ci[1]],
+                [y, y],
+                color="#9ab",
+                lw=1.5,
+                label="sequential CS" if i == 0 else None,
+            )
+        ax.plot(
+            [100 * f.rel_ci[0], 100 * f.rel_ci[1]], [y, y], color="#1f5fa8", lw=5, label="fixed CI" if i == 0 else None
+        )
         ax.plot(100 * f.rel_effect, y, "o", color="black")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(rows)), [f"{m} · {t}" for m, t, _, _ in reversed(rows)])
@@ -67,13 +77,23 @@ def plot_timeline(result: ExperimentResult, path: Path) -> bool:
         x = list(range(1, len(pts) + 1))
         ax.plot(x, [100 * p.rel_effect for p in pts], "o-", color="black", ms=3, label="lift")
         fc = [(p.rel_ci or (None, None)) for p in pts]
-        ax.fill_between(x, [100 * a if a is not None else float("nan") for a, _ in fc],
-                        [100 * b if b is not None else float("nan") for _, b in fc], color="#1f5fa8", alpha=0.25,
-                        label="fixed 95% CI")
+        ax.fill_between(
+            x,
+            [100 * a if a is not None else float("nan") for a, _ in fc],
+            [100 * b if b is not None else float("nan") for _, b in fc],
+            color="#1f5fa8",
+            alpha=0.25,
+            label="fixed 95% CI",
+        )
         sc = [(p.seq_rel_ci or (None, None)) for p in pts]
         for k in (0, 1):
-            ax.plot(x, [100 * c[k] if c[k] is not None else float("nan") for c in sc], "--", color="#c0392b",
-                    label="sequential bound" if k == 0 else None)
+            ax.plot(
+                x,
+                [100 * c[k] if c[k] is not None else float("nan") for c in sc],
+                "--",
+                color="#c0392b",
+                label="sequential bound" if k == 0 else None,
+            )
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(f"{metric} · {treat} vs control (cumulative)", fontsize=9)
         ax.set_ylabel("lift %")
@@ -131,8 +151,15 @@ def write_report(result: ExperimentResult, out_dir: str | Path) -> dict[str, str
     comp = {(c.metric, c.treatment): c for m in result.metrics for c in m.comparisons}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     text = env.from_string(_TEMPLATE).render(
-        srm=result.srm, warnings=result.warnings, metrics=result.metrics, comp=comp, pct=_pct, num=_num,
-        lift_png=lift_png, timeline_png=timeline_png, escape=html.escape,
+        srm=result.srm,
+        warnings=result.warnings,
+        metrics=result.metrics,
+        comp=comp,
+        pct=_pct,
+        num=_num,
+        lift_png=lift_png,
+        timeline_png=timeline_png,
+        escape=html.escape,
     )
     write_text(out / "report.html", text)
     paths["html"] = str(out / "report.html")

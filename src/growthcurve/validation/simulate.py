@@ -84,8 +84,7 @@ def simulate_peeking(
         if progress:
             progress(e)
     r = hits / experiments
-    return PeekingResult(experiments, looks, users_per_look, baseline, lift, alpha, n_star,
-                         *(float(v) for v in r))
+    return PeekingResult(experiments, looks, users_per_look, baseline, lift, alpha, n_star, *(float(v) for v in r))
 
 
 @dataclass
@@ -123,12 +122,19 @@ def simulate_cuped(
         adj.append(comp.frequentist.abs_effect)  # type: ignore[union-attr]
         reported.append(comp.variance_reduction)
     v_raw, v_adj = float(np.var(raw, ddof=1)), float(np.var(adj, ddof=1))
-    return CupedResult(experiments, units_per_arm, rho, v_raw, v_adj, 1 - v_adj / v_raw, rho**2,
-                       float(np.mean(reported)))
+    return CupedResult(
+        experiments, units_per_arm, rho, v_raw, v_adj, 1 - v_adj / v_raw, rho**2, float(np.mean(reported))
+    )
 
 
-def example_events(units: int = 4000, days: int = 14, lift: float = 0.05, seed: int = 0,
-                   split: float = 0.5, start: dt.datetime | None = None):  # -> pandas.DataFrame
+def example_events(
+    units: int = 4000,
+    days: int = 14,
+    lift: float = 0.05,
+    seed: int = 0,
+    split: float = 0.5,
+    start: dt.datetime | None = None,
+):  # -> pandas.DataFrame
     """A realistic wide events table: one row per session with conversion, revenue, rating, pre-period.
 
     Columns: unit_id, variant, ts, sessions (1), converted (0/1), revenue, satisfaction (1–5 or empty),
@@ -151,12 +157,26 @@ def example_events(units: int = 4000, days: int = 14, lift: float = 0.05, seed: 
             ts = start + dt.timedelta(days=int(day), seconds=int(rng.integers(0, 86_400)))
             converted = float(rng.random() < min(0.9, 0.08 * lift_u * (0.5 + propensity[u] / 2)))
             revenue = float(converted * rng.gamma(2.0, 10.0) * lift_u)
-            sat = float(np.clip(np.round(rng.normal(3.8 + 0.3 * lift / 0.05 * treat[u], 0.9)), 1, 5)) \
-                if rng.random() < 0.3 else np.nan
-            rows.append((f"u{u:06d}", "treatment" if treat[u] else "control", ts, 1.0, converted, revenue, sat,
-                         pre_revenue[u] if j == 0 else np.nan))
-    return pd.DataFrame(rows, columns=["unit_id", "variant", "ts", "sessions", "converted", "revenue",
-                                       "satisfaction", "pre_revenue"]).sort_values("ts", ignore_index=True)
+            sat = (
+                float(np.clip(np.round(rng.normal(3.8 + 0.3 * lift / 0.05 * treat[u], 0.9)), 1, 5))
+                if rng.random() < 0.3
+                else np.nan
+            )
+            rows.append(
+                (
+                    f"u{u:06d}",
+                    "treatment" if treat[u] else "control",
+                    ts,
+                    1.0,
+                    converted,
+                    revenue,
+                    sat,
+                    pre_revenue[u] if j == 0 else np.nan,
+                )
+            )
+    return pd.DataFrame(
+        rows, columns=["unit_id", "variant", "ts", "sessions", "converted", "revenue", "satisfaction", "pre_revenue"]
+    ).sort_values("ts", ignore_index=True)
 
 
 def write_example_events(path: str | Path, **kwargs: object) -> int:
@@ -180,8 +200,9 @@ def write_example_events(path: str | Path, **kwargs: object) -> int:
         long = df.melt(id_vars=["unit_id", "variant", "ts"], value_vars=metrics, var_name="metric").dropna()
         long["experiment"] = "example"
         rows = (dict(r._asdict()) for r in long.itertuples(index=False))
-        n = insert_rows(engine, experiment_events, ({k: v.to_pydatetime() if k == "ts" else v
-                                                     for k, v in r.items()} for r in rows))
+        n = insert_rows(
+            engine, experiment_events, ({k: v.to_pydatetime() if k == "ts" else v for k, v in r.items()} for r in rows)
+        )
         engine.dispose()
         return n
     else:

@@ -107,9 +107,7 @@ class EventSource:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return {
-            str(r[0]): SufficientStats(int(r[1]), *(float(v or 0.0) for v in r[2:])) for r in rows
-        }
+        return {str(r[0]): SufficientStats(int(r[1]), *(float(v or 0.0) for v in r[2:])) for r in rows}
 
     def unit_counts(self) -> dict[str, int]:
         """Distinct units per variant (the SRM check's input)."""
@@ -183,8 +181,9 @@ def reflect(engine: sa.Engine, table_name: str) -> sa.Table:
         return sa.Table(name, sa.MetaData(), *(sa.Column(k) for k in keys), schema=schema or None)
 
 
-def load_file(path: str | Path, engine: sa.Engine, table: str, timestamp_column: str | None,
-              chunk_rows: int = 200_000) -> None:
+def load_file(
+    path: str | Path, engine: sa.Engine, table: str, timestamp_column: str | None, chunk_rows: int = 200_000
+) -> None:
     """Stream a CSV or Parquet file into ``table`` in chunks, so a big file never sits in memory whole."""
     import pandas as pd
 

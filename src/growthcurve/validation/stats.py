@@ -40,8 +40,14 @@ class SufficientStats:
         """The statistics of per-unit values ``y`` (and ``x``): handy in tests and simulations."""
         y = np.asarray(y, dtype=float)
         x = np.zeros_like(y) if x is None else np.asarray(x, dtype=float)
-        return cls(int(y.size), float(y.sum()), float((y * y).sum()), float(x.sum()), float((x * x).sum()),
-                   float((x * y).sum()))
+        return cls(
+            int(y.size),
+            float(y.sum()),
+            float((y * y).sum()),
+            float(x.sum()),
+            float((x * x).sum()),
+            float((x * y).sum()),
+        )
 
 
 @dataclass
@@ -115,11 +121,15 @@ def _check_stats(s: SufficientStats, variant: str, metric_type: MetricType) -> s
     if s.n < 2:
         return f"variant '{variant}' has n={s.n} < 2 units: no variance can be estimated; collect more data"
     if metric_type == "binomial" and not (0 <= s.sum_y <= s.n):
-        return (f"variant '{variant}' has {s.sum_y:g} conversions for {s.n} units: a binomial metric needs "
-                "0/1 per unit (use type: mean for counts)")
+        return (
+            f"variant '{variant}' has {s.sum_y:g} conversions for {s.n} units: a binomial metric needs "
+            "0/1 per unit (use type: mean for counts)"
+        )
     if metric_type == "ratio" and s.sum_x == 0:
-        return (f"variant '{variant}': the ratio's denominator sums to 0 (all denominators are zero); "
-                "pick a denominator every unit has, or use type: mean")
+        return (
+            f"variant '{variant}': the ratio's denominator sums to 0 (all denominators are zero); "
+            "pick a denominator every unit has, or use type: mean"
+        )
     return None
 
 
@@ -290,5 +300,6 @@ def bayesian_test(
     if not higher_is_better:
         ctw, gain, loss = 1 - ctw, loss, gain
     q = float(sps.norm.ppf(1 - alpha / 2))
-    return BayesianResult("relative" if relative else "absolute", mean, sd, ctw, gain, loss,
-                          (mean - q * sd, mean + q * sd))
+    return BayesianResult(
+        "relative" if relative else "absolute", mean, sd, ctw, gain, loss, (mean - q * sd, mean + q * sd)
+    )

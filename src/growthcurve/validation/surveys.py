@@ -162,8 +162,13 @@ class SurveyAnalysis:
         return self
 
 
-def score_counts(engine: sa.Engine, table: sa.Table, variant_col: str, score_col: str,
-                 where: list[sa.ColumnElement[bool]] | None = None) -> dict[str, dict[float, int]]:
+def score_counts(
+    engine: sa.Engine,
+    table: sa.Table,
+    variant_col: str,
+    score_col: str,
+    where: list[sa.ColumnElement[bool]] | None = None,
+) -> dict[str, dict[float, int]]:
     """Answers per (variant, score) by one ``GROUP BY`` in the database; empty answers are skipped."""
     v, s = table.c[variant_col], table.c[score_col]
     q = sa.select(v, s, sa.func.count()).where(s.is_not(None), *(where or [])).group_by(v, s)

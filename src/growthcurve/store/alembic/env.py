@@ -14,6 +14,7 @@ class _DuckDBImpl(DefaultImpl):
 
     __dialect__ = "duckdb"
 
+
 config = context.config
 
 
