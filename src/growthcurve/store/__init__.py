@@ -11,9 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from growthcurve.errors import ConfigError, DataError
-from growthcurve.store.schema import experiment_events, feedback, metadata, predictions
+from growthcurve.store.schema import decisions, experiment_events, feedback, metadata, predictions
 
 __all__ = [
+    "decisions",
     "default_url",
     "experiment_events",
     "feedback",

@@ -65,3 +65,18 @@ feedback = sa.Table(
     sa.Index("ix_feedback_model_version_kind", "model_version", "kind"),
 )
 """A user's reaction to a prediction: thumbs (0/1), rating (CSAT 1-5, NPS 0-10) or a corrected label."""
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", _Id, sa.Sequence("decisions_id_seq"), primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.DateTime(), nullable=False),
+    sa.Column("experiment", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("variant", sa.String(64), nullable=True),
+    sa.Column("decided_by", sa.String(128), nullable=False),
+    sa.Column("why", sa.Text(), nullable=False),
+    sa.Column("evidence", sa.JSON(), nullable=True),
+    sa.Index("ix_decisions_experiment_ts", "experiment", "ts"),
+)
+"""One decision on an experiment (ship / reject / continue a variant), who made it, why, and the A/B evidence."""
