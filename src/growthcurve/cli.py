@@ -25,6 +25,8 @@ _COMMAND_MODULES = [
     "growthcurve.validation.cli",
     "growthcurve.planning.cli",
     "growthcurve.team.cli",
+    "growthcurve.compression.cli",
+    "growthcurve.serving.cli",
 ]
 
 
