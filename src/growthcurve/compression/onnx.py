@@ -1,0 +1,454 @@
+"""ONNX export of a run (fp32 + int8) that checks itself against PyTorch, and a predictor that serves it.
+
+``export_onnx("runs/latest", quantize="int8")`` writes ``RUN/onnx/`` (``model.onnx``, ``model.int8.onnx``,
+tokenizer, ``labels.json``, ``run.json``, ``export.json``); ``OnnxPredictor("runs/latest")`` reads it back with
+the same interface as `growthcurve.training.inference.Predictor`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, torch_proba
+from growthcurve.errors import ConfigError, ModelError
+from growthcurve.io import write_json
+
+EXPORT_DIR = "onnx"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+EXPORT_FILE = "export.json"
+OPSET = 18  # the torch.export-based exporter's own default opset in torch 2.13
+TOLERANCE = 1e-4  # max abs logit difference allowed between the fp32 ONNX model and PyTorch
+EXPORTABLE_TASKS = ("text-classification", "token-classification")
+QUANTIZE = ("int8",)
+
+# Texts of varied length for the self-check, used in addition to (or instead of) the run's test split.
+_SAMPLE_TEXTS = [
+    "hello",
+    "I lost my card yesterday and need a new one",
+    "what is the exchange rate for euros today?",
+    "the movie was great",
+    "why was my transfer declined when I had enough money in the account",
+    "Paris and Berlin",
+    "ok",
+    "can you tell me how long it takes for a top-up by bank transfer to show up in my balance, it has been days "
+    "and I still see nothing, which is very annoying because I need the money for rent",
+]
+
+
+@dataclass
+class ExportResult:
+    """Where the export went and how it checked out (the content of ``export.json``)."""
+
+    out_dir: Path
+    report: dict[str, Any]
+
+
+def _why_not_exportable(meta: dict[str, Any]) -> str | None:
+    """One line saying why a run cannot be exported, or None when it can."""
+    task = meta.get("task", "text-classification")
+    model_type = meta.get("model_type", "transformer")
+    if task not in EXPORTABLE_TASKS:
+        return f"task '{task}' has no ONNX export here (export covers {', '.join(EXPORTABLE_TASKS)} runs)"
+    if model_type != "transformer":
+        return (
+            f"model type '{model_type}' has no ONNX export here (export covers transformer encoders; "
+            "tf-idf, RNN and CNN baselines are served by `growthcurve predict` as they are)"
+        )
+    return None
+
+
+def _load_fp32(run_dir: Path, work: Path, meta: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], list[str]]:
+    """The run's model in fp32 eval mode; LoRA/AdaLoRA/freeze runs are merged first into ``work``."""
+    from growthcurve.training.runfolder import load_run
+
+    method = meta.get("method", "full")
+    if method != "full":
+        from growthcurve.models.peft_methods import MERGEABLE
+
+        if method not in (*MERGEABLE, "freeze"):
+            raise ModelError(
+                f"cannot export '{run_dir}': a {method} run cannot be merged into plain weights "
+                "(only lora, adalora and freeze runs can); serve it with `growthcurve predict`/`serve --backend torch`"
+            )
+        from growthcurve.training.merge import merge_run
+
+        merge_run(run_dir, work / "merged")
+        run = load_run(work / "merged")
+    else:
+        run = load_run(run_dir)
+    model = run.model.float().eval()
+    return model, run.tokenizer, run.meta, run.labels
+
+
+def _input_names(model: Any, tokenizer: Any) -> list[str]:
+    """The tokenizer outputs the model's forward takes, in a fixed order (input_ids first)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in params]
+    produced = set(tokenizer("a b")) if tokenizer is not None else set(names)
+    return [n for n in names if n in produced]
+
+
+def _encode(
+    tokenizer: Any, texts: list[str], max_length: int, names: list[str], pairs: list[str] | None = None
+) -> dict:
+    enc = tokenizer(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    return {n: np.asarray(enc[n], dtype=np.int64) for n in names}
+
+
+def _export_graph(model: Any, names: list[str], sample: dict[str, np.ndarray], path: Path) -> None:
+    """torch.onnx.export with the torch.export-based (dynamo) exporter and dynamic batch/sequence axes.
+
+    The older TorchScript exporter (``dynamo=False``) traces transformers 5's mask code with the sample's
+    padding baked in (a TracerWarning, then logits off by ~5e-2 on other lengths), so it fails the check.
+    """
+    import torch
+    from torch.export import Dim
+
+    batch, seq = Dim("batch"), Dim("sequence")
+    kwargs = {n: torch.from_numpy(sample[n]) for n in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                model,
+                (),
+                kwargs=kwargs,
+                input_names=names,
+                output_names=["logits"],  # the model output's only tensor when no labels are passed
+                dynamic_shapes={n: {0: batch, 1: seq} for n in names},
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+        except Exception as exc:  # the exporter raises many types; the user needs the first line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"torch.onnx.export failed for this model: {first[:300]}") from None
+    program.save(str(path))
+
+
+def _session(path: Path, threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # quantised graphs log benign shape-inference warnings at level 2
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _check_batches(tokenizer: Any, texts: list[str], max_length: int, names: list[str]) -> list[dict]:
+    """Batches for the self-check: single texts, mixed-length batches (padding), one at max_length."""
+    batches = [_encode(tokenizer, [t], max_length, names) for t in texts[:3]]
+    for i in range(0, min(len(texts), 64), 16):
+        batches.append(_encode(tokenizer, texts[i : i + 16], max_length, names))
+    batches.append(_encode(tokenizer, [" ".join(texts * 4)] * 2, max_length, names))  # truncated to max_length
+    return batches
+
+
+def _compare(model: Any, session: Any, batches: list[dict]) -> tuple[float, float, int]:
+    """(max abs logit difference, arg-max agreement, positions compared) of ONNX vs PyTorch fp32."""
+    import torch
+
+    diff, agree, n = 0.0, 0, 0
+    for b in batches:
+        with torch.no_grad():
+            ref = model(**{k: torch.from_numpy(v) for k, v in b.items()}).logits.float().numpy()
+        got = session.run(["logits"], b)[0]
+        if ref.ndim == 3:  # token logits: compare real tokens only, padding positions carry no prediction
+            keep = b["attention_mask"].astype(bool)
+            ref, got = ref[keep], got[keep]
+        diff = max(diff, float(np.max(np.abs(ref - got))))
+        agree += int(np.sum(ref.argmax(-1) == got.argmax(-1)))
+        n += len(ref)
+    return diff, agree / n, n
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by the finished ``tmp`` folder (two renames: never a half-written export)."""
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_onnx(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    quantize: str | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> ExportResult:
+    """Export a transformer text/token-classification run to ONNX (and int8), validated against PyTorch.
+
+    Fails with ModelError when the fp32 graph's logits differ from PyTorch's by more than ``TOLERANCE``.
+    """
+    import onnxruntime as ort
+    import torch
+
+    from growthcurve.training.runfolder import read_meta
+
+    if quantize is not None and quantize not in QUANTIZE:
+        raise ConfigError(f"--quantize '{quantize}' is not available; choose one of: {', '.join(QUANTIZE)}")
+    run_dir = Path(run_dir)
+    _, meta, labels = read_meta(run_dir)
+    reason = _why_not_exportable(meta)
+    if reason:
+        raise ModelError(f"cannot export '{run_dir}': {reason}")
+    final = Path(out_dir) if out_dir else run_dir / EXPORT_DIR
+    if final.resolve() in (run_dir.resolve(), (run_dir / "model").resolve()):
+        raise ConfigError(f"--out '{final}' would replace the run itself; give a new folder (default RUN/onnx)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        with tempfile.TemporaryDirectory(prefix="gc-export-") as work:
+            model, tokenizer, out_meta, labels = _load_fp32(run_dir, Path(work), meta)
+            names = _input_names(model, tokenizer)
+            max_length = int(meta["max_length"])
+            test = run_test_examples(run_dir, labels) if meta.get("task") == "text-classification" else None
+            check_texts = _SAMPLE_TEXTS + (test[1][:48] if test else [])
+            if progress:
+                print(f"exporting {run_dir} to ONNX (opset {OPSET})...", flush=True)
+            _export_graph(model, names, _encode(tokenizer, _SAMPLE_TEXTS[:2], max_length, names), tmp / FP32_FILE)
+            batches = _check_batches(tokenizer, check_texts, max_length, names)
+            fp32 = _session(tmp / FP32_FILE, threads)
+            diff, _, n_checked = _compare(model, fp32, batches)
+            if not np.isfinite(diff) or diff > TOLERANCE:
+                raise ModelError(
+                    f"ONNX export of '{run_dir}' does not match PyTorch: max abs logit difference {diff:.3g} > "
+                    f"{TOLERANCE:g}; nothing was written (report this with the model type: {meta.get('base_model')})"
+                )
+            report: dict[str, Any] = {
+                "format": "onnx",
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "source_run": str(run_dir),
+                "task": meta.get("task"),
+                "method": meta.get("method", "full"),
+                "merged_before_export": meta.get("method", "full") != "full",
+                "exporter": "torch.onnx.export(dynamo=True)",
+                "opset": OPSET,
+                "inputs": names,
+                "dynamic_axes": {n: ["batch", "sequence"] for n in names},
+                "torch": torch.__version__,
+                "onnxruntime": ort.__version__,
+                "providers": ["CPUExecutionProvider"],
+                "available_providers": ort.get_available_providers(),
+                "cpu": cpu_info(),
+                "tolerance": TOLERANCE,
+                "validation": {"batches": len(batches), "rows_compared": n_checked},
+                "max_abs_diff": {"fp32": diff},
+                "files": {FP32_FILE: (tmp / FP32_FILE).stat().st_size},
+            }
+            if quantize == "int8":
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                # dynamic int8: weights quantised offline, activations per batch at run time (no calibration set)
+                # onnxruntime logs "consider pre-processing" on the root logger; its pre-processing
+                # (symbolic shape inference) fails on torch.export graphs ("Incomplete symbolic shape
+                # inference", checked with onnxruntime 1.32), so quantise the graph as exported, quietly.
+                root = logging.getLogger()
+                level = root.level
+                root.setLevel(logging.ERROR)
+                try:
+                    quantize_dynamic(str(tmp / FP32_FILE), str(tmp / INT8_FILE), weight_type=QuantType.QInt8)
+                finally:
+                    root.setLevel(level)
+                int8 = _session(tmp / INT8_FILE, threads)
+                diff8, agree8, _ = _compare(model, int8, batches)
+                report["max_abs_diff"]["int8"] = diff8
+                report["int8_argmax_agreement"] = agree8
+                report["files"][INT8_FILE] = (tmp / INT8_FILE).stat().st_size
+                report["int8_size_ratio"] = report["files"][INT8_FILE] / report["files"][FP32_FILE]
+            if test is not None:
+                report["test"] = _test_accuracy(model, tokenizer, tmp, test, meta, names, threads)
+            else:
+                report["test"] = None
+                report["test_note"] = (
+                    "no test file in the run's config.yaml"
+                    if meta.get("task") == "text-classification"
+                    else "token-classification: entity scores need the torch decoder; the logit check above applies"
+                )
+            tokenizer.save_pretrained(tmp)
+            write_json(tmp / "labels.json", labels)
+            write_json(tmp / "run.json", {**out_meta, "exported_from": str(run_dir)})
+            write_json(tmp / EXPORT_FILE, report)  # written last: its presence marks a finished export
+        _swap_in(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(final, report)
+
+
+def _test_accuracy(
+    model: Any,
+    tokenizer: Any,
+    onnx_dir: Path,
+    test: tuple[str, list[str], np.ndarray],
+    meta: dict[str, Any],
+    names: list[str],
+    threads: int | None,
+) -> dict[str, Any]:
+    """Accuracy on the run's test split: the exported torch model in fp32, then each ONNX file."""
+    path, texts, y = test
+    multi = bool(meta.get("multi_label"))
+    out: dict[str, Any] = {"path": path, "n": len(texts)}
+    probs = torch_proba(model, tokenizer, texts, int(meta["max_length"]), multi)
+    out["accuracy_torch_fp32"] = accuracy(probs, y, multi)
+    for key, fname in (("accuracy_onnx_fp32", FP32_FILE), ("accuracy_onnx_int8", INT8_FILE)):
+        if (onnx_dir / fname).is_file():
+            onnx_model = _OnnxModel(onnx_dir / fname, onnx_dir, meta, names, 64, threads, tokenizer)
+            out[key] = accuracy(onnx_model.predict_proba(texts), y, multi)
+    return out
+
+
+class _OnnxModel:
+    """An onnxruntime session plus the tokenizer: probabilities for texts, batched by length."""
+
+    def __init__(
+        self,
+        onnx_file: Path,
+        tok_dir: Path,
+        meta: dict[str, Any],
+        names: list[str],
+        batch_size: int,
+        threads: int | None,
+        tokenizer: Any = None,
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        self.session = _session(onnx_file, threads)
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(tok_dir))
+        self.names = names
+        self.max_length = int(meta["max_length"])
+        self.multi_label = bool(meta.get("multi_label"))
+        self.batch_size = batch_size
+
+    def predict_proba(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+        """Probabilities [n, num_labels]; texts are sorted by length so batches carry little padding."""
+        ids = self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            enc = _encode(
+                self.tokenizer,
+                [texts[i] for i in rows],
+                self.max_length,
+                self.names,
+                [pairs[i] for i in rows] if pairs is not None else None,
+            )
+            logits = self.session.run(["logits"], enc)[0].astype(np.float64)
+            if self.multi_label:
+                probs = 1.0 / (1.0 + np.exp(-logits))
+            else:
+                z = np.exp(logits - logits.max(axis=1, keepdims=True))
+                probs = z / z.sum(axis=1, keepdims=True)
+            if out is None:
+                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+            out[rows] = probs
+        assert out is not None
+        return out
+
+
+def onnx_folder(run_dir: str | Path) -> Path:
+    """The finished ONNX export of a run (``RUN/onnx``), or the export folder itself."""
+    p = Path(run_dir)
+    for cand in (p / EXPORT_DIR, p):
+        if (cand / EXPORT_FILE).is_file():
+            return cand
+    if not p.exists():
+        raise ModelError(f"run folder '{p}' does not exist")
+    raise ModelError(
+        f"'{p}' has no finished ONNX export ({EXPORT_DIR}/{EXPORT_FILE}); run `growthcurve export {p}` first"
+    )
+
+
+class OnnxPredictor:
+    """Batched predictions from a run's ONNX export, with the interface of `training.inference.Predictor`.
+
+    ``OnnxPredictor("runs/latest", quantize="int8").predict(["hi"])``; the export must exist (`growthcurve
+    export RUN [--quantize int8]`): exporting on the fly would hide a slow, fallible step inside a load.
+    """
+
+    def __init__(
+        self, run_dir: str | Path, quantize: str | None = None, batch_size: int = 64, threads: int | None = None
+    ) -> None:
+        if quantize is not None and quantize not in QUANTIZE:
+            raise ConfigError(f"quantize '{quantize}' is not available; choose one of: {', '.join(QUANTIZE)} or none")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        folder = onnx_folder(run_dir)
+        fname = INT8_FILE if quantize == "int8" else FP32_FILE
+        path = folder / fname
+        if not path.is_file():
+            flag = " --quantize int8" if quantize == "int8" else ""
+            raise ModelError(f"'{folder}' has no {fname}; run `growthcurve export {run_dir}{flag}` first")
+        self.path = folder
+        self.meta: dict[str, Any] = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        self._labels: list[str] = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        if self.meta.get("task") == "token-classification":
+            raise ModelError(
+                f"'{run_dir}' is a token-classification run: its ONNX export is validated, but turning tag "
+                "logits into entity spans lives in the torch decoder; serve it with the torch backend"
+            )
+        report = json.loads((folder / EXPORT_FILE).read_text(encoding="utf-8"))
+        self.quantize = quantize
+        self.batch_size = batch_size
+        self.model_version = _file_id(path)
+        self._model = _OnnxModel(path, folder, self.meta, report["inputs"], batch_size, threads)
+
+    @property
+    def labels(self) -> list[str]:
+        return self._labels
+
+    def predict_proba(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+        """Probabilities [n, num_labels] (softmax, or sigmoid for multi-label runs)."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self._model.predict_proba(list(texts), pairs)
+
+    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
+        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
+
+        The same dict shape as `Predictor.predict` (its formatting is inline there, so it is mirrored here;
+        a test holds the two shapes equal).
+        """
+        probs = self.predict_proba(texts, pairs)
+        k = max(1, min(top_k, len(self.labels)))
+        out = []
+        for text, p in zip(texts, probs, strict=True):
+            order = np.argsort(-p)[:k]
+            row: dict[str, Any] = {"text": text}
+            if self.meta.get("multi_label"):
+                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
+            else:
+                row["label"] = self.labels[int(order[0])]
+                row["score"] = round(float(p[order[0]]), 6)
+            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
+            out.append(row)
+        return out
+
+
+def _file_id(path: Path) -> str:
+    """First 12 hex digits of the file's sha256: stable across reloads, different for a new export."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
