@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import torch
@@ -51,7 +52,9 @@ def magnitude_prune(model: nn.Module, amount: float) -> dict[str, torch.Tensor]:
     `prune.remove`. Returns the keep-masks by parameter name, so a recovery fine-tune can re-apply them."""
     amount = check_amount(amount)
     linears = encoder_linears(model)
-    prune.global_unstructured([(m, "weight") for m in linears], pruning_method=prune.L1Unstructured, amount=amount)
+    # an absolute count rounded up: torch rounds a fraction to the nearest count, which can fall short of it
+    count = math.ceil(amount * sum(m.weight.numel() for m in linears))
+    prune.global_unstructured([(m, "weight") for m in linears], pruning_method=prune.L1Unstructured, amount=count)
     for m in linears:
         prune.remove(m, "weight")
     ids = {id(m) for m in linears}
