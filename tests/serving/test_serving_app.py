@@ -254,3 +254,24 @@ def test_concurrent_requests_are_micro_batched(text_handlers: Any, store_url: st
     assert total == 24 and count < 24  # fewer batches than requests: some held several texts
     buckets = _metric(metrics, "growthcurve_batch_size_bucket")
     assert min(v for k, v in buckets.items() if dict(k)["le"] == "1.0") < count  # a batch of > 1
+
+
+@pytest.mark.slow
+def test_onnx_backend_serves_the_export(text_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    onnx = pytest.importorskip("growthcurve.compression.onnx")
+    from growthcurve.serving import load_handler
+
+    run = Path(shutil.copytree(text_runs[0], tmp_path / "run"))
+    onnx.export_onnx(run)
+    torch_h, onnx_h = load_handler(run), load_handler(run, backend="onnx")
+    assert onnx_h.model_version != torch_h.model_version  # another artefact, another version
+    texts = ["the movie was awful", "so wonderful", "really bad plot", "love it"]
+    with _client([onnx_h], f"sqlite:///{tmp_path / 's.db'}") as c:
+        body = c.post("/predict", json={"text": texts, "top_k": 2}).json()
+    want = torch_h.predict_batch([torch_h.validate(t) for t in texts])
+    assert body["model_version"] == onnx_h.model_version
+    assert [p["label"] for p in body["predictions"]] == [w["label"] for w in want]
+    for p, w in zip(body["predictions"], want, strict=True):
+        assert p["score"] == pytest.approx(w["score"], abs=1e-4)

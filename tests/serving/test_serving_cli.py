@@ -90,7 +90,7 @@ def test_bad_options(text_runs: tuple[Path, Path], tmp_path: Path, capsys: pytes
 
 def test_onnx_backend_is_wired_with_a_clear_error(text_runs: tuple[Path, Path]) -> None:
     # no `growthcurve export` was run for this run: either the exporter module is missing or the export is
-    with pytest.raises(ModelError, match=r"growthcurve\.compression\.onnx|has no onnx/ export"):
+    with pytest.raises(ModelError, match=r"growthcurve\.compression\.onnx|run `growthcurve export"):
         load_handler(text_runs[0], backend="onnx")
 
 

@@ -69,6 +69,7 @@ def read_api_keys(env: str | None, file: Path | None) -> list[str]:
 def serve_cmd(
     runs: Annotated[list[Path], typer.Argument(help="run folder(s); two or more = a model-version A/B test")],
     backend: Annotated[str, typer.Option(help="torch, or onnx (needs `growthcurve export RUN` first)")] = "torch",
+    quantize: Annotated[str | None, typer.Option(help="onnx backend: serve the int8 export (int8)")] = None,
     host: Annotated[str, typer.Option(help="interface to bind (0.0.0.0 exposes the service to the network)")] = (
         "127.0.0.1"
     ),
@@ -121,13 +122,13 @@ def serve_cmd(
             salt=salt,
             cors_origins=cors_origin or [],
             log_text=log_text,
-            backend=backend,
+            backend=backend if quantize is None else f"{backend}-{quantize}",
         )
     except ValueError as exc:
         raise ConfigError(f"invalid serve option: {exc}") from None
     sock = bind_socket(host, port)  # a port in use fails here, before minutes of model loading
     try:
-        _serve(runs, backend, settings, store, sock, host, port, ab_config)
+        _serve(runs, backend, quantize, settings, store, sock, host, port, ab_config)
     finally:
         sock.close()
 
@@ -135,6 +136,7 @@ def serve_cmd(
 def _serve(
     runs: list[Path],
     backend: str,
+    quantize: str | None,
     settings: object,
     store: str | None,
     sock: socket.socket,
@@ -151,7 +153,7 @@ def _serve(
     handlers = []
     for r in runs:
         with console.status(f"loading {r} ..."):
-            handlers.append(load_handler(r, backend))
+            handlers.append(load_handler(r, backend, quantize=quantize))
     app = create_app(handlers, settings, store)  # type: ignore[arg-type]
     core = app.state.core
     t = Table(title=f"serving on http://{host}:{port} (docs at /docs)")

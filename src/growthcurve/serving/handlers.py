@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from growthcurve.errors import ModelError
+from growthcurve.errors import GrowthcurveError, ModelError
 
 __all__ = [
     "Handler",
@@ -189,9 +189,14 @@ def _read_meta(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
         raise ModelError(f"run folder '{run_dir}' is half-written: {exc.filename} is missing") from None
 
 
-def load_handler(run_dir: str | Path, backend: str = "torch", batch_size: int = 64) -> Any:
-    """Load a run folder into a handler; every way the folder can be unusable is one ModelError line."""
+def load_handler(run_dir: str | Path, backend: str = "torch", batch_size: int = 64, quantize: str | None = None) -> Any:
+    """Load a run folder into a handler; every way the folder can be unusable is one ModelError line.
+
+    ``backend="onnx"`` serves the run's ONNX export (``quantize="int8"``: its int8 graph).
+    """
     run = Path(run_dir)
+    if quantize is not None and backend != "onnx":
+        raise ModelError("--quantize applies to --backend onnx (the torch backend serves the run's weights)")
     model_dir, meta, _labels = _read_meta(run)
     task = meta.get("task", "text-classification")
     if task not in ("text-classification", "token-classification"):
@@ -208,15 +213,14 @@ def load_handler(run_dir: str | Path, backend: str = "torch", batch_size: int = 
                 f"--backend onnx needs growthcurve.compression.onnx, which cannot be imported ({exc}); "
                 "use --backend torch"
             ) from None
-        if not (run / "onnx").is_dir():
-            raise ModelError(f"run '{run}' has no onnx/ export: run `growthcurve export {run}` first")
         try:
-            predictor = OnnxPredictor(run, batch_size=batch_size)
-        except ModelError:
-            raise
+            predictor = OnnxPredictor(run, quantize=quantize, batch_size=batch_size)
+        except GrowthcurveError:
+            raise  # a missing export already says which `growthcurve export` to run
         except Exception as exc:  # onnxruntime raises its own types for a broken graph
             raise ModelError(f"cannot load the ONNX export of '{run}': {type(exc).__name__}: {exc}") from None
-        version = getattr(predictor, "model_version", None) or model_version(run / "onnx")
+        # the export's own id: an int8 or re-exported graph answers differently from the torch weights
+        version = str(getattr(predictor, "model_version", "") or model_version(run / "onnx"))[:12]
     elif backend == "torch":
         version = model_version(model_dir)  # before loading: a folder without weights fails with a clear line
         from growthcurve.training.inference import Predictor
