@@ -17,6 +17,7 @@ import torch
 
 from growthcurve.config import DataConfig
 from growthcurve.data.readers import read_table, require_columns
+from growthcurve.data.splits import stratified_indices
 from growthcurve.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -205,15 +206,6 @@ def decode_images(
 # splits
 
 
-def _split_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train, held-out) indices; reuses the text splitter's handling of rare classes."""
-    from growthcurve.data.text import TextExamples, stratified_split
-
-    ids = TextExamples([str(i) for i in range(len(labels))], None, labels)
-    kept, held = stratified_split(ids, fraction, seed)
-    return np.array([int(t) for t in kept.texts]), np.array([int(t) for t in held.texts])
-
-
 def _to_ids(labels: list[str], names: list[str], where: str) -> np.ndarray:
     index = {n: i for i, n in enumerate(names)}
     unseen = sorted({v for v in labels if v not in index})
@@ -264,7 +256,7 @@ def load_image_splits(
             cfg.dev, cfg.image_column, cfg.label_column, image_size, channels, labels, warnings, progress
         )[0]
     elif cfg.dev_fraction > 0:
-        keep, held = _split_indices(train.labels, cfg.dev_fraction, seed)
+        keep, held = stratified_indices(train.labels, cfg.dev_fraction, seed)
         train, dev = train.subset(keep), train.subset(held)
         warnings.append(f"no dev data: held out a stratified {cfg.dev_fraction:.0%} of train ({len(dev)} images)")
     else:
@@ -289,9 +281,9 @@ def digits_splits(image_size: int, channels: int | None = None) -> ImageSplits:
         pixels = pixels.repeat(1, 3, 1, 1)
     y = digits.target.astype(np.int64)
     full = ImageSplit(pixels, y, [f"digits[{i}]" for i in range(len(y))])
-    rest, test_idx = _split_indices(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
+    rest, test_idx = stratified_indices(y, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
     frac = DIGITS_DEV_FRACTION / (1 - DIGITS_TEST_FRACTION)
-    keep, dev_idx = _split_indices(y[rest], frac, DIGITS_SPLIT_SEED)
+    keep, dev_idx = stratified_indices(y[rest], frac, DIGITS_SPLIT_SEED)
     splits = ImageSplits(
         full.subset(rest[keep]),
         full.subset(rest[dev_idx]),

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from growthcurve.config import DataConfig
 from growthcurve.data.readers import read_table, require_columns
+from growthcurve.data.splits import stratified_indices
 from growthcurve.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -167,22 +167,7 @@ def stratified_split(
     data: TextExamples, fraction: float, seed: int, multi_label: bool = False
 ) -> tuple[TextExamples, TextExamples]:
     """Split off ``fraction`` of rows keeping class proportions; classes with <2 rows stay in train."""
-    n = len(data)
-    idx = np.arange(n)
     # multi-label: the first label is the stratum, a fair approximation
-    strat = data.labels.argmax(axis=1) if multi_label else data.labels
-    counts = np.bincount(strat)
-    rare = counts[strat] < 2
-    keep, pool = idx[rare], idx[~rare]
-    n_dev = max(1, round(fraction * n))
-    n_classes = len(np.unique(strat[pool]))
-    if len(pool) < 2 or n_dev < n_classes:
-        rng = np.random.default_rng(seed)
-        perm = rng.permutation(pool)
-        dev_idx, train_idx = perm[:n_dev], perm[n_dev:]
-    else:
-        train_idx, dev_idx = train_test_split(pool, test_size=n_dev, random_state=seed, stratify=strat[pool])
-    train_idx = np.sort(np.concatenate([train_idx, keep]))
-    if len(train_idx) == 0 or len(dev_idx) == 0:
-        raise DataError(f"only {n} usable rows: too few to hold out a dev split; give a dev file")
-    return data.subset(train_idx), data.subset(np.sort(dev_idx))
+    strata = data.labels.argmax(axis=1) if multi_label else data.labels
+    train_idx, dev_idx = stratified_indices(strata, fraction, seed)
+    return data.subset(train_idx), data.subset(dev_idx)

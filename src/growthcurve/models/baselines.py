@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,10 @@ from torch import nn
 
 from growthcurve.errors import ModelError
 from growthcurve.io import atomic_path, write_json
+from growthcurve.models.savable import ARCH_FILE, ClassifierOutput, NullTokenizer, Savable, load_savable
 
-WEIGHTS_FILE = "model.safetensors"
-ARCH_FILE = "architecture.json"
 TOKENIZER_FILE = "tokenizer.json"
 EMBED_DIM = 128  # word-embedding width of the neural baselines (Kim 2014 used 300 with word2vec; 128 is enough)
-
-
-@dataclass
-class ClassifierOutput:
-    """What the neural baselines return: the logits, like a Hugging Face model output."""
-
-    logits: torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,21 +117,6 @@ class WordTokenizer:
 # neural baselines
 
 
-class _Savable(nn.Module):
-    """Weights as safetensors plus the constructor arguments as JSON, so the model rebuilds exactly."""
-
-    architecture: dict[str, Any]
-
-    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
-        """Write ``model.safetensors`` and ``architecture.json`` into ``path``."""
-        from safetensors.torch import save_model
-
-        path = Path(path)
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_model(self, str(tmp))
-        write_json(path / ARCH_FILE, {"class": type(self).__name__, "kwargs": self.architecture})
-
-
 class BiRNNEncoder(nn.Module):
     """Embedding + bidirectional LSTM/GRU over packed sequences: one ``2 * hidden_size`` vector per token.
 
@@ -193,7 +169,7 @@ class BiRNNEncoder(nn.Module):
         return out
 
 
-class BiRNNModel(_Savable):
+class BiRNNModel(Savable):
     """Shared body of the BiLSTM/GRU baselines: `BiRNNEncoder`, dropout and a linear head.
 
     The head reads ``head_inputs`` encoder outputs side by side (2 for the classifier's max + mean
@@ -252,7 +228,7 @@ class BiRNNClassifier(BiRNNModel):
         return ClassifierOutput(self.classifier(self.dropout(torch.cat([maxed, mean], dim=-1))))
 
 
-class TextCNN(_Savable):
+class TextCNN(Savable):
     """Kim (2014) CNN for sentence classification: parallel 1-D convolutions, max-over-time pooling."""
 
     def __init__(
@@ -311,7 +287,22 @@ class TextCNN(_Savable):
         return ClassifierOutput(self.classifier(self.dropout(torch.cat(pooled, dim=-1))))
 
 
-_NEURAL = {"BiRNNClassifier": BiRNNClassifier, "TextCNN": TextCNN}
+class BiRNNTagger(BiRNNModel):
+    """BiLSTM/GRU tagger: `BiRNNEncoder` states, dropout and a linear layer per token."""
+
+    head_inputs = 1
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> ClassifierOutput:
+        """Logits ``[batch, time, num_labels]``; ``token_type_ids`` is accepted and ignored."""
+        return ClassifierOutput(self.classifier(self.dropout(self.encoder(input_ids, attention_mask))))
+
+
+_NEURAL: dict[str, type[Savable]] = {"BiRNNClassifier": BiRNNClassifier, "TextCNN": TextCNN, "BiRNNTagger": BiRNNTagger}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,30 +445,11 @@ class TfidfClassifier:
 SKOPS_TRUSTED = {"sklearn.multiclass._ConstantPredictor"}
 
 
-class NullTokenizer:
-    """Stands in for a tokenizer where the model holds its own text processing (TF-IDF)."""
-
-    def save_pretrained(self, path: str | Path) -> None:
-        """Nothing to write: the vectorisers are saved with the model."""
-
-
 def load_baseline(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
-    """Model and tokenizer of a finished rnn/textcnn/tfidf run."""
-    model_dir = Path(model_dir)
+    """Model and tokenizer of a finished run trained from scratch: rnn/textcnn/tfidf classifier or BiLSTM tagger."""
     if meta.get("model_type") == "tfidf":
         return TfidfClassifier.from_pretrained(model_dir), NullTokenizer()
-    arch_file = model_dir / ARCH_FILE
-    if not arch_file.is_file():
-        raise ModelError(f"'{model_dir}' has no {ARCH_FILE}; the run folder is incomplete")
-    arch = json.loads(arch_file.read_text(encoding="utf-8"))
-    cls = _NEURAL.get(arch["class"])
-    if cls is None:
-        raise ModelError(f"'{arch_file}': unknown model class {arch['class']!r}")
-    from safetensors.torch import load_model
-
-    model = cls(**arch["kwargs"])
-    load_model(model, str(model_dir / WEIGHTS_FILE))
-    return model, WordTokenizer.from_pretrained(model_dir)
+    return load_savable(model_dir, _NEURAL), WordTokenizer.from_pretrained(model_dir)
 
 
 def build_text_baseline(
@@ -488,7 +460,7 @@ def build_text_baseline(
     rnn_cell: str = "lstm",
     dropout: float | None = None,
     pad_id: int = 0,
-) -> _Savable:
+) -> Savable:
     """The rnn or textcnn classifier for a vocabulary of ``vocab_size`` tokens.
 
     ``hidden_size`` (``model.hidden_size``) is the width of the sentence features: the two RNN directions

@@ -1,4 +1,5 @@
-"""Build the model a config asks for, and load a trained one back from its run folder."""
+"""Build the Hugging Face model a config asks for (text or token classification, full or PEFT) and load a
+trained one back from its model folder."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from growthcurve.config import FinetuneConfig
-from growthcurve.models.hf import load_pretrained, load_sequence_classifier
+from growthcurve.models.hf import load_pretrained, load_sequence_classifier, load_tokenizer
+from growthcurve.models.peft_methods import apply_method, load_method_model
 
 
 def build_model(cfg: FinetuneConfig, model_path: str, labels: list[str], multi_label: bool) -> Any:
@@ -15,43 +17,39 @@ def build_model(cfg: FinetuneConfig, model_path: str, labels: list[str], multi_l
     return with_method(model, cfg, model_path)
 
 
+def build_token_model(cfg: FinetuneConfig, model_path: str, tags: list[str]) -> Any:
+    """AutoModelForTokenClassification on the pretrained encoder with our tag map (a new head), wrapped for
+    ``cfg.method``."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    config = load_pretrained(AutoConfig, model_path)
+    config.num_labels = len(tags)
+    config.id2label = dict(enumerate(tags))
+    config.label2id = {t: i for i, t in enumerate(tags)}
+    if cfg.model.dropout is not None:
+        for key in ("hidden_dropout_prob", "classifier_dropout", "dropout"):
+            if hasattr(config, key):
+                setattr(config, key, cfg.model.dropout)
+    model = load_pretrained(AutoModelForTokenClassification, model_path, config=config)
+    return with_method(model, cfg, model_path)
+
+
 def with_method(model: Any, cfg: FinetuneConfig, model_path: str) -> Any:
     """Apply the parameter-efficient method of ``cfg`` (LoRA, adapters...) to a freshly built model."""
     if cfg.method == "full":
         return model
-    from growthcurve.models.peft_methods import apply_method
-
     return apply_method(model, cfg, model_path)
 
 
-def load_trained(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
-    """Model and tokenizer saved by a finished run."""
-    if meta.get("task") == "token-classification":
-        from growthcurve.training.token import load_tagger
-
-        return load_tagger(model_dir, meta)
-    if meta.get("task", "text-classification") == "text-classification" and meta.get("model_type") in (
-        "rnn",
-        "textcnn",
-        "tfidf",
-    ):
-        from growthcurve.models.baselines import load_baseline
-
-        return load_baseline(model_dir, meta)
-    if meta.get("task") == "image-classification":
-        from growthcurve.models.vision import load_image_model
-
-        return load_image_model(model_dir, meta)
+def load_hf_run(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
+    """Model and tokenizer of a finished transformer run (text or token classification, full or PEFT)."""
     if meta.get("method", "full") != "full":  # PEFT: base model + the run's task-specific weights
-        from growthcurve.models.hf import load_tokenizer
-        from growthcurve.models.peft_methods import load_method_model
-
         return load_method_model(model_dir, meta), load_tokenizer(str(model_dir))
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-    model = load_pretrained(AutoModelForSequenceClassification, str(model_dir))
-    tokenizer = load_pretrained(AutoTokenizer, str(model_dir))
-    return model, tokenizer
+    token = meta.get("task") == "token-classification"
+    cls = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
+    return load_pretrained(cls, str(model_dir)), load_pretrained(AutoTokenizer, str(model_dir))
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

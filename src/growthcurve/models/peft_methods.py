@@ -25,6 +25,7 @@ from torch import nn
 
 from growthcurve.config import FinetuneConfig, PeftConfig
 from growthcurve.errors import ConfigError, ModelError
+from growthcurve.models.hf import load_pretrained, resolve_model_path
 
 PEFT_METHODS = ("lora", "adalora", "prefix", "adapter", "freeze")
 MERGEABLE = ("lora", "adalora")
@@ -514,8 +515,6 @@ def read_method_info(model_dir: Path) -> dict[str, Any]:
 def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     """Rebuild base model + method modules and load the saved task-specific weights on top."""
     import transformers
-
-    from growthcurve.models.hf import load_pretrained, resolve_model_path
 
     info = read_method_info(model_dir)
     method = info["method"]

@@ -8,7 +8,6 @@ torchvision weights file named ``<arch>-<hash>.pth`` (pretrained), ``timm:convne
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,13 @@ import torch
 from torch import nn
 
 from growthcurve.errors import ModelError
-from growthcurve.models.baselines import ARCH_FILE, WEIGHTS_FILE, ClassifierOutput, NullTokenizer, _Savable
+from growthcurve.models.savable import ClassifierOutput, NullTokenizer, Savable, load_savable
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class SmallCNN(_Savable):
+class SmallCNN(Savable):
     """Three VGG-style blocks (two 3x3 conv + BatchNorm + ReLU, then 2x2 max-pool), global average pooling,
     one hidden layer of ``hidden_size`` and a linear classifier; block widths are hidden/8, /4, /2.
     """
@@ -140,7 +139,7 @@ def _replace_head(net: nn.Module, num_labels: int) -> None:
     setattr(parent, child, nn.Linear(old.in_features, num_labels))
 
 
-class VisionClassifier(_Savable):
+class VisionClassifier(Savable):
     """A torchvision (or timm) architecture with a ``num_labels`` head, called like the other models."""
 
     def __init__(self, arch: str, num_labels: int, library: str = "torchvision", weights: str | None = None) -> None:
@@ -173,10 +172,10 @@ def build_image_model(
     image_size: int,
     hidden_size: int,
     dropout: float | None,
-) -> tuple[_Savable, bool]:
+) -> tuple[Savable, bool]:
     """The configured image classifier and whether it starts from pretrained weights (ImageNet statistics)."""
     if model_type == "cnn":
-        model: _Savable = SmallCNN(channels, num_labels, hidden_size, 0.25 if dropout is None else dropout)
+        model: Savable = SmallCNN(channels, num_labels, hidden_size, 0.25 if dropout is None else dropout)
         pretrained = False
     elif model_type == "vision":
         library, arch, weights = parse_vision_name(name_or_path)
@@ -199,15 +198,4 @@ def build_image_model(
 
 def load_image_model(model_dir: Path, meta: dict[str, Any]) -> tuple[nn.Module, NullTokenizer]:
     """The image classifier of a finished run (its preprocessing lives in ``meta``)."""
-    from safetensors.torch import load_model
-
-    arch_file = Path(model_dir) / ARCH_FILE
-    if not arch_file.is_file():
-        raise ModelError(f"'{model_dir}' has no {ARCH_FILE}; the run folder is incomplete")
-    arch = json.loads(arch_file.read_text(encoding="utf-8"))
-    classes = {"SmallCNN": SmallCNN, "VisionClassifier": VisionClassifier}
-    if arch["class"] not in classes:
-        raise ModelError(f"'{arch_file}': unknown image model class {arch['class']!r}")
-    model = classes[arch["class"]](**arch["kwargs"])
-    load_model(model, str(Path(model_dir) / WEIGHTS_FILE))
-    return model, NullTokenizer()
+    return load_savable(model_dir, {"SmallCNN": SmallCNN, "VisionClassifier": VisionClassifier}), NullTokenizer()

@@ -1,7 +1,7 @@
 """Image classification, read top to bottom: config defaults → data → model → fit → reports.
 
 The optimisation loop is the shared one of ``training.loop`` (resume, early stopping, checkpoints) and the
-reports are the text recipe's (``finish_run``), so an image run folder reads like a text one. Images are
+bookkeeping is ``training.recipe``'s, so an image run folder reads like a text one. Images are
 held in memory as uint8 and augmented per sample on the fly, a batch at a time (random crop with padding,
 small rotation and scaling; horizontal flips only when asked: they change the meaning of digits and text).
 """
@@ -9,32 +9,34 @@ small rotation and scaling; horizontal flips only when asked: they change the me
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from growthcurve.config import FinetuneConfig
-from growthcurve.data.images import ImageSplit, decode_images, load_image_splits, load_labelled_images
-from growthcurve.errors import ConfigError, DataError
-from growthcurve.evaluation.classification import classification_metrics, write_reports
-from growthcurve.io import write_json
-from growthcurve.training.baseline import (
-    balanced_class_weights,
+from growthcurve.data.images import ImageSplit, load_image_splits
+from growthcurve.errors import ConfigError
+from growthcurve.evaluation.classification import write_reports
+from growthcurve.models.build import count_parameters
+from growthcurve.models.savable import NullTokenizer
+from growthcurve.models.vision import IMAGENET_MEAN, IMAGENET_STD, build_image_model
+from growthcurve.training.loop import FitHooks, fit, load_checkpoint
+from growthcurve.training.recipe import (
+    class_weights,
+    classification_loss,
     finish_run,
-    loss_function,
-    make_accelerator,
-    probs_loss,
+    open_folder,
+    report_warnings,
+    run_meta,
+    saver,
+    start_run,
     with_scratch_defaults,
 )
-from growthcurve.training.loop import fit, load_checkpoint, seed_everything
-from growthcurve.training.runfolder import LoadedRun, save_model_dir, write_config
-from growthcurve.training.text import RunResult
+from growthcurve.training.runfolder import RunResult
+from growthcurve.training.scoring import normalise, split_metrics
 
 DIGITS_IMAGE_SIZE = 16  # the 8x8 digits upsampled twice: room for three conv blocks; more adds nothing
 
@@ -89,13 +91,6 @@ def augment_batch(
     return F.grid_sample(pixels.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def normalise(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Images in 0-255 (uint8 or float) → float scaled to [0, 1] and standardised per channel."""
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return (pixels.float() / 255.0 - m) / s
-
-
 def channel_stats(pixels: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of uint8 images, in [0, 1] units."""
     x = pixels.float().div_(255.0).transpose(0, 1).reshape(pixels.shape[1], -1)
@@ -116,57 +111,20 @@ class _LoopData:
         return len(self.split)
 
 
-@torch.inference_mode()
-def image_probs(
-    model: torch.nn.Module,
-    pixels: torch.Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
-    batch_size: int,
-    device: torch.device,
-) -> np.ndarray:
-    """Softmax probabilities ``[n, num_labels]`` for uint8 images."""
-    model.eval()
-    out = []
-    for start in range(0, len(pixels), batch_size):
-        x = normalise(pixels[start : start + batch_size], mean, std).to(device)
-        out.append(torch.softmax(model(pixel_values=x).logits.float(), dim=-1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-def split_metrics(
-    model: torch.nn.Module, split: ImageSplit, meta: dict[str, Any], batch_size: int, device: torch.device
-) -> tuple[dict[str, float], np.ndarray]:
-    """Accuracy, F1s and loss of ``model`` on a labelled split, and its probabilities."""
-    probs = image_probs(model, split.pixels, meta["mean"], meta["std"], batch_size, device)
-    metrics = classification_metrics(split.labels, probs, False)
-    metrics["loss"] = probs_loss(split.labels, probs, False)
-    return metrics, probs
-
-
 # ----------------------------------------------------------------------------------------------
 # the recipe
 
 
 def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: int | None = None) -> RunResult:
     """Train an image classifier as ``cfg`` says and leave a complete run folder."""
-    from growthcurve.models.baselines import NullTokenizer
-    from growthcurve.models.build import count_parameters
-    from growthcurve.models.vision import IMAGENET_MEAN, IMAGENET_STD, build_image_model
-
     cfg = resolve_image_config(cfg)
-    accelerator = make_accelerator()
-    device = accelerator.device
-    seed_everything(cfg.train.seed)
-    run_dir = Path(cfg.output_dir)
 
-    # ---- data
+    # ---- setup and data
+    run = start_run(cfg, progress)
     size = cfg.model.image_size
-    splits = load_image_splits(cfg.data, size, cfg.train.seed, 3 if cfg.model.type == "vision" else None, progress)
+    splits = load_image_splits(cfg.data, size, cfg.train.seed, 3 if cfg.model.type == "vision" else None, run.progress)
     state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
-    if progress:
-        for w in splits.warnings:
-            tqdm.write(f"warning: {w}")
+    report_warnings(run, splits.warnings)
 
     # ---- model
     model, pretrained = build_image_model(
@@ -181,30 +139,24 @@ def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps:
     mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if pretrained else channel_stats(splits.train.pixels)
     hflip = bool(getattr(cfg.train, "augment_hflip", False))  # a config key the lead may add; off by default
     shift = max(1, size // 8)  # 4 px at 32 px, the CIFAR recipe
-    meta: dict[str, Any] = {
-        "task": cfg.task,
-        "method": "full",
-        "model_type": cfg.model.type,
-        "base_model": cfg.model.name_or_path if cfg.model.type == "vision" else None,
-        "multi_label": False,
-        "max_length": 0,
-        "precision": "fp32",
-        "image_size": size,
-        "channels": splits.channels,
-        "mean": mean,
-        "std": std,
-        "augment": {"enabled": cfg.train.augment, "max_shift": shift, "degrees": 10, "hflip": hflip},
-        "architecture": model.architecture,
-        "pretrained": pretrained,
-        "data": splits.source,
-    }
+    meta = run_meta(
+        cfg,
+        "fp32",
+        method="full",
+        base_model=cfg.model.name_or_path if cfg.model.type == "vision" else None,
+        max_length=0,
+        image_size=size,
+        channels=splits.channels,
+        mean=mean,
+        std=std,
+        augment={"enabled": cfg.train.augment, "max_shift": shift, "degrees": 10, "hflip": hflip},
+        architecture=model.architecture,
+        pretrained=pretrained,
+        data=splits.source,
+    )
     params = count_parameters(model)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, cfg)
-    weight = None
-    if cfg.train.class_weights == "balanced":
-        w = balanced_class_weights(splits.train.labels, len(splits.labels), False)
-        weight = torch.tensor(w, dtype=torch.float32, device=device)
+    open_folder(run)
+    weight = class_weights(cfg, splits.train.labels, len(splits.labels), False, run.device)
     train = splits.train
 
     def collate(data: _LoopData, rows: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
@@ -217,98 +169,28 @@ def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps:
     def validate(m: torch.nn.Module) -> dict[str, float] | None:
         if splits.dev is None:
             return None
-        return split_metrics(m, splits.dev, meta, cfg.train.eval_batch_size, device)[0]
+        return split_metrics(m, splits.dev, meta, cfg.train.eval_batch_size, run.device)[0]
 
     # ---- fit
-    outcome = fit(
-        cfg,
-        accelerator,
-        model,
-        _LoopData(train),  # type: ignore[arg-type]  # the loop needs only len() and .lengths
-        0,
-        loss_function(False, weight),
-        validate,
-        lambda m: save_model_dir(run_dir, accelerator.unwrap_model(m), NullTokenizer(), splits.labels, meta),
-        state,
-        False,
-        progress,
-        stop_after_steps,
-        collate,  # type: ignore[arg-type]
+    hooks = FitHooks(
+        classification_loss(False, weight), validate, saver(run, NullTokenizer(), splits.labels, meta), collate
     )
+    outcome = fit(cfg, run.accelerator, model, _LoopData(train), hooks, state, False, run.progress, stop_after_steps)
 
-    # ---- reports with the best model
-    from growthcurve.training.runfolder import load_run
-
-    best = load_run(run_dir).model.to(device)
-
-    def evaluate_best(split: str) -> tuple[dict[str, float], np.ndarray, np.ndarray] | None:
+    # ---- finish: reports of the best model
+    def score_best(best: Any, split: str) -> dict[str, float] | None:
         data = getattr(splits, split)
         if data is None:
             return None
-        metrics, probs = split_metrics(best, data, meta, cfg.train.eval_batch_size, device)
-        return metrics, probs, data.labels
+        metrics, probs = split_metrics(best, data, meta, cfg.train.eval_batch_size, run.device)
+        write_reports(run.run_dir, split, data.labels, probs, splits.labels, False)
+        return metrics
 
-    epochs_run = max(1, len(outcome.history))
-    return finish_run(
-        run_dir,
-        splits.labels,
-        False,
-        evaluate_best,
-        outcome,
-        params,
-        splits.warnings,
-        {
-            "model_type": cfg.model.type,
-            "seconds_per_epoch": outcome.train_seconds / epochs_run,
-            "train_images": len(train),
-            "image_size": size,
-            "steps_per_epoch": math.ceil(len(train) / cfg.train.batch_size),
-        },
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# using a finished run
-
-
-def evaluate_image_run(
-    run: LoadedRun,
-    data_path: str | Path,
-    out_dir: str | Path | None = None,
-    image_column: str | None = None,
-    label_column: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Metrics and reports of an image run on a class-folder tree or a table of paths and labels."""
-    from growthcurve.config import load_finetune_config
-
-    cfg_file = run.path.parent / "config.yaml"
-    data_cfg = load_finetune_config(cfg_file if cfg_file.is_file() else None).data
-    warnings: list[str] = []
-    split, _, _ = load_labelled_images(
-        data_path,
-        image_column or data_cfg.image_column,
-        label_column or data_cfg.label_column,
-        run.meta["image_size"],
-        run.meta["channels"],
-        run.labels,
-        warnings,
-        progress,
-    )
-    metrics, probs = split_metrics(run.model, split, run.meta, 128, torch.device("cpu"))
-    out = Path(out_dir) if out_dir else run.path.parent / f"eval-{Path(data_path).stem}"
-    out.mkdir(parents=True, exist_ok=True)
-    report = write_reports(out, "eval", split.labels, probs, run.labels, False)
-    write_json(out / "metrics.json", {"data": str(data_path), "metrics": metrics, "warnings": warnings})
-    return {"metrics": metrics, "report": report, "out_dir": str(out), "warnings": warnings}
-
-
-def predict_image_paths(run: LoadedRun, paths: list[str], batch_size: int = 64) -> np.ndarray:
-    """Probabilities for image files (one path per input line); an undecodable file is an error naming it."""
-    warnings: list[str] = []
-    pixels, keep, _ = decode_images(
-        [p.strip() for p in paths], run.meta["image_size"], run.meta["channels"], warnings, "predict"
-    )
-    if len(keep) != len(paths):
-        raise DataError(warnings[0] + "; fix or remove those lines")
-    return image_probs(run.model, pixels, run.meta["mean"], run.meta["std"], batch_size, torch.device("cpu"))
+    extra = {
+        "model_type": cfg.model.type,
+        "seconds_per_epoch": outcome.train_seconds / max(1, len(outcome.history)),
+        "train_images": len(train),
+        "image_size": size,
+        "steps_per_epoch": math.ceil(len(train) / cfg.train.batch_size),
+    }
+    return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra)

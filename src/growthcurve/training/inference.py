@@ -1,7 +1,13 @@
-"""Use a finished run: evaluate it on labelled data, or predict labels for new texts."""
+"""Use a finished run: evaluate it on labelled data, or predict labels for new inputs.
+
+`Predictor` and `evaluate_run` look up the run's kind in `growthcurve.training.registry` and call the
+functions below that it names for that kind; the scoring itself is `growthcurve.training.scoring`, the same
+code the recipes validate with.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,12 +15,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from growthcurve.config import DataConfig, FinetuneConfig, load_finetune_config
-from growthcurve.data.text import load_text_splits
+from growthcurve.config import FinetuneConfig, load_finetune_config
+from growthcurve.data.images import decode_images, load_labelled_images
+from growthcurve.data.text import TextExamples, load_text_splits
+from growthcurve.data.tokens import read_labelled
 from growthcurve.errors import DataError
 from growthcurve.evaluation.classification import write_reports
-from growthcurve.training.batching import Encoded, encode_texts
+from growthcurve.evaluation.ner import entities, write_ner_reports
+from growthcurve.io import write_json
+from growthcurve.training.batching import Encoded, encode_texts, encode_words
+from growthcurve.training.registry import kind_of
 from growthcurve.training.runfolder import LoadedRun, load_run
+from growthcurve.training.scoring import (
+    decode,
+    evaluate_split,
+    evaluate_tokens,
+    image_probs,
+    join_pairs,
+    predict_probs,
+    split_metrics,
+    tfidf_split,
+    word_log_probs,
+)
+
+CPU = torch.device("cpu")
+EVAL_BATCH = 64
+
+Scored = tuple[dict[str, float], dict[str, Any], list[str]]
+"""What an evaluator returns: metrics, the report it wrote, data warnings."""
 
 
 def _run_config(run: LoadedRun) -> FinetuneConfig:
@@ -35,52 +63,12 @@ def evaluate_run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Metrics and reports of a run's best model on a labelled file (columns as in training unless given)."""
-    from growthcurve.training.text import evaluate_split
-
     run = load_run(run_dir)
-    if run.meta.get("task") == "token-classification":
-        from growthcurve.training.token import evaluate_token_run
-
-        tcfg = _run_config(run).data
-        out_tok = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{Path(data_path).stem}"
-        return evaluate_token_run(run, tcfg, data_path, out_tok, progress)
-    if run.meta.get("task") == "image-classification":
-        from growthcurve.training.image import evaluate_image_run
-
-        return evaluate_image_run(run, data_path, out_dir, text_column, label_column, progress)
-    cfg = _run_config(run)
-    data_cfg: DataConfig = cfg.data.model_copy(update={"train": str(data_path), "dev": str(data_path), "test": None})
-    if text_column:
-        data_cfg.text_column = text_column
-    if label_column:
-        data_cfg.label_column = label_column
-    splits = load_text_splits(data_cfg, label_names=run.labels)
-    ex = splits.dev
-    if run.meta.get("model_type") == "tfidf":
-        from growthcurve.training.baseline import evaluate_tfidf
-
-        metrics, probs = evaluate_tfidf(run, ex)
-    else:
-        max_length = run.meta["max_length"]
-        enc = encode_texts(run.tokenizer, ex.texts, ex.pairs, ex.labels, max_length, "tokenise", progress)
-        metrics, probs = evaluate_split(
-            run.model,
-            enc,
-            run.tokenizer.pad_token_id or 0,
-            cfg,
-            _bf16(run),
-            run.meta["multi_label"],
-            torch.device("cpu"),
-            "evaluate",
-            progress,
-        )
     out = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{Path(data_path).stem}"
-    out.mkdir(parents=True, exist_ok=True)
-    report = write_reports(out, "eval", ex.labels, probs, run.labels, run.meta["multi_label"])
-    from growthcurve.io import write_json
-
-    write_json(out / "metrics.json", {"data": str(data_path), "metrics": metrics, "warnings": splits.warnings})
-    return {"metrics": metrics, "report": report, "out_dir": str(out), "warnings": splits.warnings}
+    evaluate = kind_of(run.meta).function("evaluate")
+    metrics, report, warnings = evaluate(run, data_path, out, text_column, label_column, progress)
+    write_json(out / "metrics.json", {"data": str(data_path), "metrics": metrics, "warnings": warnings})
+    return {"metrics": metrics, "report": report, "out_dir": str(out), "warnings": warnings}
 
 
 class Predictor:
@@ -88,6 +76,7 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path, batch_size: int = 64) -> None:
         self.run = load_run(run_dir)
+        self.kind = kind_of(self.run.meta)
         self.batch_size = batch_size
 
     @property
@@ -95,56 +84,26 @@ class Predictor:
         return self.run.labels
 
     def predict_proba(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
-        """Probabilities [n, num_labels] (softmax, or sigmoid for multi-label runs)."""
-        from growthcurve.training.text import predict_probs
-
+        """Probabilities [n, num_labels] (softmax, or sigmoid for multi-label runs); image runs take paths."""
+        if self.kind.predicts_rows:
+            raise DataError(f"a {self.run.meta['task']} run predicts spans, not class probabilities: use predict()")
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        if self.run.meta.get("task") == "image-classification":  # the "texts" are image paths
-            from growthcurve.training.image import predict_image_paths
-
-            return predict_image_paths(self.run, texts, self.batch_size)
-        if self.run.meta.get("model_type") == "tfidf":
-            from growthcurve.training.baseline import tfidf_texts
-
-            return self.run.model.predict_proba(tfidf_texts(texts, pairs))
-        enc: Encoded = encode_texts(
-            self.run.tokenizer,
-            texts,
-            pairs,
-            np.zeros(len(texts), dtype=np.int64),
-            self.run.meta["max_length"],
-            progress=False,
-        )
-        enc.labels = None  # type: ignore[assignment]
-        probs, _ = predict_probs(
-            self.run.model,
-            enc,
-            self.run.tokenizer.pad_token_id or 0,
-            self.batch_size,
-            _bf16(self.run),
-            self.run.meta["multi_label"],
-            torch.device("cpu"),
-            progress=False,
-        )
-        return probs
+        return self.kind.function("predict")(self.run, texts, pairs, self.batch_size)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
         """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
 
-        Token-classification runs return entity spans with character offsets instead (``predict_entities``).
+        Token-classification runs return entity spans with character offsets instead (`entity_rows`).
         """
-        if self.run.meta.get("task") == "token-classification":
-            from growthcurve.training.token import predict_entities
-
-            return predict_entities(self.run, texts, self.batch_size)
+        if self.kind.predicts_rows:
+            return self.kind.function("predict")(self.run, texts, self.batch_size)
         probs = self.predict_proba(texts, pairs)
         out = []
         k = max(1, min(top_k, len(self.labels)))
         for text, p in zip(texts, probs, strict=True):
             order = np.argsort(-p)[:k]
-            key = "image" if self.run.meta.get("task") == "image-classification" else "text"
-            row: dict[str, Any] = {key: text}
+            row: dict[str, Any] = {self.kind.input_key: text}
             if self.run.meta["multi_label"]:
                 row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
             else:
@@ -153,6 +112,212 @@ class Predictor:
             row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
             out.append(row)
         return out
+
+
+# ----------------------------------------------------------------------------------------------
+# text classification (transformers and the neural baselines; TF-IDF)
+
+
+def text_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch_size: int) -> np.ndarray:
+    """Class probabilities of a run whose model reads token ids."""
+    enc: Encoded = encode_texts(
+        run.tokenizer, texts, pairs, np.zeros(len(texts), dtype=np.int64), run.meta["max_length"], progress=False
+    )
+    enc.labels = None  # type: ignore[assignment]
+    pad_id = run.tokenizer.pad_token_id or 0
+    multi = run.meta["multi_label"]
+    return predict_probs(run.model, enc, pad_id, batch_size, _bf16(run), multi, CPU, progress=False)[0]
+
+
+def tfidf_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch_size: int) -> np.ndarray:
+    """Class probabilities of a TF-IDF run (pairs joined as in training)."""
+    return run.model.predict_proba(join_pairs(texts, pairs))
+
+
+def _labelled_texts(
+    run: LoadedRun, data_path: str | Path, text_column: str | None, label_column: str | None
+) -> tuple[TextExamples, list[str]]:
+    """A labelled text file read with the run's data settings, checked against the run's labels."""
+    data_cfg = _run_config(run).data.model_copy(update={"train": str(data_path), "dev": str(data_path), "test": None})
+    if text_column:
+        data_cfg.text_column = text_column
+    if label_column:
+        data_cfg.label_column = label_column
+    splits = load_text_splits(data_cfg, label_names=run.labels)
+    return splits.dev, splits.warnings  # type: ignore[return-value]
+
+
+def evaluate_text_file(
+    run: LoadedRun,
+    data_path: str | Path,
+    out: Path,
+    text_column: str | None,
+    label_column: str | None,
+    progress: bool,
+) -> Scored:
+    """Metrics and reports of a token-id text classifier on a labelled file."""
+    ex, warnings = _labelled_texts(run, data_path, text_column, label_column)
+    enc = encode_texts(run.tokenizer, ex.texts, ex.pairs, ex.labels, run.meta["max_length"], "tokenise", progress)
+    multi = run.meta["multi_label"]
+    pad_id = run.tokenizer.pad_token_id or 0
+    metrics, probs = evaluate_split(run.model, enc, pad_id, EVAL_BATCH, _bf16(run), multi, CPU, "evaluate", progress)
+    out.mkdir(parents=True, exist_ok=True)
+    return metrics, write_reports(out, "eval", ex.labels, probs, run.labels, multi), warnings
+
+
+def evaluate_tfidf_file(
+    run: LoadedRun,
+    data_path: str | Path,
+    out: Path,
+    text_column: str | None,
+    label_column: str | None,
+    progress: bool,
+) -> Scored:
+    """Metrics and reports of a TF-IDF run on a labelled file."""
+    ex, warnings = _labelled_texts(run, data_path, text_column, label_column)
+    multi = run.meta["multi_label"]
+    metrics, probs = tfidf_split(run.model, ex, multi)
+    out.mkdir(parents=True, exist_ok=True)
+    return metrics, write_reports(out, "eval", ex.labels, probs, run.labels, multi), warnings
+
+
+# ----------------------------------------------------------------------------------------------
+# token classification
+
+
+# URLs, @mentions/#hashtags, words (with inner - or .), clitics like 's, then single symbols:
+# close to how CoNLL/WNUT corpora are tokenised, so words at prediction time look like training words.
+_WORD = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:[-.]\w+)*|'\w+|[^\w\s]")
+
+
+def split_words(text: str, char_level: bool) -> tuple[list[str], list[tuple[int, int]]]:
+    """Words (characters for character-level runs) of ``text`` with their character offsets."""
+    if char_level:
+        return list(text), [(i, i + 1) for i in range(len(text))]
+    found = list(_WORD.finditer(text))
+    return [m.group() for m in found], [m.span() for m in found]
+
+
+def entity_rows(run: LoadedRun, inputs: list[str] | list[list[str]], batch_size: int = 64) -> list[dict[str, Any]]:
+    """Entity spans with character offsets for raw texts (or pre-split word lists) from a token run.
+
+    Each result: ``{"text", "entities": [{"type", "text", "start", "end", "score"}], "tokens", "tags"}``;
+    ``score`` is the mean probability of the entity's tags. A word list is joined with single spaces.
+    """
+    meta, tags = run.meta, run.labels
+    char_level = bool(meta.get("char_level"))
+    texts: list[str] = []
+    words: list[list[str]] = []
+    spans: list[list[tuple[int, int]]] = []
+    for item in inputs:
+        if isinstance(item, str):
+            w, s = split_words(item, char_level)
+            text = item
+        else:
+            w = [str(x) for x in item]
+            sep = "" if char_level else " "
+            text = sep.join(w)
+            s, pos = [], 0
+            for x in w:
+                s.append((pos, pos + len(x)))
+                pos += len(x) + len(sep)
+        texts.append(text)
+        words.append(w)
+        spans.append(s)
+    if not texts:
+        return []
+    enc = encode_words(run.tokenizer, words, None, meta["max_length"], progress=False)
+    enc.labels = None  # type: ignore[assignment]
+    pad_id = run.tokenizer.pad_token_id or 0
+    lps, _ = word_log_probs(
+        run.model,
+        enc,
+        pad_id,
+        batch_size,
+        meta.get("precision") == "bf16",
+        torch.device("cpu"),
+        len(tags),
+        progress=False,
+    )
+    pred = decode(lps, tags, meta["tag_scheme"])
+    index = {t: i for i, t in enumerate(tags)}
+    out = []
+    for text, w, s, p, lp in zip(texts, words, spans, pred, lps, strict=True):
+        ents = []
+        for etype, a, b in entities(p, meta["tag_scheme"]):
+            start, end = s[a][0], s[b - 1][1]
+            score = float(np.mean([np.exp(lp[i, index[p[i]]]) for i in range(a, b)]))
+            ents.append({"type": etype, "text": text[start:end], "start": start, "end": end, "score": round(score, 6)})
+        out.append({"text": text, "entities": ents, "tokens": w, "tags": p})
+    return out
+
+
+def evaluate_token_file(
+    run: LoadedRun,
+    data_path: str | Path,
+    out: Path,
+    text_column: str | None,
+    label_column: str | None,
+    progress: bool,
+) -> Scored:
+    """Entity-level metrics and reports of a token run's best model on a labelled file (the column options
+    do not apply: words and tags are read as in training)."""
+    ex, warnings = read_labelled(data_path, _run_config(run).data, run.labels, run.meta["tag_scheme"])
+    index = {t: i for i, t in enumerate(run.labels)}
+    tag_ids = [[index[t] for t in sent] for sent in ex.tags]
+    enc = encode_words(run.tokenizer, ex.tokens, tag_ids, run.meta["max_length"], "tokenise", progress)
+    scheme = run.meta["tag_scheme"]
+    pad_id = run.tokenizer.pad_token_id or 0
+    metrics, pred = evaluate_tokens(
+        run.model, enc, ex, run.labels, scheme, pad_id, EVAL_BATCH, _bf16(run), CPU, "evaluate", progress
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    return metrics, write_ner_reports(out, "eval", ex.tags, pred, scheme, ex.tokens), warnings
+
+
+# ----------------------------------------------------------------------------------------------
+# image classification
+
+
+def image_probs_of_paths(run: LoadedRun, paths: list[str], pairs: None, batch_size: int) -> np.ndarray:
+    """Probabilities for image files (one path per input); an undecodable file is an error naming it."""
+    warnings: list[str] = []
+    pixels, keep, _ = decode_images(
+        [p.strip() for p in paths], run.meta["image_size"], run.meta["channels"], warnings, "predict"
+    )
+    if len(keep) != len(paths):
+        raise DataError(warnings[0] + "; fix or remove those lines")
+    return image_probs(run.model, pixels, run.meta["mean"], run.meta["std"], batch_size, CPU)
+
+
+def evaluate_image_file(
+    run: LoadedRun,
+    data_path: str | Path,
+    out: Path,
+    image_column: str | None,
+    label_column: str | None,
+    progress: bool,
+) -> Scored:
+    """Metrics and reports of an image run on a class-folder tree or a table of paths and labels."""
+    data_cfg = _run_config(run).data
+    warnings: list[str] = []
+    split, _, _ = load_labelled_images(
+        data_path,
+        image_column or data_cfg.image_column,
+        label_column or data_cfg.label_column,
+        run.meta["image_size"],
+        run.meta["channels"],
+        run.labels,
+        warnings,
+        progress,
+    )
+    metrics, probs = split_metrics(run.model, split, run.meta, 128, CPU)
+    out.mkdir(parents=True, exist_ok=True)
+    return metrics, write_reports(out, "eval", split.labels, probs, run.labels, False), warnings
+
+
+# ----------------------------------------------------------------------------------------------
+# reading inputs
 
 
 def read_texts(lines: Iterable[str], source: str, text_column: str = "text") -> Iterator[str]:

@@ -1,11 +1,15 @@
-"""The run folder: what a finished run leaves behind and how to load it back with one call."""
+"""The run folder: what a finished run leaves behind and how to load it back with one call.
+
+Which loader reads a model folder is the registry's business (`growthcurve.training.registry`); this module
+owns the layout, the atomic writes and the result a recipe returns.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +17,29 @@ import yaml
 
 from growthcurve.errors import ModelError
 from growthcurve.io import write_json, write_text
+from growthcurve.training.registry import kind_of
 
 RUN_FILE = "run.json"
 MODEL_DIR = "model"
+
+
+@dataclass
+class RunResult:
+    """What a finetune recipe returns: where the run is and how it went."""
+
+    run_dir: Path
+    labels: list[str]
+    best_epoch: int
+    dev: dict[str, float]
+    test: dict[str, float] | None
+    history: list[dict[str, Any]]
+    train_seconds: float
+    train_samples_per_s: float
+    precision: str
+    trainable_params: int
+    total_params: int
+    peak_rss_mb: float
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,8 +105,6 @@ def read_meta(run_dir: str | Path) -> tuple[Path, dict[str, Any], list[str]]:
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a run folder's best model for inference: ``load_run("runs/latest").model``."""
     model_dir, meta, labels = read_meta(run_dir)
-    from growthcurve.models.build import load_trained
-
-    model, tokenizer = load_trained(model_dir, meta)
+    model, tokenizer = kind_of(meta).load(model_dir, meta)
     model.eval()
     return LoadedRun(model, tokenizer, labels, meta, model_dir)

@@ -16,9 +16,10 @@ from growthcurve.config import load_finetune_config
 from growthcurve.data.images import digits_splits, load_image_splits
 from growthcurve.errors import DataError, ModelError
 from growthcurve.training.dispatch import run_finetune
-from growthcurve.training.image import augment_batch, image_probs
+from growthcurve.training.image import augment_batch
 from growthcurve.training.inference import Predictor
 from growthcurve.training.runfolder import load_run
+from growthcurve.training.scoring import image_probs
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,12 @@ saves only its encoder, as a hub encoder would be.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.engine.conftest import make_tiny_bert, toy_data, toy_rows  # noqa: F401
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: far faster for these tiny models on a shared, busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.conftest import make_tiny_bert, toy_rows
 
 
 @pytest.fixture(scope="session")

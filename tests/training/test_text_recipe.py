@@ -11,7 +11,7 @@ import torch
 from growthcurve.config import load_finetune_config
 from growthcurve.training.loop import Interrupted
 from growthcurve.training.text import finetune_text
-from tests.engine.conftest import toy_overrides
+from tests.conftest import toy_overrides
 
 
 def test_tiny_model_learns_toy_task(tiny_bert: Path, toy_data: dict[str, Path], tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_bf16_sparse_embeddings_and_accumulation_learn(
 def test_multi_label_with_delimiter(tiny_bert: Path, tmp_path: Path) -> None:
     import random
 
-    from tests.engine.conftest import NEG, POS, write_csv
+    from tests.conftest import NEG, POS, write_csv
 
     rng = random.Random(0)
     rows = []

@@ -15,8 +15,8 @@ from growthcurve.models.build import build_model
 from growthcurve.models.peft_methods import MERGEABLE, PEFT_METHODS, apply_method, load_method_model
 from growthcurve.training.runfolder import load_run
 from growthcurve.training.text import finetune_text
-from tests.engine.conftest import toy_rows, write_csv
-from tests.peft.conftest import peft_overrides
+from tests.conftest import toy_rows, write_csv
+from tests.models.conftest import peft_overrides
 
 TEXTS = ["the movie was awful", "so wonderful", "this film was really good and happy", "plot bad", "acting"]
 

@@ -17,9 +17,9 @@ import torch
 
 from growthcurve.cli import main
 from growthcurve.config import load_finetune_config
-from growthcurve.training.baseline import with_scratch_defaults
 from growthcurve.training.dispatch import run_finetune
 from growthcurve.training.inference import Predictor
+from growthcurve.training.recipe import with_scratch_defaults
 from growthcurve.training.runfolder import load_run, save_model_dir
 
 KEYWORDS = {

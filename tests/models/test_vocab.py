@@ -14,7 +14,7 @@ import torch
 from growthcurve.config import load_finetune_config
 from growthcurve.errors import ConfigError
 from growthcurve.models.vocab import char_coverage, extend_vocab, extend_vocab_for
-from tests.engine.conftest import tiny_bert_config
+from tests.conftest import tiny_bert_config
 
 KNOWN_ZH = ["我", "的", "吗", "今", "天"]  # the only Chinese characters in the tiny vocabulary
 CLASSES = {  # clearly synthetic: the class is given by a keyword whose characters the vocabulary lacks

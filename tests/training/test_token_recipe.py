@@ -22,7 +22,7 @@ from growthcurve.data.tokens import (
 )
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.evaluation.ner import allowed_transitions, constrained_decode, entities, ner_scores
-from tests.engine.conftest import tiny_bert_config
+from tests.conftest import tiny_bert_config
 
 FIRST = ["alexander", "katherine", "maximilian", "josephine"]  # split into several pieces by the tiny vocab
 LAST = ["smithson", "johanssen", "wellington"]
@@ -235,7 +235,7 @@ def test_constrained_decode_is_the_best_valid_path(scheme: str) -> None:
 
 def test_alignment_first_subtoken_gets_the_label() -> None:
     from growthcurve.models.hf import load_tokenizer, resolve_model_path
-    from growthcurve.training.token import IGNORE, encode_words
+    from growthcurve.training.batching import IGNORE, encode_words
 
     tok = load_tokenizer(resolve_model_path("minilm"))
     words = [["Empire", "Statebuilding", "@paulwalk", "  ", "unaffable", "x"]]

@@ -1,0 +1,202 @@
+"""What every training recipe shares: start a run, hand the loop its hooks, finish the run.
+
+A recipe (`text`, `token`, `image`, `baseline`) reads top to bottom — setup → data → model → fit →
+finish — and calls these helpers for the bookkeeping that must be the same everywhere: one accelerator
+set-up, data warnings printed once by the main process (``-q`` hides progress bars, never warnings), the
+config and the model written by the main process only under ``accelerate launch``, and one layout of
+``metrics.json`` and of the reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from growthcurve.config import FinetuneConfig
+from growthcurve.evaluation.classification import plot_training_curves
+from growthcurve.io import write_json
+from growthcurve.training.hardware import peak_rss_mb
+from growthcurve.training.loop import FitOutcome, seed_everything
+from growthcurve.training.runfolder import RunResult, load_run, save_model_dir, write_config
+
+# Recipe defaults for models trained from scratch. They replace the transformer-oriented defaults of
+# TrainConfig only where the user did not set the key (a 1e-4 learning rate for 3 epochs suits fine-tuning,
+# not random initialisation); the effective values are written to the run's config.yaml.
+SCRATCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rnn": {"epochs": 10.0, "learning_rate": 2e-3},
+    "textcnn": {"epochs": 10.0, "learning_rate": 1e-3},
+    "cnn": {"epochs": 20.0, "learning_rate": 3e-3},
+    "vision": {"epochs": 20.0, "learning_rate": 1e-3},
+}
+
+
+def with_scratch_defaults(cfg: FinetuneConfig) -> FinetuneConfig:
+    """``cfg`` with the from-scratch recipe defaults for train keys the user left unset."""
+    defaults = SCRATCH_DEFAULTS.get(cfg.model.type, {})
+    update = {k: v for k, v in defaults.items() if k not in cfg.train.model_fields_set}
+    if not update:
+        return cfg
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update=update)})
+
+
+@dataclass
+class RunContext:
+    """The process's view of a run being trained: where it goes and who writes it."""
+
+    cfg: FinetuneConfig
+    accelerator: Any
+    device: torch.device
+    main: bool
+    progress: bool
+    run_dir: Path
+
+
+def start_run(cfg: FinetuneConfig, progress: bool) -> RunContext:
+    """Accelerator (a GPU when there is one; mixed precision is the loop's autocast), seeds, run folder path."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+    main = accelerator.is_main_process
+    seed_everything(cfg.train.seed)
+    return RunContext(cfg, accelerator, accelerator.device, main, progress and main, Path(cfg.output_dir))
+
+
+def report_warnings(run: RunContext, warnings: list[str]) -> None:
+    """Print the data warnings once (main process), with or without progress bars."""
+    if run.main:
+        for w in warnings:
+            tqdm.write(f"warning: {w}")
+
+
+def run_meta(cfg: FinetuneConfig, precision: str, **extra: Any) -> dict[str, Any]:
+    """``run.json``: what every loader and predictor needs to know about the run, plus recipe extras."""
+    meta: dict[str, Any] = {
+        "task": cfg.task,
+        "method": cfg.method,
+        "model_type": cfg.model.type,
+        "base_model": cfg.model.name_or_path,
+        "multi_label": False,
+        "max_length": cfg.model.max_length,
+        "precision": precision,
+    }
+    meta.update(extra)
+    return meta
+
+
+def open_folder(run: RunContext) -> None:
+    """Create the run folder and write the resolved config (main process only)."""
+    if run.main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run.run_dir, run.cfg)
+
+
+def saver(run: RunContext, tokenizer: Any, labels: list[str], meta: dict[str, Any]) -> Callable[[Any], None]:
+    """The loop's ``save_best`` hook: write the unwrapped model into ``RUN/model`` (atomically)."""
+
+    def save_best(model: Any) -> None:
+        save_model_dir(run.run_dir, run.accelerator.unwrap_model(model), tokenizer, labels, meta)
+
+    return save_best
+
+
+def finish_run(
+    run: RunContext,
+    outcome: FitOutcome,
+    labels: list[str],
+    score_split: Callable[[Any, str], dict[str, float] | None],
+    precision: str,
+    params: tuple[int, int],
+    warnings: list[str],
+    train_extra: dict[str, Any] | None = None,
+    summary_extra: dict[str, Any] | None = None,
+    curves: bool = True,
+) -> RunResult:
+    """Reload the saved best model, score dev and test with it (``score_split(model, split)`` writes that
+    split's reports and returns its metrics, or None when the split is absent), draw the curves (``curves``:
+    not for a one-shot fit), write ``metrics.json`` and return the `RunResult`. Only the main process writes."""
+    results: dict[str, dict[str, float]] = {}
+    if run.main:
+        best = load_run(run.run_dir).model
+        if isinstance(best, torch.nn.Module):
+            best = best.to(run.device)
+        for split in ("dev", "test"):
+            metrics = score_split(best, split)
+            if metrics is not None:
+                results[split] = metrics
+        if curves and outcome.history:
+            plot_training_curves(outcome.history, run.run_dir / "training_curves.png")
+        summary = {
+            "epochs": outcome.history,
+            "best_epoch": outcome.best_epoch,
+            "dev": results.get("dev", {}),
+            "test": results.get("test"),
+            "train": {
+                "seconds": outcome.train_seconds,
+                "samples_per_s": outcome.samples_per_s,
+                "steps": outcome.global_step,
+                "precision": precision,
+                "trainable_params": params[0],
+                "total_params": params[1],
+                "peak_rss_mb": peak_rss_mb(),
+                "sparse_embeddings": outcome.sparse_embeddings,
+                **(train_extra or {}),
+            },
+            "labels": labels,
+            **(summary_extra or {}),
+            "warnings": warnings,
+        }
+        write_json(run.run_dir / "metrics.json", summary)
+    return RunResult(
+        run.run_dir,
+        labels,
+        outcome.best_epoch,
+        results.get("dev", {}),
+        results.get("test"),
+        outcome.history,
+        outcome.train_seconds,
+        outcome.samples_per_s,
+        precision,
+        params[0],
+        params[1],
+        peak_rss_mb(),
+        warnings,
+    )
+
+
+def class_weights(
+    cfg: FinetuneConfig, y: np.ndarray, num_labels: int, multi_label: bool, device: torch.device
+) -> torch.Tensor | None:
+    """``train.class_weights=balanced``: n/(k·n_c) per class (scikit-learn's formula), or negatives/positives
+    per label for multi-label; None otherwise."""
+    if cfg.train.class_weights == "none":
+        return None
+    if multi_label:
+        pos = y.sum(axis=0)
+        w = (len(y) - pos) / np.maximum(pos, 1)
+    else:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(y)
+        w = np.ones(num_labels)
+        w[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.tensor(w, dtype=torch.float32, device=device)
+
+
+def classification_loss(
+    multi_label: bool, weight: torch.Tensor | None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy (per-label binary cross-entropy for multi-label) with optional class weights."""
+
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if multi_label:
+            return F.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=weight)
+        return F.cross_entropy(logits, labels, weight=weight)
+
+    return loss
