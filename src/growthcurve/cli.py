@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "growthcurve.team.cli",
     "growthcurve.compression.cli",
     "growthcurve.serving.cli",
+    "growthcurve.apps.recommender.cli",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Ready-to-use application scenarios built on the model loop (recommender, ...)."""

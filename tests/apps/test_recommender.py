@@ -1,0 +1,317 @@
+"""The text-aware recommender: metrics against independent computations, the leave-last-out split, bad
+input through the CLI (one line, exit 2), and a tiny BERT two-tower trained on the planted synthetic set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import ndcg_score
+
+from growthcurve.apps.recommender import metrics as M
+from growthcurve.apps.recommender import synthetic
+from growthcurve.apps.recommender.data import leave_last_out, read_interactions, read_items
+from growthcurve.cli import main
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert "Traceback" not in err
+    assert lines and lines[0].startswith("error:"), err
+    return " ".join(lines)  # rich may wrap one long line
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide BERT whose WordPiece vocabulary covers every word of the synthetic generator."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-rec-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *synthetic.WORDS, ",", ".", ";"]
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789" if c not in vocab]
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tok.save_pretrained(d)
+    torch.manual_seed(0)
+    cfg = BertConfig(  # the tiny shape of the project's other tests (tests/conftest.py `tiny_bert_config`)
+        vocab_size=len(vocab),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
+    BertModel(cfg).save_pretrained(d)
+    return d
+
+
+def _tiny_sets(encoder: Path, out: Path, **extra: object) -> list[str]:
+    sets: dict[str, object] = {
+        "model.name_or_path": encoder,
+        "model.max_length": 32,
+        "model.user_max_length": 64,
+        "train.epochs": 3,
+        "train.batch_size": 32,
+        "train.learning_rate": 3e-3,
+        "train.precision": "fp32",
+        "train.threads": 1,
+        "data.synthetic_users": 150,
+        "blend.als_factors": "[16]",
+        "blend.als_regularization": "[0.1]",
+        "eval.bpr_iterations": 20,
+        "output_dir": out,
+    }
+    sets.update(extra)
+    args: list[str] = []
+    for k, v in sets.items():
+        args += ["--set", f"{k}={v}"]
+    return args
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`recommend fit` of the tiny BERT on the embedded synthetic set, through the real CLI."""
+    out = tmp_path_factory.mktemp("rec") / "run"
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", "fit", *_tiny_sets(tiny_encoder, out), "--no-progress"])
+        raise SystemExit(0)
+    assert exc.value.code in (0, None)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def test_ndcg_and_hit_rate_match_sklearn_on_one_relevant_item() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(50, 30))
+    targets = rng.integers(0, 30, size=50)
+    ranks = M.ranks_of_targets(scores, targets)
+    truth = np.zeros_like(scores)
+    truth[np.arange(50), targets] = 1.0
+    assert M.ndcg_at_k(ranks, 10) == pytest.approx(ndcg_score(truth, scores, k=10), abs=1e-12)
+    expected_hr = np.mean([targets[u] in np.argsort(-scores[u])[:10] for u in range(50)])
+    assert M.hit_rate_at_k(ranks, 10) == pytest.approx(expected_hr)
+
+
+def test_ranks_count_ties_and_exclusions_against_the_target() -> None:
+    scores = np.array([[0.0, 0.0, 0.0, 5.0], [1.0, 2.0, 3.0, 4.0]])
+    exclude = np.array([[False, False, False, False], [False, False, False, True]])
+    ranks = M.ranks_of_targets(scores, np.array([0, 3]), exclude)
+    assert ranks[0] == 4  # tied with two others and behind one: the pessimistic rank
+    assert np.isinf(ranks[1])  # an excluded target can never be recommended
+    assert M.ndcg_at_k(np.array([1.0, 3.0, np.inf]), 10) == pytest.approx((1 + 1 / np.log2(4)) / 3)
+    tops = M.top_k(scores[1:], 2, exclude[1:])
+    assert tops.tolist() == [[2, 1]]
+    assert M.catalogue_coverage(np.array([[0, 1], [1, 2]]), 8) == pytest.approx(3 / 8)
+    with pytest.raises(ValueError, match="zero users"):
+        M.ndcg_at_k(np.array([]), 10)
+
+
+# ---------------------------------------------------------------------------------------------- data + split
+
+
+def _inter_df(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["user", "item", "ts"])
+    df["rating"] = 1.0
+    df["row"] = np.arange(len(df))
+    return df
+
+
+def test_leave_last_out_never_leaks_the_held_out_items() -> None:
+    items, inter, _ = synthetic.generate(n_users=80, seed=3)
+    df = _inter_df([(r["user_id"], r["item_id"], i) for i, r in enumerate(inter)])
+    split = leave_last_out(df, cold_fraction=0.1, seed=0)
+    last = df.sort_values("ts").groupby("user").tail(1).set_index("user")["item"]
+    assert dict(zip(split.test["user"], split.test["item"], strict=True)) == last.to_dict()
+    train_pairs = set(zip(split.train["user"], split.train["item"], strict=True))
+    val_pairs = set(zip(split.val["user"], split.val["item"], strict=True))
+    for u, i in zip(split.test["user"], split.test["item"], strict=True):
+        assert (u, i) not in train_pairs and (u, i) not in val_pairs
+    for u, i in val_pairs:
+        assert (u, i) not in train_pairs
+    assert split.cold_items and not split.cold_items & (set(split.train["item"]) | set(split.val["item"]))
+    # every training interaction is older than the user's validation and test ones
+    t_max = split.train.groupby("user")["ts"].max()
+    assert (t_max < split.val.set_index("user")["ts"].reindex(t_max.index).fillna(np.inf)).all()
+
+
+def test_users_with_fewer_than_three_interactions_only_train() -> None:
+    df = _inter_df([("a", "x", 0), ("a", "y", 1), ("b", "x", 2), ("b", "y", 3), ("b", "z", 4)])
+    split = leave_last_out(df)
+    assert list(split.test["user"]) == ["b"] and list(split.test["item"]) == ["z"]
+    assert sorted(split.train["user"]) == ["a", "a", "b"]
+
+
+def test_fit_trains_only_on_the_training_part(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The (history, next item) pairs the text model sees never contain a user's test or validation item."""
+    from growthcurve.apps.recommender import pipeline
+    from growthcurve.apps.recommender.config import load_recommender_config
+    from growthcurve.apps.recommender.model import TextTwoTower
+
+    seen: dict[str, list[int]] = {}
+
+    def capture(self: TextTwoTower, histories: dict[str, list[int]], texts: list[str], titles: list[str]) -> None:
+        seen.update(histories)
+        raise RuntimeError("stop after capture")
+
+    monkeypatch.setattr(TextTwoTower, "fit", capture)
+    cfg = load_recommender_config(None, [f"output_dir={tmp_path / 'run'}", "data.synthetic_users=60"])
+    with pytest.raises(RuntimeError, match="stop after capture"):
+        pipeline.fit_run(cfg, progress=False)
+    items, inter, _ = synthetic.generate(n_users=60, seed=0)
+    ids = [it["item_id"] for it in items]
+    df = pd.DataFrame(inter).sort_values(["user_id", "timestamp"])
+    for user, g in df.groupby("user_id"):
+        held_out = {ids.index(i) for i in g["item_id"].iloc[-2:]}
+        assert not held_out & set(seen.get(user, [])), user
+    assert not (tmp_path / "run").exists()  # a failed fit leaves no half run behind
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def _items_csv(tmp: Path) -> Path:
+    return _write(tmp / "items.csv", "item_id,title,tags\na,dragon tales,dragon\nb,space diary,space\nc,,\n")
+
+
+def _fit_args(tmp: Path, inter: Path, items: Path, *extra: str) -> list[str]:
+    return [
+        "recommend",
+        "fit",
+        "--set",
+        f"data.interactions={inter}",
+        "--set",
+        f"data.items={items}",
+        "--set",
+        "data.text_columns=[tags]",
+        "--set",
+        f"output_dir={tmp / 'run'}",
+        *extra,
+    ]
+
+
+def test_missing_column_names_the_file_and_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inter = _write(tmp_path / "i.csv", "user,item_id,rating,timestamp\nu,a,5,2024-01-01\n")
+    code, _, err = _run(_fit_args(tmp_path, inter, _items_csv(tmp_path)), capsys)
+    msg = _one_line_error(err)
+    assert code == 2 and "no column 'user_id'" in msg and "data.user_column" in msg
+
+
+def test_malformed_timestamp_is_reported_with_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inter = _write(
+        tmp_path / "i.csv",
+        "user_id,item_id,rating,timestamp\nu,a,5,2024-01-01\n\nu,b,4,2024-01-02\nu,c,3,yesterday\n",
+    )
+    code, _, err = _run(_fit_args(tmp_path, inter, _items_csv(tmp_path)), capsys)
+    msg = _one_line_error(err)
+    assert code == 2 and f"{inter}:5:" in msg and "'yesterday'" in msg  # the blank line 3 is counted
+
+
+def test_non_numeric_rating_and_bad_config_key_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inter = _write(tmp_path / "i.csv", "user_id,item_id,rating,timestamp\nu,a,five,1\n")
+    code, _, err = _run(_fit_args(tmp_path, inter, _items_csv(tmp_path)), capsys)
+    assert code == 2 and f"{inter}:2:" in _one_line_error(err)
+    code, _, err = _run(["recommend", "fit", "--set", "train.epoch=2"], capsys)
+    assert code == 2 and "did you mean 'train.epochs'" in _one_line_error(err)
+
+
+def test_duplicates_unknown_items_and_items_without_text_are_counted(tmp_path: Path) -> None:
+    items = _items_csv(tmp_path)
+    inter = _write(
+        tmp_path / "i.csv",
+        "user_id,item_id,rating,timestamp\nu,a,5,1\nu,a,4,2\nu,zzz,4,3\nv,b,3,4\nv,zzz,1,5\n",
+    )
+    catalogue, w_items = read_items(items, "item_id", "title", ["tags"])
+    assert len(w_items) == 1 and w_items[0].startswith("1 of 3 items") and "no text" in w_items[0]
+    df, w = read_interactions(inter, catalogue, "user_id", "item_id", "rating", "timestamp")
+    assert any(x.startswith("2 interactions name 1 items that are not in the items file") for x in w), w
+    assert any(x.startswith("1 duplicate (user, item)") for x in w), w
+    assert sorted(zip(df["user"], df["item"], df["rating"], strict=True)) == [("u", "a", 5.0), ("v", "b", 3.0)]
+
+
+# ---------------------------------------------------------------------------------------------- trained model
+
+
+def test_tiny_model_beats_popularity_on_the_planted_set(tiny_run: Path) -> None:
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    rows = {r["model"]: r for r in m["rows"]}
+    text, pop = rows["two-tower text"], rows["popularity"]
+    assert text["ndcg@10"] > pop["ndcg@10"] + 0.15, rows
+    assert text["hr@10"] > 3 * m["random_hr"]["warm"]
+    # cold items are reachable only through their text: the collaborative baselines cannot rank them
+    assert m["counts"]["test_users_cold"] > 0
+    assert text["cold_hr@10"] > 2 * m["random_hr"]["cold"]
+    assert rows["ALS"]["cold_hr@10"] <= text["cold_hr@10"] and rows["item-kNN"]["cold_hr@10"] == 0.0
+
+
+def test_cold_item_is_recommended_through_its_text(tiny_run: Path) -> None:
+    from growthcurve.apps.recommender.pipeline import RecommenderRun
+
+    rec = RecommenderRun(tiny_run)
+    topic_of = {
+        item: next(t for t in synthetic.TOPICS if f" {t} " in f" {title} ")
+        for item, title in zip(rec.catalogue.ids, rec.catalogue.titles, strict=True)
+    }
+    cold = sorted(rec.meta["cold_items"])
+    hits = 0
+    for c in cold:
+        topic = topic_of[c]
+        history = [rec.catalogue.index[i] for i in rec.catalogue.ids if topic_of[i] == topic and i not in cold][:4]
+        others = {rec.catalogue.index[i] for i in rec.catalogue.ids if i not in cold}
+        # rank among the cold items only: the one with the user's topic should come first
+        ranked = rec.top_for_history(history, k=1, exclude=others - set(history))
+        hits += ranked[0]["item"] == c or topic_of[ranked[0]["item"]] == topic
+    assert hits >= 0.8 * len(cold), (hits, len(cold))
+
+
+def test_top_excludes_the_users_items_and_unknown_users_need_a_fallback(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inter = pd.read_parquet(tiny_run / "interactions.parquet")
+    user = inter["user"].iloc[0]
+    has = set(inter.loc[inter["user"] == user, "item"])
+    code, out, err = _run(["recommend", "top", str(tiny_run), user, "-k", "10", "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    got = [it["item"] for it in data["items"]]
+    assert len(got) == 10 and len(set(got)) == 10 and not set(got) & has
+    assert data["model_version"] == json.loads((tiny_run / "recommender.json").read_text())["model_version"]
+    code, _, err = _run(["recommend", "top", str(tiny_run), "nobody"], capsys)
+    assert code == 2 and "unknown user 'nobody'" in _one_line_error(err) and "--fallback popular" in err
+    code, out, _ = _run(["recommend", "top", str(tiny_run), "nobody", "--fallback", "popular", "--json"], capsys)
+    counts = inter["item"].value_counts()
+    assert code == 0 and json.loads(out)["items"][0]["item"] == counts.index[0]
+
+
+def test_finished_run_is_not_overwritten_and_eval_reproduces_it(
+    tiny_run: Path, tiny_encoder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(["recommend", "fit", *_tiny_sets(tiny_encoder, tiny_run)], capsys)
+    assert code == 2 and "already holds a finished run" in _one_line_error(err) and "--overwrite" in err
+    out = tiny_run.parent / "eval.json"
+    code, text, err = _run(["recommend", "eval", str(tiny_run), "--out", str(out)], capsys)
+    assert code == 0, err
+    again = {r["model"]: r for r in json.loads(out.read_text())["rows"]}
+    first = {r["model"]: r for r in json.loads((tiny_run / "metrics.json").read_text())["rows"]}
+    assert again["two-tower text"]["ndcg@10"] == pytest.approx(first["two-tower text"]["ndcg@10"], abs=1e-6)
+    assert again["popularity"] == first["popularity"]
+    assert "NDCG@10" in text
