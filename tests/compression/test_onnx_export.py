@@ -147,6 +147,12 @@ def test_unsupported_run_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tmp_path / "tfidf-run")])
     assert exc.value.code == 2 and "task 'image-classification'" in capsys.readouterr().err
+    meta["task"], meta["method"] = "text-classification", "prefix"
+    (model / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit) as exc:
+        main(["export", str(tmp_path / "tfidf-run")])
+    assert exc.value.code == 2 and "prefix run cannot be merged" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "tfidf-run").iterdir()] == ["model"]  # no temp folder left behind
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tmp_path / "nowhere")])
     assert exc.value.code == 2 and "does not exist" in capsys.readouterr().err
@@ -160,3 +166,16 @@ def test_a_failed_check_writes_nothing(text_run: Path, tmp_path: Path, monkeypat
         export_onnx(text_run, out_dir=tmp_path / "strict")
     assert not (tmp_path / "strict").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".strict")]  # no temp folder left behind
+
+
+def test_cli_export_prints_the_check(text_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from growthcurve.cli import main
+
+    main(["export", str(text_run), "--quantize", "int8", "--out", str(tmp_path / "cli-onnx"), "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "model.int8.onnx" in out and "check passed" in out
+    report = json.loads((tmp_path / "cli-onnx" / "export.json").read_text())
+    assert report["files"]["model.int8.onnx"] > 0 and report["test"]["accuracy_onnx_int8"] >= 0.9
+    with pytest.raises(SystemExit) as exc:
+        main(["export", str(text_run), "--format", "tflite"])
+    assert exc.value.code == 2 and "onnx" in capsys.readouterr().err

@@ -132,8 +132,13 @@ def prune_ffn_neurons(model: nn.Module, amount: float) -> int:
 def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every Linear dynamically quantised to int8 (weights int8, activations per batch)."""
     import copy
+    import warnings
 
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # torch 2.13 flags its quantized-tensor constructors as deprecated (pytorch#184982) on every call;
+        # quantize_dynamic is still the documented eager-mode dynamic int8 path, so keep the CLI quiet
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
 def state_dict_bytes(model: nn.Module) -> int:
