@@ -42,6 +42,22 @@ def _register_all() -> None:
 _register_all()
 
 
+_USER_OS_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
+_OS_HINTS = {
+    PermissionError: "is not writable (or readable) by you: fix its permissions or choose another path",
+    NotADirectoryError: "has a file where a folder is needed: remove that file or choose another path",
+    IsADirectoryError: "is a folder where a file is needed: give a file path instead",
+    FileExistsError: "already exists (a file where a folder is needed?): remove it or choose another path",
+}
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line naming the offending path and what to do about it."""
+    hint = next(h for t, h in _OS_HINTS.items() if isinstance(exc, t))
+    path = exc.filename if exc.filename is not None else "a path"
+    return f"'{path}' {hint} ({exc.strerror or type(exc).__name__})"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning user errors into one line and exit code 2."""
     try:
@@ -56,13 +72,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except _USER_OS_ERRORS as exc:
+        # Only the OS errors a user causes and can fix (a path that is a file, below a file, a folder, or
+        # not writable); every other OSError is a bug or an outage and falls through to "internal error".
+        err_console.print(f"[bold red]error:[/] {_os_error_message(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except Exception as exc:  # click usage errors and friends
         import click
+        import typer.exceptions
 
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click.exceptions.Abort | typer.exceptions.Abort):
             err_console.print("[yellow]aborted[/]")
             sys.exit(130)
-        if isinstance(exc, click.ClickException):
+        # typer >= 0.23 vendors its own click: its UsageError/BadParameter derive from TyperException,
+        # not click.ClickException; both carry show() (usage + message) and exit_code (2 for usage errors).
+        if isinstance(exc, click.ClickException | typer.exceptions.TyperException) and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
         if os.environ.get("GROWTHCURVE_DEBUG"):

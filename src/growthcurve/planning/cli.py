@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
 from growthcurve.io import write_json, write_text
 
@@ -48,12 +49,12 @@ def allocate_cmd(
     capacity: list[str] = typer.Option([], "--capacity", "-c", help=_CAP_HELP),
     overrides: list[str] = typer.Option([], "--set", help="YAML override KEY=VALUE"),
     objective: str = typer.Option("expected", help="expected | cvar (mean - lambda * CVaR of the loss)"),
-    risk_lambda: float = typer.Option(0.5, "--lambda", help="risk aversion for --objective cvar"),
-    alpha: float = typer.Option(0.1, help="CVaR tail fraction"),
-    scenarios: int = typer.Option(500, help="sampled scenarios for the CVaR objective"),
-    seed: int = typer.Option(0),
-    gap: float = typer.Option(1e-6, help="relative MIP gap at which HiGHS stops"),
-    time_limit: float = typer.Option(60.0, help="seconds"),
+    risk_lambda: float = typer.Option(0.5, "--lambda", help="risk aversion for --objective cvar", callback=in_range(0)),
+    alpha: float = typer.Option(0.1, help="CVaR tail fraction", callback=probability()),
+    scenarios: int = typer.Option(500, help="sampled scenarios for the CVaR objective", min=10),
+    seed: int = typer.Option(0, min=0),
+    gap: float = typer.Option(1e-6, help="relative MIP gap at which HiGHS stops", callback=in_range(0, 1)),
+    time_limit: float = typer.Option(60.0, help="seconds", callback=in_range(0, lo_open=True)),
     what_if: bool = typer.Option(True, "--what-if/--no-what-if", help="re-solve with capacities +-10/20%"),
     out: Path = typer.Option(Path("runs/plan"), help="output folder (plan.json, what_if.json)"),
 ) -> None:
@@ -131,9 +132,9 @@ def risk_cmd(
     projects: Path = typer.Argument(..., help="projects CSV or portfolio YAML"),
     plan: Path | None = typer.Option(None, help="plan.json from `plan allocate` (default: solve for max E[gain])"),
     capacity: list[str] = typer.Option([], "--capacity", "-c", help=_CAP_HELP),
-    target: float | None = typer.Option(None, help="gain target: report P(total >= target)"),
-    sims: int = typer.Option(20_000, help="number of simulations"),
-    seed: int = typer.Option(0),
+    target: float | None = typer.Option(None, help="gain target: report P(total >= target)", callback=in_range()),
+    sims: int = typer.Option(20_000, help="number of simulations", min=1),
+    seed: int = typer.Option(0, min=0),
     out: Path = typer.Option(Path("runs/plan"), help="output folder (risk.json, risk_hist.png)"),
 ) -> None:
     """Monte Carlo outcome of a plan: P10/P50/P90, probability of hitting a target, histogram PNG."""
@@ -220,7 +221,7 @@ def goals_add_cmd(
 @goals_app.command("update")
 def goals_update_cmd(
     key_result: str = typer.Argument(..., help="OBJECTIVE/KR id, e.g. O1/KR2"),
-    value: float = typer.Argument(..., help="the measured value"),
+    value: float = typer.Argument(..., help="the measured value", callback=in_range()),
     date: str | None = typer.Option(None, help="YYYY-MM-DD (default today)"),
     db: str | None = typer.Option(None, help="SQLAlchemy URL"),
 ) -> None:
@@ -240,7 +241,9 @@ def goals_status_cmd(
     db: str | None = typer.Option(None, help="SQLAlchemy URL"),
     as_of: str | None = typer.Option(None, help="evaluate at this date (YYYY-MM-DD; default today)"),
     method: str = typer.Option("linear", help="trend: linear (start -> latest) or fit (OLS over check-ins)"),
-    at_risk: float = typer.Option(0.7, help="forecast share of the target below which a KR is off-track"),
+    at_risk: float = typer.Option(
+        0.7, help="forecast share of the target below which a KR is off-track", callback=in_range(0, 1, lo_open=True)
+    ),
     out: Path = typer.Option(Path("runs/goals"), help="output folder (status.json, status.csv, burnup.png)"),
 ) -> None:
     """Progress, expected-by-now, forecast and on-track/at-risk status per key result, with a burn-up PNG."""

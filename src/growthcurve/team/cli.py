@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
 from growthcurve.io import write_json, write_text
 
@@ -27,10 +28,14 @@ def score_cmd(
     learn: Path | None = typer.Option(None, "--learn", help="past hires CSV with an 'outcome' column: learn weights"),
     outcome: str = typer.Option("outcome", help="outcome column of --learn"),
     force: bool = typer.Option(False, "--force", help="accept an AHP consistency ratio above 0.1"),
-    k: int = typer.Option(3, "--top", help="size of the top-k whose stability is measured"),
-    perturbation: float = typer.Option(0.2, help="each weight is multiplied by U(1-p, 1+p) in the stability test"),
-    samples: int = typer.Option(1000, help="weight perturbations"),
-    seed: int = typer.Option(0),
+    k: int = typer.Option(3, "--top", help="size of the top-k whose stability is measured", min=1),
+    perturbation: float = typer.Option(
+        0.2,
+        help="each weight is multiplied by U(1-p, 1+p) in the stability test",
+        callback=in_range(0, 1, hi_open=True),
+    ),
+    samples: int = typer.Option(1000, help="weight perturbations", min=1),
+    seed: int = typer.Option(0, min=0),
     out: Path = typer.Option(Path("runs/team"), help="output folder (ranking.csv, ranking.json)"),
 ) -> None:
     """Rank candidates with TOPSIS and weighted sum; weights direct, from AHP or learned from past hires."""
@@ -100,7 +105,7 @@ def score_cmd(
 @team_app.command("training-effect")
 def training_cmd(
     scores: Path = typer.Argument(..., help="CSV: person, pre, post [, group treatment|control] [, skill]"),
-    level: float = typer.Option(0.95, help="confidence level"),
+    level: float = typer.Option(0.95, help="confidence level", callback=probability()),
     out: Path = typer.Option(Path("runs/team"), help="output folder (training_effect.json)"),
 ) -> None:
     """Paired t test, Wilcoxon, Cohen's d_z with CI, and difference-in-differences with a control group."""
@@ -133,7 +138,9 @@ def review_cmd(
     goals: Path | None = typer.Argument(None, help="goals YAML (default: the goal store)"),
     db: str | None = typer.Option(None, help="SQLAlchemy URL of the goal store"),
     as_of: str | None = typer.Option(None, help="YYYY-MM-DD (default today)"),
-    cap: float = typer.Option(1.5, help="clip key-result progress to [0, cap]"),
+    cap: float = typer.Option(
+        1.5, help="clip key-result progress to [0, cap] (>= 1: a finished KR counts fully)", callback=in_range(1)
+    ),
     out: Path = typer.Option(Path("runs/team"), help="output folder (review.csv, review_summary.json)"),
 ) -> None:
     """Goal attainment per person and period with a calibrated summary (distribution, outliers), as CSV."""

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
 from growthcurve.io import write_json
 
@@ -108,13 +109,23 @@ def analyze_cmd(
 
 @ab_app.command("plan")
 def plan_cmd(
-    baseline: Annotated[float, typer.Option(help="conversion rate (0..1), or the mean when --sd is given")],
-    mde: Annotated[float, typer.Option(help="minimum detectable relative lift, e.g. 0.05 for +5%")],
-    sd: Annotated[float | None, typer.Option(help="per-unit standard deviation of a mean metric")] = None,
-    daily_units: Annotated[float | None, typer.Option(help="units entering the experiment per day")] = None,
-    variants: Annotated[int, typer.Option(help="number of arms including control")] = 2,
-    alpha: Annotated[float, typer.Option()] = 0.05,
-    power: Annotated[float, typer.Option()] = 0.8,
+    baseline: Annotated[
+        float, typer.Option(help="conversion rate (0..1), or the mean when --sd is given", callback=in_range())
+    ],
+    mde: Annotated[
+        float,
+        typer.Option(help="minimum detectable relative lift, e.g. 0.05 for +5%", callback=in_range(0, lo_open=True)),
+    ],
+    sd: Annotated[
+        float | None,
+        typer.Option(help="per-unit standard deviation of a mean metric", callback=in_range(0, lo_open=True)),
+    ] = None,
+    daily_units: Annotated[
+        float | None, typer.Option(help="units entering the experiment per day", callback=in_range(0, lo_open=True))
+    ] = None,
+    variants: Annotated[int, typer.Option(help="number of arms including control", min=2)] = 2,
+    alpha: Annotated[float, typer.Option(callback=probability())] = 0.05,
+    power: Annotated[float, typer.Option(callback=probability())] = 0.8,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the plan as JSON")] = None,
 ) -> None:
     """Units per arm and days needed to detect ``--mde`` with the given power."""
@@ -139,14 +150,18 @@ def plan_cmd(
 
 @ab_app.command("simulate")
 def simulate_cmd(
-    experiments: Annotated[int, typer.Option(help="simulated experiments")] = 4000,
-    looks: Annotated[int, typer.Option(help="daily looks per experiment")] = 30,
-    users_per_day: Annotated[int, typer.Option(help="new users per arm per day")] = 500,
-    baseline: Annotated[float, typer.Option(help="control conversion rate")] = 0.10,
-    lift: Annotated[float, typer.Option(help="true relative lift (0 = A/A)")] = 0.0,
-    alpha: Annotated[float, typer.Option()] = 0.05,
-    n_star: Annotated[float, typer.Option(help="sequential tuning N* (total units)")] = 5000.0,
-    seed: Annotated[int, typer.Option()] = 0,
+    experiments: Annotated[int, typer.Option(help="simulated experiments", min=1)] = 4000,
+    looks: Annotated[int, typer.Option(help="daily looks per experiment", min=1)] = 30,
+    users_per_day: Annotated[int, typer.Option(help="new users per arm per day", min=2)] = 500,
+    baseline: Annotated[float, typer.Option(help="control conversion rate", callback=probability())] = 0.10,
+    lift: Annotated[
+        float, typer.Option(help="true relative lift (0 = A/A)", callback=in_range(-1, lo_open=True))
+    ] = 0.0,
+    alpha: Annotated[float, typer.Option(callback=probability())] = 0.05,
+    n_star: Annotated[
+        float, typer.Option(help="sequential tuning N* (total units)", callback=in_range(0, lo_open=True))
+    ] = 5000.0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
     out: Annotated[Path | None, typer.Option(help="also write one example experiment (.csv/.parquet/.db)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the rates as JSON")] = None,
 ) -> None:
@@ -213,8 +228,8 @@ def survey_cmd(
     variant_column: Annotated[str, typer.Option(help="column holding the variant")] = "variant",
     url: Annotated[str | None, typer.Option(help="SQLAlchemy URL when DATA is a table")] = None,
     control: Annotated[str | None, typer.Option(help="control variant")] = None,
-    alpha: Annotated[float, typer.Option()] = 0.05,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    alpha: Annotated[float, typer.Option(callback=probability())] = 0.05,
+    seed: Annotated[int, typer.Option(help="bootstrap seed", min=0)] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the result as JSON")] = None,
 ) -> None:
     """CSAT or NPS per variant with CIs (Wilson / bootstrap) and the difference to the control."""
