@@ -315,3 +315,93 @@ def test_finished_run_is_not_overwritten_and_eval_reproduces_it(
     assert again["two-tower text"]["ndcg@10"] == pytest.approx(first["two-tower text"]["ndcg@10"], abs=1e-6)
     assert again["popularity"] == first["popularity"]
     assert "NDCG@10" in text
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+
+def _rec_client(handlers: list, store_url: str, **settings: object):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from growthcurve.apps.recommender.service import recommend_router
+    from growthcurve.serving import ServeSettings, create_app
+
+    return TestClient(create_app(handlers, ServeSettings(**settings), store_url, routers=[recommend_router()]))
+
+
+def test_serve_logs_each_list_with_its_version_and_takes_clicks(tiny_run: Path, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from growthcurve.apps.recommender.pipeline import RecommenderRun
+    from growthcurve.apps.recommender.service import RecommenderHandler
+    from growthcurve.store import feedback, predictions
+
+    run = RecommenderRun(tiny_run)
+    handler = RecommenderHandler(run)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    user = sorted(run.histories)[0]
+    has = {run.catalogue.ids[i] for i in run.histories[user]}
+    with _rec_client([handler], url) as c:
+        r = c.post("/recommend", json={"user": user, "k": 5})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items = [it["item"] for it in body["predictions"][0]["items"]]
+        assert body["model_version"] == run.model_version and len(items) == 5 and not set(items) & has
+        assert items == [it["item"] for it in run.top(user, 5)]  # the same list as `recommend top`
+        rid = body["predictions"][0]["request_id"]
+        for bad, status, code in [
+            ({"user": "nobody"}, 404, "unknown_user"),
+            ({"history": ["no-such-item"]}, 422, "unknown_item"),
+            ({"user": user, "k": 0}, 422, "invalid_request"),
+            ({}, 422, "invalid_input"),
+        ]:
+            r = c.post("/recommend", json=bad)
+            assert r.status_code == status and r.json()["error"]["code"] == code, (bad, r.text)
+        r = c.post("/recommend", json={"user": "nobody", "fallback": "popular", "k": 3})
+        assert r.status_code == 200 and r.json()["predictions"][0]["fallback"] == "popular"
+        cold_history = [run.catalogue.ids[i] for i in run.histories[user][:2]]
+        r = c.post("/recommend", json={"history": cold_history, "unit_id": "new-user"})
+        assert r.status_code == 200 and len(r.json()["predictions"][0]["items"]) == 10
+        r = c.post("/feedback", json={"request_id": rid, "click": True})
+        assert r.status_code == 200 and r.json()["stored"], r.text
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        logged = conn.execute(sa.select(predictions).where(predictions.c.request_id == rid)).one()
+        clicks = conn.execute(sa.select(feedback).where(feedback.c.request_id == rid)).all()
+    engine.dispose()
+    assert logged.model_version == run.model_version and logged.label == items[0]
+    assert [it["item"] for it in logged.output["items"]] == items
+    assert [(f.kind, f.value) for f in clicks] == [("click", 1.0)]
+
+
+def test_two_recommenders_ab_tested_with_ab_analyze(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from growthcurve.apps.recommender.pipeline import RecommenderRun
+    from growthcurve.apps.recommender.service import RecommenderHandler
+    from growthcurve.serving.experiment import write_ab_config
+
+    a = RecommenderHandler(RecommenderRun(tiny_run))
+    b = RecommenderHandler(RecommenderRun(tiny_run), model_name="recommender-b")
+    b.model_version = f"{a.model_version}-b"  # one run twice: the machinery only needs two versions
+    url = f"sqlite:///{tmp_path / 'ab.db'}"
+    users = sorted(a.run.histories)[:60]
+    clicked: dict[str, list[int]] = {"control": [], "treatment": []}
+    with _rec_client([a, b], url, experiment="rec-ab", salt="s") as c:
+        for u in users:
+            body = c.post("/recommend", json={"user": u, "k": 5}).json()
+            variant = body["variant"]
+            click = variant == "treatment" or u.endswith(("0", "5"))  # B is clicked far more often
+            clicked.setdefault(variant, []).append(int(click))
+            rid = body["predictions"][0]["request_id"]
+            assert c.post("/feedback", json={"request_id": rid, "click": click}).status_code == 200
+    assert clicked["control"] and clicked["treatment"]
+    cfg = write_ab_config(tmp_path / "ab.yaml", url, "rec-ab", output_dir=str(tmp_path / "ab-out"))
+    code, out, err = _run(["ab", "analyze", str(cfg), "--no-report"], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "ab-out" / "result.json").read_text())
+    click = next(m for m in result["metrics"] if m["metric"] == "click")
+    arms = {x["variant"]: x for x in click["arms"]}
+    assert arms["control"]["n"] == len(clicked["control"])
+    assert arms["control"]["mean"] == pytest.approx(np.mean(clicked["control"]))
+    assert arms["treatment"]["mean"] == pytest.approx(1.0)

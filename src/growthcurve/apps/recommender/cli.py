@@ -120,3 +120,71 @@ def eval_cmd(
     if out is not None:
         write_json(out, result)
         console.print(f"[green]wrote[/] {out}", highlight=False)
+
+
+@recommend_app.command("serve")
+def serve_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="recommender run folder(s); two or more = an A/B test")],
+    host: Annotated[str, typer.Option(help="interface to bind (0.0.0.0 exposes the service)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    experiment: Annotated[str | None, typer.Option(help="A/B experiment name (required with two or more runs)")] = None,
+    weights: Annotated[str | None, typer.Option(help="traffic split per run, e.g. 50,50 (default: equal)")] = None,
+    salt: Annotated[str, typer.Option(help="assignment salt; a new salt reshuffles users")] = "",
+    max_batch: Annotated[int, typer.Option(help="requests per micro-batch")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="how long a lone request waits for a batch")] = 5.0,
+    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key(s), comma-separated")] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="file with one API key per line")] = None,
+    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
+    ab_config: Annotated[
+        Path | None, typer.Option(help="write the `growthcurve ab analyze` config of the experiment here")
+    ] = None,
+) -> None:
+    """Serve recommender runs on the serving layer: POST /recommend, clicks via POST /feedback."""
+    import uvicorn
+
+    from growthcurve.apps.recommender.pipeline import RecommenderRun
+    from growthcurve.apps.recommender.service import RecommenderHandler, recommend_router
+    from growthcurve.serving import ServeSettings, create_app, parse_weights
+    from growthcurve.serving.cli import bind_socket, read_api_keys
+    from growthcurve.store import default_url
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be 1..65535 (got {port})")
+    if len(runs) > 1 and not experiment:
+        raise ConfigError("two or more runs are an A/B test: name the experiment with --experiment NAME")
+    if len(runs) == 1 and (experiment or weights):
+        raise ConfigError("--experiment/--weights need two or more runs to compare")
+    try:
+        settings = ServeSettings(
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            api_keys=read_api_keys(api_key_env, api_key_file),
+            experiment=experiment,
+            weights=parse_weights(weights, len(runs)),
+            salt=salt,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid serve option: {exc}") from None
+    sock = bind_socket(host, port)  # a port in use fails before the models load
+    try:
+        handlers = []
+        for r in runs:
+            with console.status(f"loading {r} ..."):
+                handlers.append(RecommenderHandler(RecommenderRun(r)))
+        app = create_app(handlers, settings, store, routers=[recommend_router()])
+        core = app.state.core
+        table = Table(title=f"serving on http://{host}:{port} (POST /recommend, /feedback; docs at /docs)")
+        for col in ("variant", "weight", "run", "model_version"):
+            table.add_column(col)
+        for h, v, wt, r in zip(core.handlers, core.variants, core.weights, runs, strict=True):
+            table.add_row(v if core.experiment else "–", f"{wt:.0%}", str(r), h.model_version)
+        console.print(table)
+        if core.experiment and ab_config:
+            from growthcurve.serving.experiment import write_ab_config
+
+            url = store or default_url()
+            write_ab_config(ab_config, url, core.experiment, dict(zip(core.variants, core.weights, strict=True)))
+            console.print(f"analyse clicks with: growthcurve ab analyze {ab_config}", highlight=False)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
+    finally:
+        sock.close()

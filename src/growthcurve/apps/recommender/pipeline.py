@@ -441,16 +441,29 @@ class RecommenderRun:
 
     def top_for_history(self, history: list[int], k: int = 10, exclude: set[int] | None = None) -> list[dict[str, Any]]:
         """Top ``k`` items for a time-ordered history of catalogue indices, never one of those items."""
-        emb = self.text.encode_users([history], self.catalogue.titles)
+        return self.top_for_histories([history], k, [exclude or set()])[0]
+
+    def top_for_histories(
+        self, histories: list[list[int]], k: int, excludes: list[set[int]] | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """`top_for_history` for many users in one encoder pass (what a serving micro-batch needs)."""
+        emb = self.text.encode_users(histories, self.catalogue.titles)
         factors = None
         if self.scorer.weight > 0 and self.als is not None:
-            row = sp.csr_matrix(
-                (np.ones(len(history), np.float32), ([0] * len(history), history)), shape=(1, len(self.catalogue))
+            rows = [r for r, h in enumerate(histories) for _ in h]
+            cols = [i for h in histories for i in h]
+            m = sp.csr_matrix(
+                (np.ones(len(cols), np.float32), (rows, cols)), shape=(len(histories), len(self.catalogue))
             )
-            row.data[:] = 1.0
-            factors = np.asarray(self.als.recalculate_user(0, row), dtype=np.float32).reshape(1, -1)
-        ids, scores = self.scorer.top_k(emb, k, [set(history) | (exclude or set())], factors)
-        return [self._item(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            m.data[:] = 1.0
+            factors = np.asarray(self.als.recalculate_user(np.arange(len(histories)), m), dtype=np.float32)
+            factors = factors.reshape(len(histories), -1)
+        excl = [set(h) | (excludes[r] if excludes else set()) for r, h in enumerate(histories)]
+        ids, scores = self.scorer.top_k(emb, k, excl, factors)
+        return [
+            [self._item(int(i), float(s)) for i, s in zip(ids[r], scores[r], strict=True) if i >= 0]
+            for r in range(len(histories))
+        ]
 
     def top(self, user: str, k: int = 10, fallback: str | None = None) -> list[dict[str, Any]]:
         """Top ``k`` for a known user, excluding every item they already have; ``fallback='popular'``
