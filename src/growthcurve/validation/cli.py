@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,14 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from growthcurve.cliopts import in_range, probability
-from growthcurve.errors import ConfigError
+from growthcurve.errors import ConfigError, DataError
 from growthcurve.io import write_json
 
 ab_app = typer.Typer(
     help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.", no_args_is_help=True
 )
 survey_app = typer.Typer(
-    help="Surveys: CSAT and NPS with confidence intervals, compared across variants.", no_args_is_help=True
+    help="Surveys: CSAT and NPS with confidence intervals, compared across variants; satisfaction drivers.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -60,8 +62,10 @@ def analyze_cmd(
     )
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    table = Table(title="A/B results (relative lift vs control)")
-    for col in ("metric", "variant", "n", "mean", "lift", "95% CI", "p (adj.)", "sequential CS", "P(win)"):
+    # each row's lift, CI, p and star come from one test, named in the "test" column
+    table = Table(title="A/B results vs control (relative lift in %, or absolute difference)")
+    level = f"{1 - cfg.analysis.alpha:.0%} CI"
+    for col in ("metric", "variant", "n", "mean", "lift", level, "p (adj.)", "test", "sequential CS", "P(win)"):
         table.add_column(col, justify="right" if col not in ("metric", "variant") else "left")
     problems: list[str] = []
     for m in result.metrics:
@@ -72,22 +76,25 @@ def analyze_cmd(
             c = comps.get(a.variant)
             mean = "–" if a.mean is None else f"{a.mean:.4g}"
             if c is None:
-                table.add_row(m.metric, f"{a.variant} (control)", str(a.n), mean, "", "", "", "", "")
+                table.add_row(m.metric, f"{a.variant} (control)", str(a.n), mean, "", "", "", "", "", "")
             elif c.error or c.frequentist is None:
                 problems.append(f"metric '{m.metric}', {a.variant}: {c.error}")
-                table.add_row(m.metric, a.variant, str(a.n), mean, "[red]error[/]", "", "", "", "")
+                table.add_row(m.metric, a.variant, str(a.n), mean, "[red]error[/]", "", "", "", "", "")
             else:
-                f = c.frequentist
+                effect, ci, p = c.reported()  # type: ignore[misc]
+                rel = c.scale == "relative"
+                seq_ci = None if c.sequential is None else (c.sequential.rel_ci if rel else c.sequential.abs_ci)
                 star = "[bold green]*[/]" if c.significant else ""
                 table.add_row(
                     m.metric,
                     a.variant,
                     str(a.n),
                     mean,
-                    _pct(f.rel_effect) + star,
-                    _ci(f.rel_ci),
-                    f"{f.p_value:.3g} ({c.p_adjusted:.3g})" if c.p_adjusted is not None else f"{f.p_value:.3g}",
-                    _ci(c.sequential.rel_ci) if c.sequential else "–",
+                    (_pct(effect) if rel else f"{effect:+.4g}") + star,
+                    _ci(ci, rel),
+                    f"{p:.3g} ({c.p_adjusted:.3g})" if c.p_adjusted is not None else f"{p:.3g}",
+                    c.method,
+                    _ci(seq_ci, rel),
                     f"{100 * c.bayesian.chance_to_win:.1f}%" if c.bayesian else "–",
                 )
             if c is not None:
@@ -243,7 +250,7 @@ def survey_cmd(
     src_cfg = SourceConfig(
         url=url, path=data if is_file else None, table="answers" if is_file else data, timestamp_column=""
     )
-    with open_source(src_cfg) as src:
+    with open_source(src_cfg, [score_column], option="--url") as src:
         src.col(variant_column, "--variant-column")
         src.col(score_column, "--score-column")
         counts = score_counts(src.engine, src.table, variant_column, score_column)
@@ -273,3 +280,113 @@ def survey_cmd(
         console.print(f"[yellow]warning:[/] {msg}", highlight=False)
     if json_out:
         write_json(json_out, res.to_dict())
+
+
+def _drivers_input(
+    answers: Path | None, store: str | None, table: str | None, columns: list[str]
+) -> tuple[Any, str, Callable[[int], str]]:
+    """The answers as a DataFrame (file through the project's reader, or a store table), its name, and how to
+    name the place of row ``i`` in an error (file:line for delimited files and JSONL)."""
+    import pandas as pd
+
+    from growthcurve.data.readers import read_table, require_columns
+
+    if answers is not None and store is None and table is None:
+        df = read_table(answers)
+        require_columns(df, columns, answers, "--overall/--items/--variant")
+        suffix = answers.suffix.lower()
+        if suffix in (".csv", ".tsv", ".txt"):
+            first = 2  # line 1 is the header
+        elif suffix in (".jsonl", ".json"):
+            first = 1
+        else:
+            return df, str(answers), lambda i: f"{answers}: row {i + 1}"
+        return df, str(answers), lambda i: f"{answers}:{i + first}"
+    if answers is not None or table is None:
+        raise ConfigError("give either ANSWERS (a file) or --table T (with --store URL), not both or neither")
+    import sqlalchemy as sa
+
+    from growthcurve.store import get_engine, validate_identifier
+    from growthcurve.validation.sql import reflect
+
+    for c in columns:
+        validate_identifier(c, "column")
+    engine = get_engine(store)
+    try:
+        tab = reflect(engine, table)
+        missing = [c for c in columns if c not in tab.c]
+        if missing:
+            raise ConfigError(
+                f"table '{table}' has no column '{missing[0]}' (columns: {', '.join(tab.c.keys())}); "
+                "fix --overall/--items/--variant"
+            )
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(*(tab.c[c] for c in columns))).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        raise DataError(f"table '{table}' has no answers")
+    return pd.DataFrame(rows, columns=columns, dtype=object), table, lambda i: f"table '{table}' row {i + 1}"
+
+
+@survey_app.command("drivers")
+def drivers_cmd(
+    answers: Annotated[Path | None, typer.Argument(help="CSV/TSV/JSONL/Parquet of answers (or use --table)")] = None,
+    overall: Annotated[str, typer.Option(help="column of the overall satisfaction score")] = "overall",
+    items: Annotated[str, typer.Option(help="item columns, comma-separated, e.g. quality,speed,tone")] = "",
+    variant: Annotated[str | None, typer.Option(help="variant column: also fit each variant on its own")] = None,
+    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store (with --table)")] = None,
+    table: Annotated[str | None, typer.Option(help="table of answers in the store")] = None,
+    out: Annotated[Path, typer.Option(help="output folder for drivers.json and priority_matrix.png")] = Path(
+        "runs/drivers"
+    ),
+    n_boot: Annotated[int, typer.Option(help="bootstrap resamples for the coefficient CIs")] = 1000,
+    alpha: Annotated[float, typer.Option()] = 0.05,
+    seed: Annotated[int, typer.Option(help="bootstrap / permutation seed")] = 0,
+) -> None:
+    """What drives overall satisfaction: standardised OLS with bootstrap CIs, ordinal logit, dominance, VIF,
+    and an importance-vs-performance priority matrix."""
+    from growthcurve.validation.drivers import DriverAnalysis, numeric_columns, plot_priority_matrix
+
+    item_cols = [c.strip() for c in items.split(",") if c.strip()]
+    if not item_cols:
+        raise ConfigError("--items is empty: name the item columns, e.g. --items quality,speed,tone")
+    dup = sorted({c for c in item_cols if item_cols.count(c) > 1} | ({overall} & set(item_cols)))
+    if dup:
+        raise ConfigError(f"--items/--overall name {dup} twice: each column plays one part")
+    if not 0 < alpha < 0.5 or n_boot < 50:
+        raise ConfigError("--alpha must be in (0, 0.5) and --n-boot at least 50")
+    cols = [overall, *item_cols] + ([variant] if variant else [])
+    df, name, locate = _drivers_input(answers, store, table, cols)
+    num, warnings = numeric_columns(df, [overall, *item_cols], locate)
+    groups = None
+    if variant:
+        groups = df.loc[num.index, variant]
+        if groups.isna().any():
+            raise DataError(f"{locate(int(groups.isna().to_numpy().argmax()))}: column '{variant}' is empty")
+        groups = groups.astype(str).rename(variant)
+    with console.status(f"fitting the drivers of '{overall}' on {len(item_cols)} items ..."):
+        res = DriverAnalysis(n_boot=n_boot, alpha=alpha, seed=seed).fit(num[item_cols], num[overall], groups).result_
+    res.warnings = warnings + res.warnings
+    for f in res.fits:
+        t = Table(title=f"Drivers of '{overall}' · {f.group} (n={f.n}, R²={f.r2:.3f}, dominance {f.dominance_method})")
+        for col in ("item", "mean", "std. coef", f"{1 - alpha:.0%} CI", "p", "ordinal", "importance", "VIF", ""):
+            t.add_column(col, justify="left" if col in ("item", "") else "right")
+        for it in sorted(f.items, key=lambda i: -i.dominance_share):
+            t.add_row(
+                it.item,
+                f"{it.mean:.2f}",
+                f"{it.std_coef:+.3f}",
+                f"[{it.ci[0]:+.3f}, {it.ci[1]:+.3f}]",
+                f"{it.p_value:.3g}",
+                "–" if it.ordinal_coef is None else f"{it.ordinal_coef:+.3f}",
+                f"{100 * it.dominance_share:.1f}%",
+                f"{it.vif:.2f}",
+                "[bold red]priority[/]" if it.priority else "",
+            )
+        console.print(t)
+    for w in res.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    write_json(out / "drivers.json", {"source": name, **res.to_dict()})
+    plot_priority_matrix(res, out / "priority_matrix.png")
+    console.print(f"wrote {out / 'drivers.json'}, {out / 'priority_matrix.png'}", highlight=False)
