@@ -126,6 +126,23 @@ def test_ranks_count_ties_and_exclusions_against_the_target() -> None:
         M.ndcg_at_k(np.array([]), 10)
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
+def test_faiss_retrieval_ranks_like_the_blended_score_matrix(weight: float) -> None:
+    from growthcurve.apps.recommender.model import BlendedScorer, blend_scores
+
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(200, 16)).astype(np.float32)
+    fac = rng.normal(size=(200, 8)).astype(np.float32) * 3
+    q, p = rng.normal(size=(5, 16)).astype(np.float32), rng.normal(size=(5, 8)).astype(np.float32)
+    exclude = [set(rng.choice(200, size=7, replace=False).tolist()) for _ in range(5)]
+    ids, _ = BlendedScorer(weight).fit(emb, fac).top_k(q, 10, exclude, p)
+    full = blend_scores(q @ emb.T, p @ fac.T, weight)
+    mask = np.zeros_like(full, dtype=bool)
+    for r, e in enumerate(exclude):
+        mask[r, list(e)] = True
+    assert ids.tolist() == M.top_k(full, 10, mask).tolist()
+
+
 # ---------------------------------------------------------------------------------------------- data + split
 
 

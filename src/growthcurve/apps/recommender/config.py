@@ -50,7 +50,7 @@ class RecModelConfig(_Strict):
 class RecTrainConfig(_Strict):
     """Fine-tuning of the two towers: in-batch negatives with a temperature."""
 
-    epochs: int = Field(1, ge=0)
+    epochs: int = Field(2, ge=0)
     batch_size: int = Field(64, ge=2)
     learning_rate: float = Field(5e-5, gt=0)
     temperature: float = Field(0.05, gt=0)
