@@ -257,7 +257,7 @@ def goals_status_cmd(
     if method not in ("linear", "fit"):
         raise ConfigError(f"--method must be linear or fit, not '{method}'")
     day = _date(as_of)
-    cfg = load_goals(goals) if goals is not None else GoalStore(db).load_goals()
+    cfg = load_goals(goals) if goals is not None else GoalStore(db, read_only=True).load_goals()
     if not cfg.objectives:
         raise ConfigError("no goals stored yet; run `growthcurve plan goals add GOALS.yaml` or pass --goals FILE")
     result = assess_goals(cfg, day, method, at_risk)  # type: ignore[arg-type]

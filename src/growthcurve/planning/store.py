@@ -13,6 +13,7 @@ import os
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from growthcurve.dbcheck import require_existing_database
 from growthcurve.errors import DataError
 from growthcurve.planning.goals import CheckIn, GoalsConfig, KeyResultSpec, ObjectiveSpec
 
@@ -63,11 +64,15 @@ def default_db_url() -> str:
 class GoalStore:
     """Save goal definitions and check-ins; load them back as a ``GoalsConfig`` with full history."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, read_only: bool = False) -> None:
         self.url = url or default_db_url()
+        self.read_only = read_only
+        if read_only:  # a status/review must not create an empty growthcurve.db where none was
+            require_existing_database(self.url, "--db")
         try:
             self.engine = sa.create_engine(self.url)
-            metadata.create_all(self.engine)
+            if not read_only:
+                metadata.create_all(self.engine)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise DataError(
                 f"cannot open the goal store at '{self.url}': {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -145,6 +150,8 @@ class GoalStore:
     def load_goals(self) -> GoalsConfig:
         """All stored objectives with their key results and check-in history."""
         oc, kc, cc = objectives_table.c, key_results_table.c, checkins_table.c
+        if self.read_only and not sa.inspect(self.engine).has_table(objectives_table.name):
+            return GoalsConfig(objectives=[])  # a database without goal tables holds no goals
         with self.engine.connect() as conn:
             objs = conn.execute(sa.select(objectives_table).order_by(oc.objective_id)).all()
             krs = conn.execute(sa.select(key_results_table).order_by(kc.objective_id, kc.position)).all()

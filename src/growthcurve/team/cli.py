@@ -152,7 +152,7 @@ def review_cmd(
         day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
     except ValueError:
         raise ConfigError(f"date '{as_of}' is not YYYY-MM-DD") from None
-    cfg = load_goals(goals) if goals is not None else GoalStore(db).load_goals()
+    cfg = load_goals(goals) if goals is not None else GoalStore(db, read_only=True).load_goals()
     rv = PerformanceReview(cap=cap).fit(cfg, day)
     t = Table(title=f"Goal attainment as of {day.isoformat()}")
     for c in ("period", "person", "KRs", "attainment", "z", "percentile", "outlier"):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from growthcurve.errors import ConfigError, DataError
 from growthcurve.validation.stats import (
     ArmEstimate,
     BayesianResult,
@@ -46,8 +47,14 @@ class Comparison:
     sequential: SequentialResult | None = None
     bayesian: BayesianResult | None = None
     variance_reduction: float | None = None  # CUPED: 1 − Var(adjusted) / Var(unadjusted) of the lift
+    scale: Literal["relative", "absolute"] = "relative"  # the one test behind effect, CI, p and star
+    method: str = ""  # that test in words, e.g. "relative lift, Welch t (delta-method SE)"
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+
+    def reported(self) -> tuple[float, tuple[float, float], float] | None:
+        """(effect, CI, unadjusted p) of the test this row reports; None when nothing was computed."""
+        return None if self.frequentist is None else self.frequentist.on(self.scale)
 
 
 @dataclass
@@ -89,7 +96,16 @@ class SRMCheck:
         self.weights = weights
 
     def fit(self, counts: Mapping[str, int]) -> SRMCheck:
-        """Test ``counts`` (units per variant); the result is in ``result_``."""
+        """Test ``counts`` (units per variant); the result is in ``result_``.
+
+        Weights must be shares ≥ 0 summing to 1 (ConfigError otherwise: a NaN p-value must never read as
+        "no mismatch"); an arm planned at 0% that received units is the mismatch itself and raises the alarm.
+        """
+        if self.weights:
+            check_weights(self.weights)
+        negative = sorted(k for k, v in counts.items() if int(v) < 0)
+        if negative:
+            raise DataError(f"unit counts cannot be negative ({', '.join(negative)}): the aggregation input is corrupt")
         counts = {k: int(v) for k, v in counts.items()}
         if self.weights:
             missing = sorted(set(self.weights) - set(counts))
@@ -124,11 +140,26 @@ class SRMCheck:
                 "SRM check needs at least two variants with non-negative unit counts",
             )
             return self
-        keys = list(counts)
+        observed = ", ".join(f"{k}={counts[k] / total:.2%}" for k in counts)
+        planned = ", ".join(f"{k}={shares[k]:.2%}" for k in counts)
+        unplanned = sorted(k for k in counts if shares[k] == 0 and counts[k] > 0)
+        if unplanned:
+            self.result_ = SRMResult(
+                counts,
+                shares,
+                None,
+                0.0,
+                self.alpha,
+                True,
+                f"SAMPLE RATIO MISMATCH: {', '.join(unplanned)} planned at 0% but received units (observed "
+                f"{observed}); assignment or logging is broken, do not trust the results below",
+            )
+            return self
+        keys = [k for k in counts if shares[k] > 0]  # a 0% arm with no units carries no information
         chi2, p = sps.chisquare([counts[k] for k in keys], [total * shares[k] for k in keys])
+        if not math.isfinite(float(p)):
+            raise DataError(f"SRM check could not be computed for counts {counts} and split {shares}")
         alarm = bool(p < self.alpha)
-        observed = ", ".join(f"{k}={counts[k] / total:.2%}" for k in keys)
-        planned = ", ".join(f"{k}={shares[k]:.2%}" for k in keys)
         msg = (
             f"SAMPLE RATIO MISMATCH (p={p:.2g} < {self.alpha}): observed {observed} vs planned {planned}; "
             "assignment or logging is broken, do not trust the results below"
@@ -137,6 +168,22 @@ class SRMCheck:
         )
         self.result_ = SRMResult(counts, shares, float(chi2), float(p), self.alpha, alarm, msg)
         return self
+
+
+def check_weights(weights: Mapping[str, float]) -> None:
+    """Planned split: every share finite and ≥ 0, not all 0, summing to 1; else one ConfigError line."""
+    bad = sorted(k for k, w in weights.items() if not (math.isfinite(float(w)) and float(w) >= 0))
+    if bad:
+        raise ConfigError(
+            f"analysis.weights: the share of {', '.join(bad)} is negative or not a number; "
+            "set each variant's planned share, e.g. {control: 0.5, treatment: 0.5}"
+        )
+    total = sum(float(w) for w in weights.values())
+    if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-6):
+        raise ConfigError(
+            f"analysis.weights sum to {total:g}, not 1; set the planned shares so they add up to 1 "
+            "(e.g. {control: 0.5, treatment: 0.5})"
+        )
 
 
 class ABTest:
@@ -229,15 +276,23 @@ class ABTest:
                     "no test is possible; check that the metric column is the right one"
                 )
                 continue
-            comp.frequentist = frequentist_test(c, t, self.alpha, test)
-            if comp.frequentist.rel_effect is None:
-                comp.warnings.append(f"control mean of '{self.metric}' is 0: relative lift is undefined")
+            comp.frequentist = f = frequentist_test(c, t, self.alpha, test)
+            relative = self.relative and f.rel_p_value is not None
+            if self.relative and not relative:
+                why = (
+                    f"control mean of '{self.metric}' is {float(c.mean):g} ≤ 0: relative lift is undefined "  # type: ignore[arg-type]
+                    "(or points the wrong way)"
+                    if float(c.mean) <= 0  # type: ignore[arg-type]
+                    else f"relative lift of '{self.metric}' has zero variance"
+                )
+                comp.warnings.append(f"{why}; effect, CI, p-value and chance to win are on the absolute scale")
+            comp.scale = "relative" if relative else "absolute"
+            name = "Welch t" if test == "welch" else "z"
+            comp.method = f"relative lift, {name} (delta-method SE)" if relative else f"absolute difference, {name}"
             if self.sequential:
                 comp.sequential = sequential_test(c, t, self.alpha, self.n_star)
             if self.bayesian:
-                comp.bayesian = bayesian_test(
-                    c, t, self.alpha, self.relative, self.prior_variance, self.higher_is_better
-                )
+                comp.bayesian = bayesian_test(c, t, self.alpha, relative, self.prior_variance, self.higher_is_better)
             if raw is not None and not raw[control].error and not raw[v].error:
                 v_raw = raw[control].var + raw[v].var
                 if v_raw > 0:
@@ -250,7 +305,7 @@ class ABTest:
         ok = [cp for cp in comps if cp.frequentist is not None]
         if not ok:
             return
-        pvals = [cp.frequentist.p_value for cp in ok]  # type: ignore[union-attr]
+        pvals = [cp.reported()[2] for cp in ok]  # type: ignore[index]  # the p of the reported test
         if self.correction == "none" or len(ok) == 1:
             adjusted = pvals
         else:

@@ -72,6 +72,14 @@ class AnalysisConfig(_Strict):
     weights: dict[str, float] | None = None  # planned split; None: equal
     looks: int = Field(14, ge=0, le=365)  # points on the cumulative-lift-over-time chart (0: none)
 
+    @model_validator(mode="after")
+    def _weights(self) -> AnalysisConfig:
+        if self.weights:
+            from growthcurve.validation.analysis import check_weights
+
+            check_weights(self.weights)  # a ConfigError naming what to set, before any data is read
+        return self
+
 
 class ABConfig(_Strict):
     """Everything `growthcurve ab analyze` needs."""

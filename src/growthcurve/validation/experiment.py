@@ -89,9 +89,22 @@ def _timeline(src: EventSource, cfg: ABConfig) -> list[TimelinePoint]:
     return points
 
 
+def numeric_columns(cfg: ABConfig) -> list[str]:
+    """The columns that must hold numbers: the value column (long) or every metric's columns (wide)."""
+    if cfg.source.format == "long":
+        return [cfg.source.value_column]
+    cols: list[str] = []
+    for m in cfg.metrics:
+        names = [m.numerator, m.denominator] if m.type == "ratio" else [m.value]
+        cols += [c for c in [*names, m.covariate] if c and c not in cols]
+    return cols
+
+
 def analyze(cfg: ABConfig) -> ExperimentResult:
     """Aggregate in SQL and analyse every metric of ``cfg``; a table without data is a DataError."""
-    with open_source(cfg.source) as src:
+    with open_source(cfg.source, numeric_columns(cfg)) as src:
+        for m in cfg.metrics:
+            src.check_values(m)
         counts = src.unit_counts()
         if not counts:
             where = f" for experiment '{cfg.source.experiment}'" if cfg.source.experiment else ""

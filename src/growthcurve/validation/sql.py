@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from growthcurve.dbcheck import require_existing_database
 from growthcurve.errors import ConfigError, DataError
-from growthcurve.store import get_engine, validate_identifier
+from growthcurve.store import default_url, get_engine, validate_identifier
 from growthcurve.validation.config import MetricConfig, SourceConfig
 from growthcurve.validation.stats import SufficientStats
 
@@ -105,9 +106,60 @@ class EventSource:
             .group_by(pu.c.variant)
             .order_by(pu.c.variant)
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
+        except sa.exc.DBAPIError as exc:  # e.g. PostgreSQL refusing CAST('abc' AS DOUBLE)
+            raise DataError(
+                f"metric '{metric.name}': the database cannot read its values as numbers "
+                f"({str(exc.orig).splitlines()[0]}); fix the column type or the bad values"
+            ) from None
         return {str(r[0]): SufficientStats(int(r[1]), *(float(v or 0.0) for v in r[2:])) for r in rows}
+
+    def _metric_filter(self, name: str) -> list[sa.ColumnElement[bool]]:
+        """Rows that carry metric ``name``'s values: all rows (wide) or those with metric = name (long)."""
+        if self.cfg.format == "wide":
+            return []
+        return [self.col(self.cfg.metric_column, "source.metric_column") == name]
+
+    def _raw(self, name: str, what: str) -> sa.ColumnElement[Any]:
+        return self.col(name if self.cfg.format == "wide" else self.cfg.value_column, what)
+
+    def check_values(self, metric: MetricConfig) -> None:
+        """Refuse values SQL would silently mangle: text in a number column (SQLite CASTs it to 0) and
+        negative counts (binomial values, ratio denominators such as sessions)."""
+        roles = [(metric.value, "metric column")] if metric.type != "ratio" else []
+        roles += [(metric.numerator or "", "metric numerator"), (metric.denominator or "", "metric denominator")]
+        roles += [(metric.covariate, "metric covariate")] if metric.covariate else []
+        unit = self.col(self.cfg.unit_column, "source.unit_column")
+        with self.engine.connect() as conn:
+            for name, what in roles:
+                if not name:
+                    continue
+                raw = self._raw(name, what)
+                conds = self._where() + self._metric_filter(name)
+                if self.engine.dialect.name == "sqlite":
+                    # SQLite stores what it is given; CAST('abc' AS REAL) is 0.0, so look for text that is not
+                    # a number (a numeric string such as '1.5' is fine, CAST reads it exactly)
+                    text_q = sa.select(unit, raw).where(sa.func.typeof(raw).in_(("text", "blob")), *conds)
+                    for u, v in conn.execute(text_q.execution_options(yield_per=10_000)):
+                        try:
+                            float(v)
+                        except (TypeError, ValueError):
+                            raise DataError(
+                                f"metric '{metric.name}' ({what}): value {v!r} of unit {u!r} is not a number; "
+                                "fix the data (text would be counted as 0)"
+                            ) from None
+                negative_matters = metric.type == "binomial" or what == "metric denominator"
+                if negative_matters:
+                    neg_q = sa.select(unit, raw).where(sa.cast(raw, sa.Double) < 0, *conds).limit(1)
+                    row = conn.execute(neg_q).first()
+                    if row is not None:
+                        kind = "a conversion flag" if metric.type == "binomial" else "a denominator (count)"
+                        raise DataError(
+                            f"metric '{metric.name}': unit {row[0]!r} has value {row[1]} < 0 in '{name}', which is "
+                            f"{kind} and cannot be negative; fix the data"
+                        )
 
     def unit_counts(self) -> dict[str, int]:
         """Distinct units per variant (the SRM check's input)."""
@@ -182,21 +234,42 @@ def reflect(engine: sa.Engine, table_name: str) -> sa.Table:
 
 
 def load_file(
-    path: str | Path, engine: sa.Engine, table: str, timestamp_column: str | None, chunk_rows: int = 200_000
+    path: str | Path,
+    engine: sa.Engine,
+    table: str,
+    timestamp_column: str | None,
+    chunk_rows: int = 200_000,
+    numeric_columns: Sequence[str] = (),
 ) -> None:
-    """Stream a CSV or Parquet file into ``table`` in chunks, so a big file never sits in memory whole."""
+    """Stream a CSV or Parquet file into ``table`` in chunks, so a big file never sits in memory whole.
+
+    CSV goes through the shared reader (``growthcurve.data.readers``: same messages as ``finetune`` for an
+    empty file, bad bytes or a broken quote); a non-number in one of ``numeric_columns`` is a DataError at
+    file:line, because SQL's CAST would silently turn it into 0.
+    """
     import pandas as pd
 
+    from growthcurve.data.readers import infer_numeric, iter_delimited, require_numeric
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"events file '{p}' does not exist")
     suffix = p.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
-        chunks: Any = pd.read_csv(p, chunksize=chunk_rows, sep="\t" if suffix == ".tsv" else ",")
+        chunks: Any = (
+            infer_numeric(require_numeric(c, numeric_columns, p), skip=[timestamp_column or ""])
+            for c in iter_delimited(p, chunk_rows)
+        )
     elif suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        chunks = (b.to_pandas() for b in pq.ParquetFile(p).iter_batches(batch_size=chunk_rows))
+        if p.is_dir() or p.stat().st_size == 0:
+            raise DataError(f"events file '{p}' is empty or a folder; give a .csv, .tsv or .parquet file")
+        try:
+            batches = pq.ParquetFile(p).iter_batches(batch_size=chunk_rows)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise DataError(f"'{p}' is not a readable Parquet file ({exc.__class__.__name__})") from None
+        chunks = (require_numeric(b.to_pandas(), numeric_columns, p) for b in batches)
     else:
         raise DataError(f"events file '{p}' must be .csv, .tsv or .parquet")
     n = 0
@@ -213,18 +286,26 @@ def load_file(
 
 
 @contextlib.contextmanager
-def open_source(cfg: SourceConfig) -> Iterator[EventSource]:
-    """The configured events table; a file is first loaded into a temporary SQLite database."""
+def open_source(
+    cfg: SourceConfig, numeric_columns: Sequence[str] = (), option: str = "source.url"
+) -> Iterator[EventSource]:
+    """The configured events table; a file is first loaded into a temporary SQLite database.
+
+    ``numeric_columns`` must hold numbers (checked at file:line for files, in SQL for tables). A SQLite
+    URL whose file is missing is a DataError: reading must never create an empty database.
+    """
     if cfg.path:
         validate_identifier(cfg.table, "source.table")
         with tempfile.TemporaryDirectory(prefix="growthcurve-ab-") as tmp:
             engine = sa.create_engine(f"sqlite:///{Path(tmp) / 'events.db'}")
             try:
-                load_file(cfg.path, engine, cfg.table, cfg.timestamp_column)
+                load_file(cfg.path, engine, cfg.table, cfg.timestamp_column, numeric_columns=numeric_columns)
                 yield EventSource(engine, reflect(engine, cfg.table), cfg)
             finally:
                 engine.dispose()
     else:
+        validate_identifier(cfg.table, "source.table", dotted=True)  # config errors before data errors
+        require_existing_database(cfg.url or default_url(), option)
         engine = get_engine(cfg.url)
         try:
             yield EventSource(engine, reflect(engine, cfg.table), cfg)

@@ -70,7 +70,12 @@ class ArmEstimate:
 
 @dataclass
 class FrequentistResult:
-    """Fixed-horizon test of treatment vs control: absolute and relative lift with CIs."""
+    """Fixed-horizon test of treatment vs control: absolute and relative lift, each with its own test.
+
+    ``statistic``/``p_value``/``abs_ci`` test the absolute difference; ``rel_statistic``/``rel_p_value``/
+    ``rel_ci`` test the relative lift (delta-method standard error) with the *same* distribution (Welch t
+    with the same df, or z), so on either scale the CI excludes 0 exactly when p < alpha.
+    """
 
     test: str
     statistic: float
@@ -80,6 +85,16 @@ class FrequentistResult:
     abs_ci: tuple[float, float]
     rel_effect: float | None
     rel_ci: tuple[float, float] | None
+    rel_statistic: float | None = None
+    rel_p_value: float | None = None
+
+    def on(self, scale: Literal["relative", "absolute"]) -> tuple[float, tuple[float, float], float]:
+        """(effect, CI, p-value) of one test: the relative one or the absolute one, never mixed."""
+        if scale == "relative":
+            if self.rel_effect is None or self.rel_ci is None or self.rel_p_value is None:
+                raise ValueError("relative lift is undefined for this comparison (control mean is 0)")
+            return self.rel_effect, self.rel_ci, self.rel_p_value
+        return self.abs_effect, self.abs_ci, self.p_value
 
 
 @dataclass
@@ -125,12 +140,40 @@ def _check_stats(s: SufficientStats, variant: str, metric_type: MetricType) -> s
             f"variant '{variant}' has {s.sum_y:g} conversions for {s.n} units: a binomial metric needs "
             "0/1 per unit (use type: mean for counts)"
         )
+    if metric_type == "ratio" and s.sum_x < 0:
+        return (
+            f"variant '{variant}': the ratio's denominator sums to {s.sum_x:g} < 0; denominators (sessions, "
+            "counts) cannot be negative: fix the data"
+        )
     if metric_type == "ratio" and s.sum_x == 0:
         return (
             f"variant '{variant}': the ratio's denominator sums to 0 (all denominators are zero); "
             "pick a denominator every unit has, or use type: mean"
         )
+    uses_x = metric_type == "ratio" or s.sum_x2 != 0 or s.sum_xy != 0
+    for name, sum2, sum1 in (("y", s.sum_y2, s.sum_y), ("x", s.sum_x2, s.sum_x)):
+        if name == "x" and not uses_x:
+            continue
+        if _impossible(sum2, sum1 * sum1 / s.n):
+            return (
+                f"variant '{variant}' has impossible sums: Σ{name}² = {sum2:.6g} < (Σ{name})²/n = "
+                f"{sum1 * sum1 / s.n:.6g}, which no real data can give; recompute sum_{name}2 as the sum of "
+                "the squared per-unit values"
+            )
+    if uses_x:
+        sxx, syy = s.sum_x2 - s.sum_x**2 / s.n, s.sum_y2 - s.sum_y**2 / s.n
+        sxy = s.sum_xy - s.sum_x * s.sum_y / s.n
+        if _impossible(max(sxx, 0.0) * max(syy, 0.0), sxy * sxy):
+            return (
+                f"variant '{variant}' has impossible sums: the covariance of x and y exceeds what their "
+                "variances allow (Cauchy–Schwarz); recompute sum_xy as the sum of per-unit x·y"
+            )
     return None
+
+
+def _impossible(big: float, small: float) -> bool:
+    """True when ``big < small`` by more than float round-off (relative 1e-9): such sums are corrupt."""
+    return big < small - 1e-9 * max(abs(big), abs(small), 1e-300)
 
 
 def _var(sum2: float, sum1: float, n: int) -> float:
@@ -154,9 +197,22 @@ def estimate_arm(
     if err:
         return ArmEstimate(variant, int(stats.n), error=err)
     n = int(stats.n)
+    warnings: list[str] = []
     if metric_type == "binomial":
         p = stats.sum_y / n
         mean, unit_var = p, p * (1 - p)  # Bernoulli variance, as the z test for proportions uses
+        if stats.sum_y in (0, n):
+            # 0 (or n) conversions make the plug-in variance p(1 − p) zero: a zero-width CI and a chance to
+            # win of exactly 0 or 1, which 0 events in n never justify. GrowthBook's gbstats refuses such a
+            # comparison (models/tests.py EffectMoments: ZERO_NEGATIVE_VARIANCE_MESSAGE, default output);
+            # here the variance uses the Agresti–Caffo add-one estimate p̃ = (x + 1)/(n + 2), the estimate
+            # statsmodels' confint_proportions_2indep(method="agresti-caffo") uses, and the result says so.
+            pt = (stats.sum_y + 1) / (n + 2)
+            unit_var = pt * (1 - pt)
+            warnings.append(
+                f"variant '{variant}' has {int(stats.sum_y)} conversions in {n} units: its variance uses the "
+                "Agresti–Caffo estimate (x + 1)/(n + 2); collect more data before trusting this comparison"
+            )
     else:
         mean, unit_var = stats.sum_y / n, _var(stats.sum_y2, stats.sum_y, n)
     if metric_type == "ratio":
@@ -170,7 +226,7 @@ def estimate_arm(
         vx, cxy = _var(stats.sum_x2, stats.sum_x, n), _cov(stats.sum_xy, stats.sum_x, stats.sum_y, n)
         mean = mean - theta * (stats.sum_x / n - x_mean_all)
         unit_var = max(unit_var - 2 * theta * cxy + theta * theta * vx, 0.0)
-    est = ArmEstimate(variant, n, float(mean), math.sqrt(unit_var), math.sqrt(unit_var / n))
+    est = ArmEstimate(variant, n, float(mean), math.sqrt(unit_var), math.sqrt(unit_var / n), warnings=warnings)
     if unit_var == 0:
         est.warnings.append(f"variant '{variant}' has zero variance (every unit has the same value)")
     return est
@@ -194,9 +250,13 @@ def cuped_theta(stats: Mapping[str, SufficientStats]) -> tuple[float | None, flo
 
 
 def _rel(control: ArmEstimate, treatment: ArmEstimate) -> tuple[float, float] | None:
-    """Relative lift t/c − 1 and its delta-method variance; None when the control mean is 0."""
+    """Relative lift t/c − 1 and its delta-method variance; None when the control mean is ≤ 0.
+
+    With a negative control mean t/c − 1 has the wrong sign for a higher-is-better metric (−2 → −1 is a
+    gain but gives −50%), so such comparisons are made on the absolute scale only.
+    """
     mc, mt = float(control.mean), float(treatment.mean)  # type: ignore[arg-type]
-    if mc == 0:
+    if mc <= 0:
         return None
     return mt / mc - 1, treatment.var / mc**2 + mt**2 * control.var / mc**4
 
@@ -204,7 +264,12 @@ def _rel(control: ArmEstimate, treatment: ArmEstimate) -> tuple[float, float] | 
 def frequentist_test(
     control: ArmEstimate, treatment: ArmEstimate, alpha: float = 0.05, test: Literal["welch", "z"] = "welch"
 ) -> FrequentistResult:
-    """Welch t (means) or z (proportions, ratios) test with CIs on absolute and relative lift."""
+    """Welch t (means) or z (proportions, ratios) test of the absolute and of the relative lift.
+
+    The relative lift's test uses its delta-method standard error with the same distribution as the
+    absolute test (Welch t with the Welch–Satterthwaite df, or z), as GrowthBook's gbstats does
+    (frequentist/tests.py TwoSidedTTest: t.ppf(1 − α/2, dof) · se on the relative point estimate).
+    """
     d = float(treatment.mean) - float(control.mean)  # type: ignore[arg-type]
     v = control.var + treatment.var
     se = math.sqrt(v)
@@ -219,12 +284,13 @@ def frequentist_test(
     p = float(2 * dist.sf(abs(stat)))
     q = float(dist.ppf(1 - alpha / 2))
     rel = _rel(control, treatment)
-    rel_effect = rel_ci = None
-    if rel is not None:
-        z = float(sps.norm.ppf(1 - alpha / 2))
-        rel_effect = rel[0]
-        rel_ci = (rel[0] - z * math.sqrt(rel[1]), rel[0] + z * math.sqrt(rel[1]))
-    return FrequentistResult(test, stat, df, p, d, (d - q * se, d + q * se), rel_effect, rel_ci)
+    rel_effect = rel_ci = rel_stat = rel_p = None
+    if rel is not None and rel[1] > 0:
+        rel_effect, rel_se = rel[0], math.sqrt(rel[1])
+        rel_ci = (rel_effect - q * rel_se, rel_effect + q * rel_se)
+        rel_stat = rel_effect / rel_se
+        rel_p = float(2 * dist.sf(abs(rel_stat)))
+    return FrequentistResult(test, stat, df, p, d, (d - q * se, d + q * se), rel_effect, rel_ci, rel_stat, rel_p)
 
 
 def sequential_rho(alpha: float, n_star: float) -> float:
@@ -275,7 +341,7 @@ def bayesian_test(
     """Gaussian model on the lift (delta method for relative), flat prior unless ``prior_variance``.
 
     This is GrowthBook's effect model: chance to win = P(lift > 0), expected loss = E[max(∓lift, 0)].
-    Returns None for a relative lift when the control mean is 0.
+    Returns None for a relative lift when the control mean is ≤ 0 (use ``relative=False`` then).
     """
     if relative:
         rel = _rel(control, treatment)

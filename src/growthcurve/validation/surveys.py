@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
+from growthcurve.errors import DataError
 from growthcurve.validation.analysis import clean_json
 
 SurveyKind = Literal["csat", "nps"]
@@ -175,7 +176,13 @@ def score_counts(
     out: dict[str, dict[float, int]] = {}
     with engine.connect() as conn:
         for variant, score, n in conn.execute(q):
-            fs = float(score)
+            try:
+                fs = float(score)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"column '{score_col}' holds {score!r} ({n} answers of variant '{variant}'), not a number; "
+                    "fix the answers or pick the right --score-column"
+                ) from None
             key = int(fs) if fs.is_integer() else fs  # a fractional answer is flagged by SurveyAnalysis
             out.setdefault(str(variant), {})
             out[str(variant)][key] = out[str(variant)].get(key, 0) + int(n)
