@@ -162,6 +162,11 @@ def evaluate_split(
     x_seen = user_item_matrix(split.seen, uidx, catalogue)
 
     val = split.val.sort_values("user")
+    if len(val) == 0:
+        raise DataError(
+            "no user has a validation item (the one before the latest) seen in training; the blend weight and "
+            "ALS size are tuned on it: give users at least 3 interactions, or lower eval.cold_items_fraction"
+        )
     v_users = val["user"].map(uidx).to_numpy()
     v_targets = val["item"].map(catalogue.index).to_numpy()
     v_excl = x_train[v_users].toarray() > 0
