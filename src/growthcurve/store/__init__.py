@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from growthcurve.errors import ConfigError, DataError
+from growthcurve.store.decisions import list_decisions, record_decision
 from growthcurve.store.schema import decisions, experiment_events, feedback, metadata, predictions
 
 __all__ = [
@@ -21,8 +22,10 @@ __all__ = [
     "get_engine",
     "init_db",
     "insert_rows",
+    "list_decisions",
     "metadata",
     "predictions",
+    "record_decision",
     "validate_identifier",
 ]
 
