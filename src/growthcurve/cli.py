@@ -28,6 +28,7 @@ _COMMAND_MODULES = [
     "growthcurve.compression.cli",
     "growthcurve.serving.cli",
     "growthcurve.apps.recommender.cli",
+    "growthcurve.team.knowledge_cli",
 ]
 
 
@@ -54,7 +55,8 @@ _OS_HINTS = {
 def _os_error_message(exc: OSError) -> str:
     """One line naming the offending path and what to do about it."""
     hint = next(h for t, h in _OS_HINTS.items() if isinstance(exc, t))
-    path = exc.filename if exc.filename is not None else "a path"
+    # an atomic write fails in os.replace(tmp, target): filename2 is the user's target, filename the temp file
+    path = exc.filename2 or exc.filename or "a path"
     return f"'{path}' {hint} ({exc.strerror or type(exc).__name__})"
 
 
