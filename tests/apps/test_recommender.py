@@ -251,6 +251,23 @@ def test_non_numeric_rating_and_bad_config_key_are_one_line(tmp_path: Path, caps
     assert code == 2 and "did you mean 'train.epochs'" in _one_line_error(err)
 
 
+def test_jsonl_interactions_report_the_line_of_a_bad_timestamp(tmp_path: Path) -> None:
+    from growthcurve.errors import DataError
+
+    catalogue, _ = read_items(_items_csv(tmp_path), "item_id", "title", ["tags"])
+    path = _write(
+        tmp_path / "i.jsonl",
+        '{"user_id": "u", "item_id": "a", "timestamp": 1700000000}\n'
+        '{"user_id": "v", "item_id": "a", "timestamp": 1700000001}\n\n'
+        '{"user_id": "u", "item_id": "b", "timestamp": "noon"}\n',
+    )
+    with pytest.raises(DataError, match=rf"^{path}:4: malformed timestamp 'noon'"):
+        read_interactions(path, catalogue, "user_id", "item_id", None, "timestamp")
+    path = _write(tmp_path / "j.jsonl", '{"user_id": "u", "item_id": "a", "timestamp": 1700000000}\n')
+    df, _ = read_interactions(path, catalogue, "user_id", "item_id", None, "timestamp")
+    assert df["ts"].tolist() == [1700000000] and df["rating"].tolist() == [1.0]
+
+
 def test_duplicates_unknown_items_and_items_without_text_are_counted(tmp_path: Path) -> None:
     items = _items_csv(tmp_path)
     inter = _write(

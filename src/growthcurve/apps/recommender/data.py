@@ -85,15 +85,16 @@ def _id_text(v: object) -> str:
 
 
 def parse_timestamps(values: pd.Series, path: Path, column: str, fmt: str | None) -> np.ndarray:
-    """Timestamps as int64 (numbers as given; dates as nanoseconds); the first bad one raises file:line."""
-    if fmt is None:
-        numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.notna().all():
-            return numeric.to_numpy(dtype=np.float64).astype(np.int64)
-        parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+    """Timestamps as int64 for ordering (Unix numbers cut to whole units, dates as epoch ticks); the first
+    bad one raises file:line. A mostly numeric column is Unix time; otherwise dates are expected."""
+    numeric = pd.to_numeric(values, errors="coerce") if fmt is None else None
+    if numeric is not None and numeric.notna().mean() > 0.5:
+        # mostly numbers: the column is Unix time, and any text in it is the malformed part
+        bad = np.flatnonzero(numeric.isna().to_numpy())
+        parsed = numeric
     else:
-        parsed = pd.to_datetime(values, errors="coerce", format=fmt, utc=True)
-    bad = np.flatnonzero(parsed.isna().to_numpy())
+        parsed = pd.to_datetime(values, errors="coerce", format=fmt or "ISO8601", utc=True)
+        bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
         raw = values.iloc[row]
