@@ -275,3 +275,9 @@ def test_onnx_backend_serves_the_export(text_runs: tuple[Path, Path], tmp_path: 
     assert [p["label"] for p in body["predictions"]] == [w["label"] for w in want]
     for p, w in zip(body["predictions"], want, strict=True):
         assert p["score"] == pytest.approx(w["score"], abs=1e-4)
+
+
+def test_sync_prediction_log_commits_before_the_answer(text_handlers: Any, store_url: str) -> None:
+    with _client(text_handlers[:1], store_url, sync_prediction_log=True) as c:
+        rid = c.post("/predict", json={"text": "so good"}).json()["request_id"]
+        assert [r["request_id"] for r in _rows(store_url, predictions)] == [rid]  # while the app still runs

@@ -59,7 +59,7 @@ def test_unusable_runs_fail_at_start_up(
     assert "does not exist" in _serve_error(capsys, str(tmp_path / "nope"), "--port", port)
     assert "is corrupt" in _serve_error(capsys, str(broken_runs["corrupt"]), "--port", port)
     assert "no weight files" in _serve_error(capsys, str(broken_runs["half"]), "--port", port)
-    assert "cannot load run" in _serve_error(capsys, str(broken_runs["garbage"]), "--port", port)
+    assert "cannot load" in _serve_error(capsys, str(broken_runs["garbage"]), "--port", port)  # ours or the loader's
     msg = _serve_error(capsys, str(broken_runs["image"]), "--port", port)
     assert "image-classification run" in msg and "text-classification and token-classification" in msg
 

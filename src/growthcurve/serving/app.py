@@ -29,7 +29,7 @@ from growthcurve.serving.assign import assign_variant, normalise_weights, unit_u
 from growthcurve.serving.batching import MicroBatcher
 from growthcurve.serving.handlers import Handler, InputError
 from growthcurve.serving.settings import ServeSettings
-from growthcurve.serving.storage import FeedbackRejected, PredictionRecord, StoreWriter, open_store
+from growthcurve.serving.storage import FeedbackRejected, PredictionRecord, StoreBusy, StoreWriter, open_store
 
 __all__ = ["FeedbackRequest", "PredictRequest", "ServingCore", "create_app", "get_core", "require_api_key"]
 
@@ -119,6 +119,7 @@ class _Metrics:
             "growthcurve_predictions", "Predicted items by model version", ["model_version", "variant"], registry=r
         )
         self.feedback = Counter("growthcurve_feedback", "Stored feedback rows by kind", ["kind"], registry=r)
+        self.store_errors = Counter("growthcurve_store_errors", "Prediction logs that failed to commit", registry=r)
         self.info = Gauge(
             "growthcurve_model_info",
             "Served models (value 1)",
@@ -246,7 +247,14 @@ class ServingCore:
             )
             for i, t, o in zip(ids, log_texts, outputs, strict=True)
         ]
-        await self.writer.record_prediction(records)
+        try:
+            logged = self.writer.record_prediction(records)
+        except StoreBusy as exc:
+            raise InputError(str(exc), 503, "store_busy") from None
+        if self.settings.sync_prediction_log:
+            await logged
+        else:
+            logged.add_done_callback(self._log_failed)
         self.metrics.predictions.labels(h.model_version, variant or "").inc(len(items))
         return {
             "request_id": rid,
@@ -258,6 +266,11 @@ class ServingCore:
             "predictions": [{"request_id": i, **o} for i, o in zip(ids, outputs, strict=True)],
             "latency_ms": round((time.perf_counter() - t0) * 1000.0, 3),
         }
+
+    def _log_failed(self, fut: asyncio.Future[Any]) -> None:
+        """A write-behind prediction log that did not commit: counted, since no client waits for it."""
+        if not fut.cancelled() and fut.exception() is not None:
+            self.metrics.store_errors.inc()
 
     def _label_check(self, version: str, label: str | None) -> None:
         h = next((x for x in self.handlers if x.model_version == version), None)
@@ -287,9 +300,12 @@ class ServingCore:
             kinds.append(("click", 1.0 if body.click else 0.0, None))
         if body.label is not None:
             kinds.append(("correct", None, body.label))
-        res = await self.writer.record_feedback(
-            body.request_id, kinds, body.comment, body.model_version, self._label_check
-        )
+        try:
+            res = await self.writer.record_feedback(
+                body.request_id, kinds, body.comment, body.model_version, self._label_check
+            )
+        except StoreBusy as exc:
+            raise InputError(str(exc), 503, "store_busy") from None
         for k, _, _ in kinds:
             self.metrics.feedback.labels(k).inc()
         return {"request_id": body.request_id, "stored": True, "kinds": [k for k, _, _ in kinds], **res}

@@ -78,6 +78,7 @@ def serve_cmd(
     weights: Annotated[str | None, typer.Option(help="traffic split per run, e.g. 50,50 (default: equal)")] = None,
     salt: Annotated[str, typer.Option(help="assignment salt; a new salt reshuffles units")] = "",
     max_batch: Annotated[int, typer.Option(help="texts per micro-batch")] = 32,
+    threads: Annotated[int | None, typer.Option(help="torch/onnxruntime threads (default: the library's)")] = None,
     max_wait_ms: Annotated[float, typer.Option(help="how long a lone request waits for a batch")] = 5.0,
     api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key(s), comma-separated")] = None,
     api_key_file: Annotated[Path | None, typer.Option(help="file with one API key per line")] = None,
@@ -100,6 +101,8 @@ def serve_cmd(
         raise ConfigError("give at least one run folder")
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"--backend must be torch or onnx (got '{backend}')")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1 (got {threads})")
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be 1..65535 (got {port})")
     if len(runs) > 1 and not experiment:
@@ -128,7 +131,7 @@ def serve_cmd(
         raise ConfigError(f"invalid serve option: {exc}") from None
     sock = bind_socket(host, port)  # a port in use fails here, before minutes of model loading
     try:
-        _serve(runs, backend, quantize, settings, store, sock, host, port, ab_config)
+        _serve(runs, backend, quantize, threads, settings, store, sock, host, port, ab_config)
     finally:
         sock.close()
 
@@ -137,6 +140,7 @@ def _serve(
     runs: list[Path],
     backend: str,
     quantize: str | None,
+    threads: int | None,
     settings: object,
     store: str | None,
     sock: socket.socket,
@@ -150,10 +154,14 @@ def _serve(
     from growthcurve.serving.handlers import load_handler
     from growthcurve.store import default_url
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     handlers = []
     for r in runs:
         with console.status(f"loading {r} ..."):
-            handlers.append(load_handler(r, backend, quantize=quantize))
+            handlers.append(load_handler(r, backend, quantize=quantize, threads=threads))
     app = create_app(handlers, settings, store)  # type: ignore[arg-type]
     core = app.state.core
     t = Table(title=f"serving on http://{host}:{port} (docs at /docs)")

@@ -189,7 +189,13 @@ def _read_meta(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
         raise ModelError(f"run folder '{run_dir}' is half-written: {exc.filename} is missing") from None
 
 
-def load_handler(run_dir: str | Path, backend: str = "torch", batch_size: int = 64, quantize: str | None = None) -> Any:
+def load_handler(
+    run_dir: str | Path,
+    backend: str = "torch",
+    batch_size: int = 64,
+    quantize: str | None = None,
+    threads: int | None = None,
+) -> Any:
     """Load a run folder into a handler; every way the folder can be unusable is one ModelError line.
 
     ``backend="onnx"`` serves the run's ONNX export (``quantize="int8"``: its int8 graph).
@@ -214,7 +220,7 @@ def load_handler(run_dir: str | Path, backend: str = "torch", batch_size: int = 
                 "use --backend torch"
             ) from None
         try:
-            predictor = OnnxPredictor(run, quantize=quantize, batch_size=batch_size)
+            predictor = OnnxPredictor(run, quantize=quantize, batch_size=batch_size, threads=threads)
         except GrowthcurveError:
             raise  # a missing export already says which `growthcurve export` to run
         except Exception as exc:  # onnxruntime raises its own types for a broken graph

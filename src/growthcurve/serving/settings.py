@@ -26,4 +26,7 @@ class ServeSettings(BaseModel):
     salt: str = ""  # part of the assignment hash; change it (or the experiment) to reshuffle units
     cors_origins: list[str] = Field(default_factory=list)  # empty: no CORS headers at all
     log_text: bool = True  # store input texts in `predictions.input_text` (off for sensitive text)
+    # answer /predict only after its log row is committed; off (write-behind) keeps the commit out of the
+    # latency path, at the price of losing the last few ms of prediction logs (never acked feedback) on a crash
+    sync_prediction_log: bool = False
     backend: str = "torch"  # shown in the model-info metric

@@ -26,7 +26,11 @@ import sqlalchemy as sa
 
 from growthcurve.store import experiment_events, feedback, get_engine, init_db, predictions
 
-__all__ = ["FeedbackRejected", "PredictionRecord", "StoreWriter", "open_store"]
+__all__ = ["FeedbackRejected", "PredictionRecord", "StoreBusy", "StoreWriter", "open_store"]
+
+
+class StoreBusy(Exception):
+    """The writer is stopped or too far behind: the client should retry (503)."""
 
 
 class FeedbackRejected(Exception):
@@ -91,6 +95,7 @@ class StoreWriter:
     engine: sa.Engine
     served_versions: set[str]
     max_batch: int = 512
+    max_queue: int = 20_000  # beyond this the store cannot keep up: refuse (503) instead of growing memory
     _queue: asyncio.Queue[_Op] = field(init=False)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _exposed: set[tuple[str, str]] = field(init=False, default_factory=set)
@@ -135,12 +140,15 @@ class StoreWriter:
         with self.engine.connect() as conn:
             return {(str(e), str(u)) for e, u in conn.execute(q)}
 
-    async def _submit(self, apply: Callable[[sa.Connection, set[tuple[str, str]]], Any]) -> Any:
+    def _enqueue(self, apply: Callable[[sa.Connection, set[tuple[str, str]]], Any]) -> asyncio.Future[Any]:
+        """Queue one operation; its future resolves after the commit that holds it (FIFO: later ops see it)."""
         if not self.running:
-            raise RuntimeError("the store writer is not running")
+            raise StoreBusy("the store writer is not running")
+        if self._queue.qsize() >= self.max_queue:
+            raise StoreBusy(f"the store is {self._queue.qsize()} writes behind: try again shortly")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Op(apply, fut))
-        return await fut
+        self._queue.put_nowait(_Op(apply, fut))
+        return fut
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -183,8 +191,12 @@ class StoreWriter:
 
     # ---- the operations ---------------------------------------------------------------------------
 
-    async def record_prediction(self, records: list[PredictionRecord]) -> None:
-        """Write the predictions of one request (and a first exposure) and return after the commit."""
+    def record_prediction(self, records: list[PredictionRecord]) -> asyncio.Future[Any]:
+        """Queue the predictions of one request (and a first exposure); the future resolves after the commit.
+
+        Callers may answer before it resolves (write-behind): a feedback for these predictions is queued
+        later, so it is applied in the same or a later transaction and always finds them.
+        """
 
         def apply(conn: sa.Connection, new_exposed: set[tuple[str, str]]) -> None:
             now = _now()
@@ -212,7 +224,7 @@ class StoreWriter:
             if r.experiment is not None and r.unit_id is not None and r.variant is not None:
                 self._expose(conn, new_exposed, r.experiment, r.unit_id, r.variant, r.model_version, now)
 
-        await self._submit(apply)
+        return self._enqueue(apply)
 
     def _expose(
         self,
@@ -325,4 +337,4 @@ class StoreWriter:
                 conn.execute(experiment_events.insert(), ev_rows)
             return {"model_version": version, "experiment": experiment, "variant": variant, "rows": len(fb_rows)}
 
-        return await self._submit(apply)
+        return await self._enqueue(apply)
