@@ -82,7 +82,7 @@ def test_difference_in_differences_equals_ols_interaction() -> None:
 def test_scores_file_errors(tmp_path: Path) -> None:
     p = tmp_path / "s.csv"
     p.write_text("person,pre,post\na,1,2\nb,x,3\n")
-    with pytest.raises(DataError, match="line 3: 'pre' must be a number, got 'x'"):
+    with pytest.raises(DataError, match="s.csv:3: column 'pre' must be a finite number, got 'x'"):
         read_scores(p)
     p.write_text("person,pre,post,group\na,1,2,trained\nb,2,3,maybe\n")
     with pytest.raises(DataError, match="group must be 'treatment' or 'control'"):

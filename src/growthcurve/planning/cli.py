@@ -212,8 +212,9 @@ def goals_add_cmd(
     from growthcurve.planning.store import GoalStore
 
     cfg = load_goals(goals)
+    day = _date(as_of)  # every input checked before the store (a file) is created
     store = GoalStore(db)
-    n = store.save_goals(cfg, _date(as_of))
+    n = store.save_goals(cfg, day)
     n_kr = sum(len(o.key_results) for o in cfg.objectives)
     console.print(f"stored {len(cfg.objectives)} objectives, {n_kr} key results, {n} check-ins in {store.url}")
 
@@ -231,8 +232,14 @@ def goals_update_cmd(
     oid, sep, kid = key_result.partition("/")
     if not sep or not oid or not kid:
         raise ConfigError(f"key result '{key_result}' must be OBJECTIVE/KR, e.g. O1/KR2")
-    GoalStore(db).add_checkin(oid, kid, value, _date(date))
-    console.print(f"recorded {key_result} = {value:g} on {_date(date).isoformat()}")
+    day = _date(date)  # before the store (a file) is created
+    from growthcurve.dbcheck import require_existing_database
+    from growthcurve.planning.store import default_db_url
+
+    # a check-in needs stored goals: a missing database file is a typo, not a store to create
+    require_existing_database(db or default_db_url(), "--db")
+    GoalStore(db).add_checkin(oid, kid, value, day)
+    console.print(f"recorded {key_result} = {value:g} on {day.isoformat()}")
 
 
 @goals_app.command("status")

@@ -7,7 +7,6 @@ a mandatory flag and an optional number of funding levels (integer selection).
 
 from __future__ import annotations
 
-import csv
 import difflib
 import graphlib
 import math
@@ -19,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from growthcurve.config import build_config
+from growthcurve.data.readers import line_of, read_table
 from growthcurve.errors import ConfigError, DataError
 
 Need = float | dict[str, float]
@@ -246,46 +246,48 @@ _FALSE = {"0", "false", "no", "n", ""}
 
 def _read_projects_csv(path: Path) -> list[dict[str, object]]:
     """Rows of a projects CSV as ProjectSpec dicts; ``need_<resource>[@<quarter>]`` columns are needs."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if "name" not in header or "gain" not in header:
-            raise DataError(f"{path}: a projects CSV needs at least the columns 'name' and 'gain'")
-        for h in header:
-            if h not in _CSV_SCALARS | _CSV_LISTS and not h.startswith("need_"):
-                allowed = sorted(_CSV_SCALARS | _CSV_LISTS) + ["need_<resource>[@<quarter>]"]
-                raise DataError(
-                    f"{path}: unknown column '{h}'{_did_you_mean(h, sorted(_CSV_SCALARS | _CSV_LISTS))}; "
-                    f"allowed: {', '.join(allowed)}"
-                )
-        rows: list[dict[str, object]] = []
-        for lineno, raw in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            spec: dict[str, object] = {"needs": {}}
-            for key, value in row.items():
-                if key.startswith("need_"):
-                    if value == "":
-                        continue
-                    res, _, quarter = key[len("need_") :].partition("@")
-                    num = _number(value, path, lineno, key)
-                    needs = spec["needs"]
-                    assert isinstance(needs, dict)
-                    if quarter:
-                        needs.setdefault(res, {})[quarter] = num
-                    else:
-                        needs[res] = num
-                elif key in _CSV_LISTS:
-                    spec[key] = [p.strip() for p in value.replace("|", ";").split(";") if p.strip()]
-                elif key == "mandatory":
-                    if value.lower() not in _TRUE | _FALSE:
-                        raise DataError(f"{path} line {lineno}: mandatory must be true/false, got '{value}'")
-                    spec[key] = value.lower() in _TRUE
-                elif key in ("name", "gain_dist"):
-                    if value:
-                        spec[key] = value
-                elif value != "":
-                    spec[key] = _number(value, path, lineno, key)
-            rows.append(spec)
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"projects file '{path}' must be .csv, .yaml or .yml")
+    table = read_table(path)  # the shared reader: same messages as `finetune` for bad bytes, quotes, blanks
+    header = [str(h) for h in table.columns]
+    if "name" not in header or "gain" not in header:
+        raise DataError(f"{path}: a projects CSV needs at least the columns 'name' and 'gain'")
+    for h in header:
+        if h not in _CSV_SCALARS | _CSV_LISTS and not h.startswith("need_"):
+            allowed = sorted(_CSV_SCALARS | _CSV_LISTS) + ["need_<resource>[@<quarter>]"]
+            raise DataError(
+                f"{path}: unknown column '{h}'{_did_you_mean(h, sorted(_CSV_SCALARS | _CSV_LISTS))}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+    rows: list[dict[str, object]] = []
+    for pos, raw in enumerate(table.to_dict(orient="records")):
+        lineno = line_of(table, pos)
+        row = {str(k): ("" if v is None else str(v)).strip() for k, v in raw.items()}
+        spec: dict[str, object] = {"needs": {}}
+        for key, value in row.items():
+            if key.startswith("need_"):
+                if value == "":
+                    continue
+                res, _, quarter = key[len("need_") :].partition("@")
+                num = _number(value, path, lineno, key)
+                needs = spec["needs"]
+                assert isinstance(needs, dict)
+                if quarter:
+                    needs.setdefault(res, {})[quarter] = num
+                else:
+                    needs[res] = num
+            elif key in _CSV_LISTS:
+                spec[key] = [p.strip() for p in value.replace("|", ";").split(";") if p.strip()]
+            elif key == "mandatory":
+                if value.lower() not in _TRUE | _FALSE:
+                    raise DataError(f"{path} line {lineno}: mandatory must be true/false, got '{value}'")
+                spec[key] = value.lower() in _TRUE
+            elif key in ("name", "gain_dist"):
+                if value:
+                    spec[key] = value
+            elif value != "":
+                spec[key] = _number(value, path, lineno, key)
+        rows.append(spec)
     if not rows:
         raise DataError(f"{path}: no projects (the CSV has only a header)")
     return rows

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from growthcurve.data.readers import read_table, require_numeric
 from growthcurve.errors import DataError
 from growthcurve.planning.portfolio import Portfolio
 from growthcurve.planning.risk import PlanRiskSimulator
@@ -77,19 +78,13 @@ def read_plan_levels(path: str | Path, pf: Portfolio) -> np.ndarray:
 def read_actuals(path: str | Path) -> pd.DataFrame:
     """An actuals CSV: ``name``, ``actual_gain`` and optional ``actual_<resource>`` columns (numbers)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"actuals file '{p}' does not exist")
-    df = pd.read_csv(p, dtype={"name": str})
+    df = read_table(p)  # the shared reader: empty file, bad bytes, broken quotes as for `finetune`
     if "name" not in df.columns or "actual_gain" not in df.columns:
         raise DataError(f"{p}: an actuals CSV needs the columns 'name' and 'actual_gain'")
-    for col in df.columns:
-        if col == "name" or not col.startswith("actual_") and col != "level":
-            continue
-        num = pd.to_numeric(df[col], errors="coerce")
-        bad = df[col][num.isna() & df[col].notna()]
-        if len(bad):
-            raise DataError(f"{p}: column '{col}' must be numeric, got '{bad.iloc[0]}' on line {bad.index[0] + 2}")
-        df[col] = num
+    numeric = [c for c in df.columns if c != "name" and (c.startswith("actual_") or c == "level")]
+    df = require_numeric(df, numeric, p)
     if df["name"].duplicated().any():
         raise DataError(f"{p}: project '{df['name'][df['name'].duplicated()].iloc[0]}' appears twice")
     return df

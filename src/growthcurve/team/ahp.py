@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from growthcurve.data.readers import read_table
 from growthcurve.errors import DataError
 
 # Saaty's random consistency index by matrix size (Saaty 1980/2008; n = 1..15).
@@ -111,9 +112,10 @@ class AHP:
 def read_ahp_matrix(path: str | Path) -> pd.DataFrame:
     """A pairwise matrix CSV, criteria names in the header and first column; fractions like 1/3 allowed."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"AHP matrix file '{p}' does not exist")
-    raw = pd.read_csv(p, index_col=0, dtype=str)
+    table = read_table(p)  # the shared reader: cells stay text (fractions such as 1/3 are parsed below)
+    raw = table.set_index(table.columns[0])
     if list(map(str, raw.index)) != list(map(str, raw.columns)):
         raise DataError(f"{p}: row names {list(raw.index)} must equal column names {list(raw.columns)}")
     out = pd.DataFrame(index=[str(i) for i in raw.index], columns=[str(c) for c in raw.columns], dtype=float)

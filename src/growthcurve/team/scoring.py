@@ -23,6 +23,8 @@ from scipy import stats
 from sklearn.linear_model import BayesianRidge
 
 from growthcurve.config import build_config
+from growthcurve.data.readers import infer_numeric, line_of
+from growthcurve.data.readers import read_table as shared_read_table
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.team.ahp import AHP, read_ahp_matrix
 
@@ -73,7 +75,9 @@ def criteria_matrix(df: pd.DataFrame, criteria: CriteriaConfig, source: str = "c
         bad = num.isna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{source}: criterion '{n}' must be numeric, got '{df[n].iloc[i]}' on line {i + 2}")
+            raise DataError(
+                f"{source}: criterion '{n}' must be numeric, got '{df[n].iloc[i]}' on line {line_of(df, i)}"
+            )
         out[:, j] = num.to_numpy(dtype=float)
     if not np.all(np.isfinite(out)):
         raise DataError(f"{source}: criteria values must be finite numbers")
@@ -81,14 +85,11 @@ def criteria_matrix(df: pd.DataFrame, criteria: CriteriaConfig, source: str = "c
 
 
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
-    """A CSV as a DataFrame; a missing or empty file is a DataError."""
+    """A CSV/TSV/JSONL/Parquet table through the shared reader (same messages as ``finetune``), numbers typed."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{what} file '{p}' does not exist")
-    df = pd.read_csv(p)
-    if df.empty:
-        raise DataError(f"{what} file '{p}' has no rows")
-    return df
+    return infer_numeric(shared_read_table(p))
 
 
 @dataclass
@@ -262,6 +263,16 @@ class TalentScorer:
         if len(x) < 2:
             raise DataError("ranking needs at least 2 candidates")
         names = [str(v) for v in candidates[criteria.id_column]]
+        ids = pd.Series(names)
+        if ids.duplicated().any():
+            # an error, not a silent drop: two rows for one candidate may disagree, and only the user knows
+            # which is right (counting both would rank the same person twice)
+            pos = int(np.flatnonzero(ids.duplicated().to_numpy())[0])
+            first = int(np.flatnonzero((ids == ids.iloc[pos]).to_numpy())[0])
+            raise DataError(
+                f"candidate id '{ids.iloc[pos]}' appears twice (lines {line_of(candidates, first)} and "
+                f"{line_of(candidates, pos)}); keep one row per candidate"
+            )
         types = np.array([1 if c.kind == "benefit" else -1 for c in criteria.criteria])
         constant = np.ptp(x, axis=0) == 0
         dropped = [n for n, c in zip(names_c, constant, strict=True) if c]

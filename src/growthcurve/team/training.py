@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from growthcurve.data.readers import line_of, read_table, require_numeric
 from growthcurve.errors import DataError
 
 _TREATED = {"treatment", "treated", "trained", "training", "1", "true", "yes"}
@@ -74,26 +75,29 @@ class TrainingEffectResult:
 def read_scores(path: str | Path) -> pd.DataFrame:
     """A scores CSV: ``person, pre, post`` and optional ``group`` (treatment/control) and ``skill``."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"scores file '{p}' does not exist")
-    df = pd.read_csv(p, dtype={"person": str, "group": str, "skill": str})
+    df = read_table(p)  # the shared reader: cells stay text until checked below
     missing = [c for c in ("pre", "post") if c not in df.columns]
     if missing:
         raise DataError(f"{p}: needs columns 'pre' and 'post' (missing: {', '.join(missing)})")
-    for col in ("pre", "post"):
-        num = pd.to_numeric(df[col], errors="coerce")
-        if num.isna().any():
-            i = int(np.flatnonzero(num.isna().to_numpy())[0])
-            raise DataError(
-                f"{p} line {i + 2}: '{col}' must be a number, got '{df[col].iloc[i]}' (fix or remove that row)"
-            )
-        df[col] = num.astype(float)
+    df = require_numeric(df, ["pre", "post"], p, allow_missing=False)
+    if "person" in df.columns:
+        keys = ["person", "skill"] if "skill" in df.columns else ["person"]
+        dup = df.duplicated(subset=keys).to_numpy()
+        if dup.any():
+            # an error, not a drop: a person measured twice for one skill would be counted as two people
+            i = int(np.flatnonzero(dup)[0])
+            what = f"person '{df['person'].iloc[i]}'" + (f" (skill '{df['skill'].iloc[i]}')" if "skill" in keys else "")
+            raise DataError(f"{p}:{line_of(df, i)}: {what} appears twice; keep one pre/post row per person")
     if "group" in df.columns:
         g = df["group"].astype(str).str.strip().str.lower()
         bad = ~g.isin(_TREATED | _CONTROL)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{p} line {i + 2}: group must be 'treatment' or 'control', got '{df['group'].iloc[i]}'")
+            raise DataError(
+                f"{p}:{line_of(df, i)}: group must be 'treatment' or 'control', got '{df['group'].iloc[i]}'"
+            )
         df["treated"] = g.isin(_TREATED)
     else:
         df["treated"] = True

@@ -117,15 +117,15 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 {% for m in metrics %}<h2>{{ m.metric }} <small>({{ m.metric_type }}
 {{- ', CUPED θ=%.3g' % m.cuped_theta if m.cuped_theta is not none else '' }})</small></h2>
 {% if m.error %}<p class="err">{{ m.error }}</p>{% endif %}
-<table><tr><th>variant</th><th>n</th><th>mean</th><th>abs lift [CI]</th><th>rel lift [CI]</th><th>p (adj)</th>
-<th>sequential rel CS</th><th>chance to win</th></tr>
+<table><tr><th>variant</th><th>n</th><th>mean</th><th>abs lift [CI]</th><th>rel lift [CI]</th>
+<th>p (adj) of the reported test</th><th>sequential rel CS</th><th>chance to win</th></tr>
 {% for a in m.arms %}<tr><td>{{ a.variant }}</td><td>{{ a.n }}</td><td>{{ num(a.mean) }}</td>
 {% set c = comp.get((m.metric, a.variant)) %}
 {% if c is none %}<td colspan="5">control</td>{% elif c.error %}<td colspan="5" class="err">{{ c.error }}</td>{% else %}
 <td>{{ num(c.frequentist.abs_effect) }} [{{ num(c.frequentist.abs_ci[0]) }}, {{ num(c.frequentist.abs_ci[1]) }}]</td>
 <td>{% if c.frequentist.rel_ci %}{{ pct(c.frequentist.rel_effect) }}
 [{{ pct(c.frequentist.rel_ci[0]) }}, {{ pct(c.frequentist.rel_ci[1]) }}]{% else %}–{% endif %}</td>
-<td>{{ num(c.frequentist.p_value, '.3g') }} ({{ num(c.p_adjusted, '.3g') }})</td>
+<td>{{ num(c.reported()[2], '.3g') }} ({{ num(c.p_adjusted, '.3g') }}): {{ c.method }}</td>
 <td>{% if c.sequential and c.sequential.rel_ci %}[{{ pct(c.sequential.rel_ci[0]) }},
 {{ pct(c.sequential.rel_ci[1]) }}]{% else %}–{% endif %}</td>
 <td>{{ '%.1f%%' % (100 * c.bayesian.chance_to_win) if c.bayesian else '–' }}</td>{% endif %}</tr>{% endfor %}
