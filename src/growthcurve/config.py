@@ -40,6 +40,14 @@ class DataConfig(_Strict):
     tag_scheme: Literal["auto", "IOB2", "IOBES"] = "auto"
     image_column: str = "image"  # image classification from a CSV of paths
 
+    @field_validator("train", "dev", "test", mode="after")
+    @classmethod
+    def _no_empty_path(cls, v: str | None) -> str | None:
+        """``data.train=`` (nothing after the =) means a mistake, not the current folder."""
+        if v is not None and not v.strip():
+            raise ValueError("is empty; give a file path, or leave the key out for the default")
+        return v
+
 
 class ModelConfig(_Strict):
     """Which model to fine-tune and how it reads its input."""
@@ -230,7 +238,8 @@ def build_config(model: type[T], path: str | Path | None = None, overrides: list
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown config key '{key}'{_suggest(key, model)}") from None
         if err["type"] == "value_error":
-            raise ConfigError(str(err["msg"]).removeprefix("Value error, ")) from None
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"config key '{key}' {msg}" if key else msg) from None
         value = err.get("input")
         shown = f" (got {value!r})" if not isinstance(value, dict) else ""
         raise ConfigError(f"config key '{key or 'config'}': {err['msg']}{shown}") from None

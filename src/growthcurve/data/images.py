@@ -8,7 +8,6 @@ the 8x8 handwritten digits that scikit-learn ships are used, split train/dev/tes
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from growthcurve.config import DataConfig
 from growthcurve.data.readers import read_table, require_columns
 from growthcurve.data.splits import stratified_indices
 from growthcurve.errors import DataError
-
-log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -193,8 +190,7 @@ def decode_images(
     if failed:
         shown = ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
         msg = f"{where}: skipped {len(failed)} of {len(paths)} image(s) that could not be decoded: {shown}"
-        warnings.append(msg)
-        log.warning(msg)
+        warnings.append(msg)  # the caller prints it (once)
     if channels is None:
         channels = 1 if all_gray else 3
     stacked = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # [n, 3, S, S]

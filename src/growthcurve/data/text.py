@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,8 +13,6 @@ from growthcurve.config import DataConfig
 from growthcurve.data.readers import read_table, require_columns
 from growthcurve.data.splits import stratified_indices
 from growthcurve.errors import DataError
-
-log = logging.getLogger(__name__)
 
 
 def bundled_intents_dir() -> Path:
@@ -73,6 +70,10 @@ def _clean_frame(df: pd.DataFrame, cfg: DataConfig, path: str, warnings: list[st
     if cfg.text_pair_column:
         require_columns(df, [cfg.text_pair_column], path, "data.text_pair_column")
     df = df[cols].copy()
+    for col in cols[:1] + cols[2:]:
+        _check_text_cells(df, col, path)
+    if not cfg.multi_label:
+        _check_label_cells(df, cfg.label_column, path)
     text = df[cfg.text_column]
     bad_text = text.isna() | text.astype(str).str.strip().eq("")
     if cfg.text_pair_column:
@@ -88,8 +89,7 @@ def _clean_frame(df: pd.DataFrame, cfg: DataConfig, path: str, warnings: list[st
         raise DataError(f"'{path}': all {len(df)} rows have an empty text or label; nothing to learn from")
     if bad.any():
         msg = f"'{path}': skipped {int(bad.sum())} of {len(df)} rows with an empty text or label"
-        warnings.append(msg)
-        log.warning(msg)
+        warnings.append(msg)  # the caller prints it (once)
     df = df[~bad]
     df[cfg.text_column] = df[cfg.text_column].astype(str)
     if cfg.text_pair_column:
@@ -97,6 +97,57 @@ def _clean_frame(df: pd.DataFrame, cfg: DataConfig, path: str, warnings: list[st
     if not cfg.multi_label:
         df[cfg.label_column] = df[cfg.label_column].map(_label_str)
     return df
+
+
+_MISSING_WORDS = {"nan", "none", "null", "n/a", "na"}
+
+
+def source_line(df: pd.DataFrame, row: int, path: str) -> str:
+    """``file:line`` of a DataFrame row: the reader's recorded line when it kept one, else the row's position
+    (header on line 1 for CSV/TSV, one object per line for JSONL, a row number for Parquet)."""
+    lines = df.attrs.get("lines")
+    if lines is not None and int(row) < len(lines):
+        return f"{path}:{lines[int(row)]}"
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        return f"{path}: row {int(row) + 1}"
+    return f"{path}:{int(row) + (2 if suffix in ('.csv', '.tsv', '.txt') else 1)}"
+
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _check_text_cells(df: pd.DataFrame, col: str, path: str) -> None:
+    """Text cells are strings (or missing, which is skipped and counted): a number, bool or list from JSON or
+    Parquet is an error, never a text made by ``str()``."""
+    for row, v in df[col].items():
+        if not _missing(v) and not isinstance(v, str):
+            raise DataError(
+                f"{source_line(df, row, path)}: column '{col}' holds {v!r:.40} (type {type(v).__name__}), not a text; "
+                "quote it in the file"
+            )
+
+
+def _check_label_cells(df: pd.DataFrame, col: str, path: str) -> None:
+    """Single-label cells are strings or integers; a list needs data.multi_label, and 'NaN'-like words are
+    missing values, not class names."""
+    for row, v in df[col].items():
+        if _missing(v):
+            continue
+        where = source_line(df, row, path)
+        if isinstance(v, (list, tuple, dict, np.ndarray)):
+            raise DataError(
+                f"{where}: label {v!r:.60} is a {type(v).__name__}; set data.multi_label=true for several labels "
+                "per row"
+            )
+        if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+            raise DataError(f"{where}: label {v!r} is not a class name; use strings or integer ids")
+        if isinstance(v, str) and v.strip().lower() in _MISSING_WORDS:
+            raise DataError(
+                f"{where}: label {v!r} reads as a missing value, not a class; leave the cell empty (the row is then "
+                "skipped) or give the class a real name"
+            )
 
 
 def _label_str(v: object) -> str:

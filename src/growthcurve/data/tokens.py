@@ -9,7 +9,6 @@ tags and every split is checked for invalid transitions in it (e.g. ``I-PER`` wi
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,6 @@ import numpy as np
 
 from growthcurve.config import DataConfig
 from growthcurve.errors import ConfigError, DataError
-
-log = logging.getLogger(__name__)
 
 SCHEMES = ("IOB2", "IOBES")
 _PREFIXES = {"IOB2": ("B", "I"), "IOBES": ("B", "I", "E", "S")}
@@ -206,8 +203,7 @@ def read_token_file(path: str | Path, cfg: DataConfig) -> tuple[TokenExamples, l
     warnings = []
     if empty:
         msg = f"'{p}': skipped {empty} empty sentence(s)"
-        warnings.append(msg)
-        log.warning(msg)
+        warnings.append(msg)  # the caller prints it (once)
     if not ex.tokens:
         raise DataError(f"data file '{p}' has no non-empty sentences")
     return ex, warnings

@@ -41,12 +41,23 @@ def load_pretrained(loader: Any, path: str, **kwargs: Any) -> Any:
     try:
         return loader.from_pretrained(path, **kwargs)
     except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"cannot load model '{path}': {first[:200]} (no hub access here: pass a local model folder)"
+            f"cannot load model '{path}': {first_sentence(exc)} (no hub access here: pass a local model folder)"
         ) from None
     except (ValueError, KeyError) as exc:
-        raise ModelError(f"'{path}' is not a usable model: {str(exc).splitlines()[0][:200]}") from None
+        raise ModelError(f"'{path}' is not a usable model: {first_sentence(exc)}") from None
+
+
+def first_sentence(exc: BaseException, limit: int = 300) -> str:
+    """The first sentence of an exception's message, whole (library messages run to many lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    end = text.find(". ")
+    if 0 < end < limit:
+        return text[: end + 1]
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit] + " …"
 
 
 def load_tokenizer(path: str) -> Any:

@@ -21,9 +21,10 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.baselines import NullTokenizer, TfidfClassifier, WordTokenizer, build_text_baseline
 from growthcurve.models.build import count_parameters
 from growthcurve.training.batching import encode_splits
-from growthcurve.training.loop import FitHooks, FitOutcome, fit, load_checkpoint
+from growthcurve.training.loop import FitHooks, FitOutcome, fit
 from growthcurve.training.recipe import (
     RunContext,
+    claim_folder,
     class_weights,
     classification_loss,
     finish_run,
@@ -45,7 +46,7 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     # ---- setup and data
     run = start_run(cfg, progress)
     splits = load_text_splits(cfg.data, seed=cfg.train.seed)
-    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
+    state = claim_folder(cfg)  # after the data checks, so a data error leaves the folder untouched
     report_warnings(run, splits.warnings)
     meta = run_meta(
         cfg,

@@ -4,7 +4,8 @@ Text rows (`encode_texts`, `collate`) and pre-split words for token classificati
 `collate_tokens`) share the planner and the padding.
 
 Padding strategy is the biggest CPU lever (benchmarks/train_throughput.py: every text padded to 128 ran at
-11.4 samples/s on BANKING77, length buckets at 95 in fp32 and 138 in bf16), so batches are planned from token lengths before any tensor is built.
+11.4 samples/s on BANKING77, length buckets at 95 in fp32 and 138 in bf16), so batches are planned from
+token lengths before any tensor is built.
 """
 
 from __future__ import annotations

@@ -58,9 +58,10 @@ def _print_result(result: object) -> None:
     if report.is_file():
         console.print(f"[bold]{report.name}[/]")
         console.print(report.read_text(encoding="utf-8"), highlight=False)
-    console.print(
-        f"run folder: {run_dir} (model/, metrics.json, reports, confusion matrices, training_curves.png, tensorboard/)"
-    )
+    from growthcurve.training.runfolder import run_artefacts
+
+    names = sorted({p.name + ("/" if p.is_dir() else "") for p in run_artefacts(Path(run_dir))})
+    console.print(f"run folder: {run_dir} ({', '.join(names)})")
 
 
 def evaluate(
@@ -87,25 +88,20 @@ def evaluate(
 
 def predict(
     run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
-    file: Annotated[str, typer.Argument(help="text lines or JSONL with a text field; '-' reads stdin")] = "-",
+    file: Annotated[
+        str, typer.Argument(help="text lines, JSONL with a text field, or CSV/TSV/Parquet; '-' reads stdin")
+    ] = "-",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="labels with probabilities per text")] = 1,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    text_column: Annotated[str, typer.Option(help="field holding the text in JSONL input")] = "text",
+    text_column: Annotated[str, typer.Option(help="field/column holding the text in JSONL or table input")] = "text",
     out: Annotated[Path | None, typer.Option(help="write JSONL here instead of stdout")] = None,
 ) -> None:
     """Predict labels for new texts; writes one JSON object per line (label, score, top-k)."""
     from growthcurve.io import atomic_open
-    from growthcurve.training.inference import Predictor, read_texts
+    from growthcurve.training.inference import Predictor, read_inputs
 
     predictor = Predictor(run, batch_size=batch_size)
-    if file == "-":
-        texts = list(read_texts(sys.stdin, "<stdin>", text_column))
-    else:
-        p = Path(file)
-        if not p.is_file():
-            raise DataError(f"input file '{p}' does not exist")
-        with p.open(encoding="utf-8") as fh:
-            texts = list(read_texts(fh, str(p), text_column))
+    texts = read_inputs(file, text_column)
     if not texts:
         raise DataError(f"no texts to predict in {'stdin' if file == '-' else file}")
     rows = predictor.predict(texts, top_k=top_k)

@@ -23,8 +23,9 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.build import count_parameters
 from growthcurve.models.savable import NullTokenizer
 from growthcurve.models.vision import IMAGENET_MEAN, IMAGENET_STD, build_image_model
-from growthcurve.training.loop import FitHooks, fit, load_checkpoint
+from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.recipe import (
+    claim_folder,
     class_weights,
     classification_loss,
     finish_run,
@@ -123,7 +124,7 @@ def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps:
     run = start_run(cfg, progress)
     size = cfg.model.image_size
     splits = load_image_splits(cfg.data, size, cfg.train.seed, 3 if cfg.model.type == "vision" else None, run.progress)
-    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
+    state = claim_folder(cfg)  # after the data checks, so a data error leaves the folder untouched
     report_warnings(run, splits.warnings)
 
     # ---- model

@@ -7,7 +7,9 @@ code the recipes validate with.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import torch
 
 from growthcurve.config import FinetuneConfig, load_finetune_config
 from growthcurve.data.images import decode_images, load_labelled_images
+from growthcurve.data.readers import read_table, require_columns
 from growthcurve.data.text import TextExamples, load_text_splits
 from growthcurve.data.tokens import read_labelled
 from growthcurve.errors import DataError
@@ -322,8 +325,6 @@ def evaluate_image_file(
 
 def read_texts(lines: Iterable[str], source: str, text_column: str = "text") -> Iterator[str]:
     """Texts from plain lines or JSONL objects with ``text_column``; errors name the line."""
-    import json
-
     for lineno, line in enumerate(lines, start=1):
         s = line.rstrip("\n")
         if not s.strip():
@@ -333,8 +334,45 @@ def read_texts(lines: Iterable[str], source: str, text_column: str = "text") -> 
                 obj = json.loads(s)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{source}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{source}:{lineno}: expected a JSON object, found {type(obj).__name__}")
             if text_column not in obj:
                 raise DataError(f"{source}:{lineno}: no '{text_column}' field; fields are: {', '.join(obj)}")
-            yield str(obj[text_column])
+            yield _text_value(obj[text_column], f"{source}:{lineno}", text_column)
         else:
             yield s
+
+
+def _text_value(value: object, where: str, column: str) -> str:
+    """A text cell must be a non-empty string: null, numbers or lists are an error, never silently str()-ed."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if value is None or isinstance(value, str) or (isinstance(value, float) and np.isnan(value)):
+        raise DataError(f"{where}: '{column}' is empty; give a text or drop the row")
+    raise DataError(f"{where}: '{column}' holds {value!r:.40} (type {type(value).__name__}), not a text; quote it")
+
+
+TABLES = (".csv", ".tsv", ".parquet")
+
+
+def read_inputs(file: str, text_column: str, stdin: Iterable[str] | None = None) -> list[str]:
+    """The inputs `predict` reads: stdin or a text file (plain lines or JSONL), or a CSV/TSV/Parquet table read
+    with the same reader as training and evaluation (the header is never a text)."""
+    if file == "-":
+        return list(read_texts(stdin if stdin is not None else sys.stdin, "<stdin>", text_column))
+    p = Path(file)
+    if p.is_dir():
+        raise DataError(f"'{p}' is a folder; give a file with one text per line, JSONL, CSV, TSV or Parquet")
+    if not p.is_file():
+        raise DataError(f"input file '{p}' does not exist")
+    if p.suffix.lower() in TABLES:
+        df = read_table(p)
+        require_columns(df, [text_column], p, "--text-column")
+        # rows are numbered as file lines for CSV/TSV (header on line 1), as rows for Parquet
+        offset = 2 if p.suffix.lower() != ".parquet" else 1
+        return [_text_value(v, f"{p}:{i + offset}", text_column) for i, v in enumerate(df[text_column].tolist())]
+    try:
+        with p.open(encoding="utf-8") as fh:
+            return list(read_texts(fh, str(p), text_column))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"'{p}' is not UTF-8 text (byte {exc.start})") from None

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from growthcurve.config import FinetuneConfig
+from growthcurve.data.fingerprint import data_fingerprint
 from growthcurve.errors import ConfigError, GrowthcurveError
 from growthcurve.io import atomic_path, write_json
 from growthcurve.training.batching import Encoded, collate, plan_batches
@@ -77,11 +78,13 @@ def seed_everything(seed: int) -> None:
 
 
 def config_fingerprint(cfg: FinetuneConfig) -> dict[str, Any]:
-    """The parts of the config a resumed run must share with the interrupted one."""
+    """The parts of the config a resumed run must share with the interrupted one, and the fingerprints of
+    its data files (same paths with other contents must not resume either)."""
     data = cfg.model_dump(mode="json")
     data.pop("resume", None)
     data.pop("output_dir", None)
     data["train"].pop("checkpoint_every_steps", None)
+    data["data_files"] = data_fingerprint([cfg.data.train, cfg.data.dev, cfg.data.test])
     return data
 
 
@@ -97,9 +100,14 @@ def load_checkpoint(cfg: FinetuneConfig) -> dict[str, Any] | None:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:  # a truncated file cannot happen with atomic writes, but a foreign one can
         raise ConfigError(f"checkpoint '{path}' is unreadable; delete it or set resume=false") from None
-    if state.get("fingerprint") != config_fingerprint(cfg):
+    saved, now = state.get("fingerprint") or {}, config_fingerprint(cfg)
+    if saved != now:
+        same_config = {k: v for k, v in saved.items() if k != "data_files"} == {
+            k: v for k, v in now.items() if k != "data_files"
+        }
+        what = "other contents in its data files" if same_config else "a different config"
         raise ConfigError(
-            f"'{cfg.output_dir}' holds a run with a different config; pick another output_dir or set resume=false"
+            f"'{cfg.output_dir}' holds a run with {what}; pick another output_dir or set resume=false to start over"
         )
     return state
 
@@ -261,11 +269,13 @@ def fit(
             tqdm.write(f"resuming {run_dir} at epoch {start_epoch + 1}, step {global_step}/{total_steps}")
     writer = _tensorboard(run_dir) if main else None
 
+    fingerprint = config_fingerprint(cfg)
+
     def checkpoint(epoch: int, batch: int) -> None:
         if not main:
             return
         payload = {
-            "fingerprint": config_fingerprint(cfg),
+            "fingerprint": fingerprint,
             "model": accelerator.unwrap_model(model).state_dict(),
             "optimizers": [o.state_dict() for o in optimizers],
             "schedulers": [s.state_dict() for s in schedulers],

@@ -9,6 +9,7 @@ config and the model written by the main process only under ``accelerate launch`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from growthcurve.config import FinetuneConfig
+from growthcurve.errors import ConfigError
 from growthcurve.evaluation.classification import plot_training_curves
 from growthcurve.io import write_json
 from growthcurve.training.hardware import peak_rss_mb
-from growthcurve.training.loop import FitOutcome, seed_everything
-from growthcurve.training.runfolder import RunResult, load_run, save_model_dir, write_config
+from growthcurve.training.loop import FitOutcome, load_checkpoint, seed_everything
+from growthcurve.training.runfolder import RunResult, clear_run, load_run, run_artefacts, save_model_dir, write_config
 
 # Recipe defaults for models trained from scratch. They replace the transformer-oriented defaults of
 # TrainConfig only where the user did not set the key (a 1e-4 learning rate for 3 epochs suits fine-tuning,
@@ -66,6 +68,40 @@ def start_run(cfg: FinetuneConfig, progress: bool) -> RunContext:
     main = accelerator.is_main_process
     seed_everything(cfg.train.seed)
     return RunContext(cfg, accelerator, accelerator.device, main, progress and main, Path(cfg.output_dir))
+
+
+def claim_folder(cfg: FinetuneConfig) -> dict[str, Any] | None:
+    """Decide, before anything is written, what ``output_dir`` becomes: a resumed run (its checkpoint is
+    returned), a new run (None) or an error. A finished run folder is never rewritten nor mixed with another
+    run: it is refused unless ``resume=false``, which removes the old run's artefacts first."""
+    run_dir = Path(cfg.output_dir)
+    _check_writable(run_dir)
+    old = run_artefacts(run_dir)
+    if not old:
+        return None
+    if not cfg.resume:
+        clear_run(run_dir)
+        return None
+    state = load_checkpoint(cfg)  # refuses a checkpoint of another config or other data
+    if state is None:
+        raise ConfigError(
+            f"'{run_dir}' holds a finished run ({', '.join(p.name for p in old[:3])}, ...) with no checkpoint to "
+            "resume; pick another output_dir, or set resume=false to replace that run"
+        )
+    return state
+
+
+def _check_writable(path: Path) -> None:
+    """output_dir must be a folder we can create or write into; say which path is in the way."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output_dir '{path}' is a file; give a folder path")
+    anchor = path
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise ConfigError(f"output_dir '{path}' cannot be created: '{anchor}' is a file")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir '{path}': no permission to write in '{anchor}'")
 
 
 def report_warnings(run: RunContext, warnings: list[str]) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from safetensors import SafetensorError
 
 from growthcurve.errors import ModelError
 from growthcurve.io import write_json, write_text
@@ -21,6 +23,24 @@ from growthcurve.training.registry import kind_of
 
 RUN_FILE = "run.json"
 MODEL_DIR = "model"
+# What a run writes into its folder (and what `clear_run` removes when a run starts over with resume=false).
+RUN_ARTEFACTS = (
+    "config.yaml",
+    "metrics.json",
+    MODEL_DIR,
+    "checkpoints",
+    "tensorboard",
+    "training_curves.png",
+    "README.md",
+    "classification_report_*",
+    "confusion_matrix_*",
+    "ner_report_*",
+    "ner_f1_*",
+    "predictions_*",
+    "eval-*",
+    "merged",
+    "onnx",
+)
 
 
 @dataclass
@@ -86,25 +106,81 @@ def write_config(run_dir: Path, cfg: Any) -> None:
     )
 
 
+def run_artefacts(run_dir: Path) -> list[Path]:
+    """The files and folders of a run present in ``run_dir`` (empty for a new or foreign folder)."""
+    if not run_dir.is_dir():
+        return []
+    return sorted({p for pattern in RUN_ARTEFACTS for p in run_dir.glob(pattern)})
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a previous run's artefacts so a new run starts clean (``resume=false``); other files stay."""
+    for p in run_artefacts(run_dir):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def _read_json(path: Path, what: str, kind: type) -> Any:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"'{path}' is missing: the run folder is incomplete; retrain or restore it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelError(
+            f"'{path}' is corrupt (not valid JSON): the run folder is damaged; retrain or restore it"
+        ) from None
+    if not isinstance(value, kind):
+        raise ModelError(f"'{path}' does not hold {what}: the run folder is damaged; retrain or restore it")
+    return value
+
+
 def read_meta(run_dir: str | Path) -> tuple[Path, dict[str, Any], list[str]]:
     """Locate the model folder of a run (or a model folder itself) and read its metadata and labels."""
     p = Path(run_dir)
     if not p.exists():
         raise ModelError(f"run folder '{p}' does not exist")
+    if not p.is_dir():
+        raise ModelError(f"'{p}' is a file; give the run folder that `growthcurve finetune` wrote")
     model_dir = p / MODEL_DIR if (p / MODEL_DIR).is_dir() else p
-    meta_file = model_dir / RUN_FILE
-    if not meta_file.is_file():
+    if not (model_dir / RUN_FILE).is_file():
         raise ModelError(
             f"'{p}' is not a growthcurve run folder (no {MODEL_DIR}/{RUN_FILE}); did the run finish an epoch?"
         )
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    labels = json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))
+    meta = _read_json(model_dir / RUN_FILE, "the run's metadata (an object)", dict)
+    labels = _read_json(model_dir / "labels.json", "the label list", list)
+    if not all(isinstance(x, str) for x in labels):
+        raise ModelError(
+            f"'{model_dir / 'labels.json'}' does not hold a list of label names: the run folder is damaged"
+        )
     return model_dir, meta, labels
+
+
+# What damaged weights, tokenizers and pipelines raise while loading: safetensors' header errors, torch/
+# skops/zip errors on truncated files. The Rust `tokenizers` library raises a bare `Exception` for a broken
+# tokenizer.json; our own code never raises a bare Exception, so that one is read as damage too.
+_CORRUPT = (OSError, ValueError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile, SafetensorError)
+
+
+def _is_damage(exc: Exception) -> bool:
+    return isinstance(exc, _CORRUPT) or type(exc) is Exception
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a run folder's best model for inference: ``load_run("runs/latest").model``."""
     model_dir, meta, labels = read_meta(run_dir)
-    model, tokenizer = kind_of(meta).load(model_dir, meta)
+    try:
+        model, tokenizer = kind_of(meta).load(model_dir, meta)
+    except ModelError:
+        raise
+    except Exception as exc:
+        if not _is_damage(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(
+            f"cannot load the model in '{model_dir}' ({type(exc).__name__}: {first}): the run folder is damaged "
+            "or incomplete; retrain or restore it"
+        ) from None
     model.eval()
     return LoadedRun(model, tokenizer, labels, meta, model_dir)

