@@ -228,7 +228,13 @@ AB_CASES = [
             "ab.yaml": ab_yaml("  - {name: revenue, type: mean, column: revenue}\n"),
             "events.csv": events_csv(mean_shift=-20),
         },
-        ("≤ 0", "absolute scale"),
+        ("≤ 0", "absolute scale", "of revenue/treatment: absolute difference, Welch t"),
+        code=0,
+    ),
+    ab_case(
+        "ab-row-names-its-test",
+        {"ab.yaml": ab_yaml(), "events.csv": events_csv()},
+        ("of conversion/treatment, rps/treatment: relative lift, z", "revenue/treatment: relative lift, Welch t"),
         code=0,
     ),
     ab_case(

@@ -62,10 +62,11 @@ def analyze_cmd(
     )
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    # each row's lift, CI, p and star come from one test, named in the "test" column
+    # each row's lift, CI, p and star come from one test, named in the lines printed under the table
     table = Table(title="A/B results vs control (relative lift in %, or absolute difference)")
     level = f"{1 - cfg.analysis.alpha:.0%} CI"
-    for col in ("metric", "variant", "n", "mean", "lift", level, "p (adj.)", "test", "sequential CS", "P(win)"):
+    methods: dict[str, list[str]] = {}
+    for col in ("metric", "variant", "n", "mean", "lift", level, "p (adj.)", "sequential CS", "P(win)"):
         table.add_column(col, justify="right" if col not in ("metric", "variant") else "left")
     problems: list[str] = []
     for m in result.metrics:
@@ -76,15 +77,16 @@ def analyze_cmd(
             c = comps.get(a.variant)
             mean = "–" if a.mean is None else f"{a.mean:.4g}"
             if c is None:
-                table.add_row(m.metric, f"{a.variant} (control)", str(a.n), mean, "", "", "", "", "", "")
+                table.add_row(m.metric, f"{a.variant} (control)", str(a.n), mean, "", "", "", "", "")
             elif c.error or c.frequentist is None:
                 problems.append(f"metric '{m.metric}', {a.variant}: {c.error}")
-                table.add_row(m.metric, a.variant, str(a.n), mean, "[red]error[/]", "", "", "", "", "")
+                table.add_row(m.metric, a.variant, str(a.n), mean, "[red]error[/]", "", "", "", "")
             else:
                 effect, ci, p = c.reported()  # type: ignore[misc]
                 rel = c.scale == "relative"
                 seq_ci = None if c.sequential is None else (c.sequential.rel_ci if rel else c.sequential.abs_ci)
                 star = "[bold green]*[/]" if c.significant else ""
+                methods.setdefault(c.method, []).append(f"{m.metric}/{a.variant}")
                 table.add_row(
                     m.metric,
                     a.variant,
@@ -93,7 +95,6 @@ def analyze_cmd(
                     (_pct(effect) if rel else f"{effect:+.4g}") + star,
                     _ci(ci, rel),
                     f"{p:.3g} ({c.p_adjusted:.3g})" if c.p_adjusted is not None else f"{p:.3g}",
-                    c.method,
                     _ci(seq_ci, rel),
                     f"{100 * c.bayesian.chance_to_win:.1f}%" if c.bayesian else "–",
                 )
@@ -101,6 +102,8 @@ def analyze_cmd(
                 problems += [f"metric '{m.metric}', {a.variant}: {w}" for w in c.warnings]
         problems += [f"metric '{m.metric}': {w}" for w in m.warnings]
     console.print(table)
+    for method, rows in methods.items():
+        console.print(f"lift, CI, p and * of {', '.join(rows)}: {method}", highlight=False)
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False)
     out_dir = out or Path(cfg.output_dir)
