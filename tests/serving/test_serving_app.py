@@ -281,3 +281,16 @@ def test_sync_prediction_log_commits_before_the_answer(text_handlers: Any, store
     with _client(text_handlers[:1], store_url, sync_prediction_log=True) as c:
         rid = c.post("/predict", json={"text": "so good"}).json()["request_id"]
         assert [r["request_id"] for r in _rows(store_url, predictions)] == [rid]  # while the app still runs
+
+
+@pytest.mark.slow
+def test_postgresql_store(text_handlers: Any, pg_url: str) -> None:
+    """The same writes against PostgreSQL: predictions, feedback, a restart, an unknown id."""
+    with _client(text_handlers[:1], pg_url) as c:
+        rid = c.post("/predict", json={"text": ["awful", "so good"]}).json()["predictions"][1]["request_id"]
+        assert c.post("/feedback", json={"request_id": rid, "thumbs": True, "label": "pos"}).status_code == 200
+    with _client(text_handlers[:1], pg_url) as c:
+        assert c.post("/feedback", json={"request_id": rid, "rating": 4}).status_code == 200
+        assert c.post("/feedback", json={"request_id": "nope", "rating": 4}).status_code == 404
+    fb = [r for r in _rows(pg_url, feedback) if r["request_id"] == rid]
+    assert [(r["kind"], r["value"]) for r in fb] == [("thumbs", 1.0), ("correct", 1.0), ("rating", 4.0)]
