@@ -422,6 +422,18 @@ PLAN_CASES = [
         fragment=("afile", "choose another path"),
     ),
     Case(
+        "allocate-capacity-negative",
+        ["plan", "allocate", "projects.csv", "-c", "people=-5"],
+        {"projects.csv": PROJECTS},
+        fragment=("people=-5", ">= 0"),
+    ),
+    Case(
+        "allocate-capacity-inf",
+        ["plan", "allocate", "projects.csv", "-c", "people=inf"],
+        {"projects.csv": PROJECTS},
+        fragment="finite",
+    ),
+    Case(
         "allocate-capacity-not-a-number",
         ["plan", "allocate", "projects.csv", "-c", "people=many"],
         {"projects.csv": PROJECTS},

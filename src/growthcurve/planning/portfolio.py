@@ -314,6 +314,8 @@ def parse_capacities(items: list[str]) -> dict[str, Need]:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"--capacity '{item}': '{raw}' is not a number") from None
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"--capacity '{item}': a capacity must be a finite number >= 0")
         res, _, quarter = key.strip().partition("@")
         if quarter:
             existing = out.get(res)

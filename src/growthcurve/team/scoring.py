@@ -280,7 +280,13 @@ class TalentScorer:
         if not keep.any():
             raise DataError("every criterion has the same value for all candidates; nothing to rank on")
         xk, wk, tk = x[:, keep], weights[keep] / weights[keep].sum(), types[keep]
-        k = min(self.k, len(names))
+        if not 1 <= self.k < len(names):
+            # k >= the number of candidates makes "top-k unchanged" 100% by construction: say so, don't clip
+            raise ConfigError(
+                f"--top {self.k} must be between 1 and {len(names) - 1} for {len(names)} candidates "
+                "(the stability of the top-k is only informative when some candidates are outside it)"
+            )
+        k = self.k
         rng = np.random.default_rng(self.seed)
         factors = rng.uniform(1 - self.perturbation, 1 + self.perturbation, (self.n_samples, len(wk)))
         samples = wk * factors
