@@ -93,6 +93,24 @@ def _dup_line(text: str, lineno: int) -> str:
     return "\n".join([*lines, lines[lineno - 1]]) + "\n"
 
 
+def sqlite_table(name: str, header: str, rows: list[tuple[object, ...]]):
+    """A setup step that writes ``rows`` into table ``name`` of ``events.db`` (untyped columns, as SQLite allows)."""
+
+    def setup(root: Path) -> None:
+        import sqlite3
+
+        with sqlite3.connect(root / "events.db") as conn:
+            conn.execute(f"CREATE TABLE {name} ({header})")
+            marks = ",".join("?" * len(rows[0]))
+            conn.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+        conn.close()
+
+    return setup
+
+
+DB_EVENTS = [(f"u{i}", "control" if i % 2 else "treatment", i, "revenue", float(i % 7)) for i in range(40)]
+
+
 PLAN = ["ab", "plan", "--baseline", "0.1", "--mde", "0.05"]
 SIM = ["ab", "simulate", "--experiments", "10", "--looks", "2", "--users-per-day", "20"]
 ALLOC = ["plan", "allocate", "projects.csv", *CAPS, "--no-what-if", "--out", "o"]
@@ -178,6 +196,35 @@ AB_CASES = [
         "ab-url-missing-sqlite-not-created",
         {"ab.yaml": ab_yaml(source="  url: sqlite:///missing.db\n")},
         ("missing.db", "does not exist"),
+    ),
+    ab_case(
+        "ab-url-text-in-number-column",
+        {
+            "ab.yaml": ab_yaml("  - {name: revenue, type: mean}\n", source="  url: sqlite:///events.db\n").replace(
+                "  format: wide\n", ""
+            )
+        },
+        ("value 'abc' of unit 'u3'", "not a number"),
+        setup=sqlite_table(
+            "experiment_events",
+            "unit_id, variant, ts, metric, value",
+            [*DB_EVENTS[:3], ("u3", "control", 3, "revenue", "abc"), *DB_EVENTS[4:]],
+        ),
+    ),
+    ab_case(
+        "ab-url-negative-denominator",
+        {
+            "ab.yaml": ab_yaml(
+                "  - {name: rps, type: ratio, numerator: revenue, denominator: sessions}\n",
+                source="  url: sqlite:///events.db\n",
+            ).replace("  format: wide\n", "")
+        },
+        ("unit 'u1'", "'sessions'", "cannot be negative"),
+        setup=sqlite_table(
+            "experiment_events",
+            "unit_id, variant, ts, metric, value",
+            DB_EVENTS + [(u, v, t, "sessions", -2.0 if u == "u1" else 1.0) for u, v, t, _, _ in DB_EVENTS],
+        ),
     ),
     ab_case("ab-config-missing", {}, "ab.yaml"),
     ab_case("ab-config-bad-yaml", {"ab.yaml": "source: [unclosed\n"}, "ab.yaml"),
@@ -339,6 +386,12 @@ SURVEY_CASES = [
         "survey-url-missing-sqlite-not-created",
         ["survey", "analyze", "answers", "--url", "sqlite:///missing.db"],
         fragment=("missing.db", "does not exist"),
+    ),
+    Case(
+        "survey-url-text-score",
+        ["survey", "analyze", "answers", "--url", "sqlite:///events.db"],
+        fragment=("holds 'nine'", "not a number"),
+        setup=sqlite_table("answers", "variant, score", [("control", 9), ("b", 7), ("b", "nine"), ("control", 3)]),
     ),
     Case("survey-data-is-folder", ["survey", "analyze", "d.csv"], {"d.csv/x": "1"}, fragment="is a folder"),
     Case(
