@@ -136,7 +136,7 @@ async def _load(base: str, texts: list[str], seconds: float, label: str) -> dict
         bar.close()
         metrics = (await client.get("/metrics")).text if label.startswith("growthcurve") else ""
     ms = np.asarray(lat) * 1000.0
-    row = {
+    row: dict[str, Any] = {
         "name": label,
         "clients": CLIENTS,
         "seconds": round(elapsed, 2),
@@ -155,6 +155,7 @@ async def _load(base: str, texts: list[str], seconds: float, label: str) -> dict
                 n += smp.value if smp.name == "growthcurve_batch_size_count" else 0
                 s += smp.value if smp.name == "growthcurve_batch_size_sum" else 0
         row["mean_batch_size"] = round(s / n, 2) if n else None
+    row["_latencies_ms"] = ms  # for the plot; not written to the JSON
     return row
 
 
@@ -239,8 +240,37 @@ def _kill_test(run_dir: str, texts: list[str], seconds: float, tmp: Path, thread
     }
 
 
-def run_http(run_dir: str, texts: list[str], seconds: float = 30, threads: int = THREADS) -> dict[str, Any]:
-    """Serve ``run_dir`` with growthcurve and with a naive pipeline endpoint, load both, kill -9 the former."""
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Latency CDFs of the two servers side by side (log x), with the 50 ms target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        ms = np.sort(r["_latencies_ms"])
+        if len(ms):
+            ax.plot(ms, np.arange(1, len(ms) + 1) / len(ms), label=f"{r['name']} ({r['requests_per_s']:.0f} req/s)")
+    ax.axvline(50, color="grey", ls="--", lw=1, label="p99 target 50 ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per request (ms)")
+    ax.set_ylabel("share of requests")
+    ax.set_title(f"{CLIENTS} concurrent clients, single-text requests")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_http(
+    run_dir: str, texts: list[str], seconds: float = 30, threads: int = THREADS, plot: Path | None = None
+) -> dict[str, Any]:
+    """Serve ``run_dir`` with growthcurve and with a naive pipeline endpoint, load both, kill -9 the former.
+
+    ``plot``: also write the latency CDFs there (PNG).
+    """
     machine = cpu_info()
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
@@ -263,7 +293,10 @@ def run_http(run_dir: str, texts: list[str], seconds: float = 30, threads: int =
         finally:
             _stop(proc)
         rows.append(_kill_test(run_dir, texts, min(seconds, 10.0), tmp, threads))
+    if plot is not None:
+        _plot(rows[:2], plot)
     for r in rows:
+        r.pop("_latencies_ms", None)
         r.update(machine, torch_threads=threads)
     ours, naive, kill = rows
     summary = {
@@ -327,7 +360,7 @@ def main() -> None:
     data = Path(os.environ.get("GROWTHCURVE_SHARED_DATA", "/work/shared/data")) / "banking77" / "test.csv"
     if not data.is_file():
         sys.exit(f"error: {data} not found (set GROWTHCURVE_SHARED_DATA to the folder holding banking77/)")
-    res = run_http(args.run, _texts(data, args.texts), args.seconds, args.threads)
+    res = run_http(args.run, _texts(data, args.texts), args.seconds, args.threads, args.out.with_suffix(".png"))
     import torch
 
     doc = {
@@ -359,7 +392,7 @@ def main() -> None:
         f"summary: p99 {s['service_p99_ms']} ms (target <= 50), {s['service_speedup_vs_naive']}x naive req/s "
         f"(target >= 3), errors {s['service_errors']}, lost feedback {s['feedback_lost_after_kill']}"
     )
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
