@@ -25,9 +25,10 @@ NAMES = ["alice", "bob", "carol"]
 CITIES = ["paris", "berlin", "rome"]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
-    """Tiny models run several times faster on one thread than on two contended ones."""
+    """Tiny models run several times faster on one thread than on two contended ones (module scope: other
+    folders' tests get their threads back)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
