@@ -117,3 +117,24 @@ def test_decide_on_duckdb(store, tmp_path, capsys):
     (row,) = list_decisions(engine, "exp")
     assert row["id"] == key and row["evidence"] == {"a": [1, 2]}
     engine.dispose()
+
+
+def test_migration_0002_upgrades_and_downgrades(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    import growthcurve.store
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = init_db(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(growthcurve.store._ALEMBIC_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    assert "decisions" not in sa.inspect(engine).get_table_names()
+    engine = init_db(url)
+    assert {"id", "ts", "experiment", "decision", "variant", "decided_by", "why", "evidence"} <= {
+        c["name"] for c in sa.inspect(engine).get_columns("decisions")
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,7 +163,14 @@ def test_store_init_is_idempotent_and_versioned(tmp_path):
     cols = {c["name"] for c in insp.get_columns("predictions")}
     assert {"request_id", "model_version", "label", "score", "output"} <= cols
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    # upgraded to the newest revision, whichever that is now (0002 added the decision log)
+    from alembic.script import ScriptDirectory
+
+    import growthcurve.store
+
+    head = ScriptDirectory(str(Path(growthcurve.store.__file__).parent / "alembic")).get_current_head()
+    assert version == head and version >= "0002"
     engine.dispose()
 
 
