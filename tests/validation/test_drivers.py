@@ -230,3 +230,23 @@ def test_bootstrap_draws_equal_refitting_each_resample():
         draws.append(np.linalg.lstsq(Z, (yb - yb.mean()) / yb.std(ddof=1), rcond=None)[0])
     ref = np.quantile(draws, [0.025, 0.975], axis=0)
     np.testing.assert_allclose(ours, ref, atol=1e-9)
+
+
+def test_cli_names_jsonl_lines_and_counts_skipped_empty_answers(answers_csv, tmp_path, capsys):
+    _, df = answers_csv
+    rows = df[["quality", "speed", "overall"]].astype(object)
+    rows.loc[2, "speed"] = "n/a"
+    path = tmp_path / "answers.jsonl"
+    rows.to_json(path, orient="records", lines=True)
+    argv = ["survey", "drivers", str(path), "--overall", "overall", "--items", "quality,speed", "--out", str(tmp_path)]
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and f"{path}:3: column 'speed' holds 'n/a'" in err
+    rows.loc[2, "speed"] = None
+    rows.loc[7, "overall"] = None
+    csv = tmp_path / "answers.csv"
+    rows.to_csv(csv, index=False)
+    code, out, err = _run([*argv[:2], str(csv), *argv[3:], "--n-boot", "100"], capsys)
+    assert code == 0, err
+    assert "2 answers with an empty overall or item score were left out (first at" in out
+    data = json.loads((tmp_path / "drivers.json").read_text())
+    assert data["fits"][0]["n"] == len(rows) - 2 and any("left out" in w for w in data["warnings"])

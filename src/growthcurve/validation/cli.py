@@ -370,7 +370,7 @@ def drivers_cmd(
         groups = groups.astype(str).rename(variant)
     with console.status(f"fitting the drivers of '{overall}' on {len(item_cols)} items ..."):
         res = DriverAnalysis(n_boot=n_boot, alpha=alpha, seed=seed).fit(num[item_cols], num[overall], groups).result_
-    res.warnings = warnings + res.warnings
+    warnings = warnings + res.warnings  # input warnings first; the fitted result stays as fit() left it
     for f in res.fits:
         t = Table(title=f"Drivers of '{overall}' · {f.group} (n={f.n}, R²={f.r2:.3f}, dominance {f.dominance_method})")
         for col in ("item", "mean", "std. coef", f"{1 - alpha:.0%} CI", "p", "ordinal", "importance", "VIF", ""):
@@ -388,8 +388,8 @@ def drivers_cmd(
                 "[bold red]priority[/]" if it.priority else "",
             )
         console.print(t)
-    for w in res.warnings:
+    for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    write_json(out / "drivers.json", {"source": name, **res.to_dict()})
+    write_json(out / "drivers.json", {"source": name, **res.to_dict(), "warnings": warnings})
     plot_priority_matrix(res, out / "priority_matrix.png")
     console.print(f"wrote {out / 'drivers.json'}, {out / 'priority_matrix.png'}", highlight=False)
