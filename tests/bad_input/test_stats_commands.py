@@ -388,6 +388,12 @@ SURVEY_CASES = [
         fragment=("missing.db", "does not exist"),
     ),
     Case(
+        "survey-corrupt-parquet",
+        ["survey", "analyze", "s.parquet"],
+        {"s.parquet": b"PAR1" + b"\x00" * 64 + b"PAR1"},
+        fragment="not a readable Parquet file",
+    ),
+    Case(
         "survey-url-text-score",
         ["survey", "analyze", "answers", "--url", "sqlite:///events.db"],
         fragment=("holds 'nine'", "not a number"),

@@ -265,11 +265,14 @@ def load_file(
 
         if p.is_dir() or p.stat().st_size == 0:
             raise DataError(f"events file '{p}' is empty or a folder; give a .csv, .tsv or .parquet file")
-        try:
-            batches = pq.ParquetFile(p).iter_batches(batch_size=chunk_rows)
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataError(f"'{p}' is not a readable Parquet file ({exc.__class__.__name__})") from None
-        chunks = (require_numeric(b.to_pandas(), numeric_columns, p) for b in batches)
+
+        def batches() -> Iterator[Any]:
+            try:
+                yield from pq.ParquetFile(p).iter_batches(batch_size=chunk_rows)
+            except Exception as exc:  # pyarrow raises several types for corrupt files, some mid-file
+                raise DataError(f"'{p}' is not a readable Parquet file ({exc.__class__.__name__})") from None
+
+        chunks = (require_numeric(b.to_pandas(), numeric_columns, p) for b in batches())
     else:
         raise DataError(f"events file '{p}' must be .csv, .tsv or .parquet")
     n = 0
