@@ -309,6 +309,7 @@ _NEURAL: dict[str, type[Savable]] = {"BiRNNClassifier": BiRNNClassifier, "TextCN
 # TF-IDF + logistic regression
 
 TFIDF_SKOPS = "tfidf.skops"
+TFIDF_VOCAB = "tfidf_vocabulary.json"
 TFIDF_JOBLIB = "tfidf.joblib"
 
 
@@ -317,6 +318,11 @@ class TfidfClassifier:
 
     The strong linear baseline of text classification (e.g. 91.3% on banking77); scikit-learn estimator
     shape: ``fit(texts, y)`` returns self and the fitted pipeline is ``pipeline_``.
+
+    The vocabularies are capped (``max_word_features``, ``max_char_features``: the most frequent n-grams).
+    Uncapped, char 2–5-grams of 5,861 Chinese reviews of ≥ 60 characters gave 1.47M features and a run of
+    6.9 GB peak RSS; capped at 50k/200k the same run fits in 0.7 GB and scored 92.7% against 91.3% test
+    accuracy (docs/baselines.md).
     """
 
     def __init__(
@@ -326,44 +332,72 @@ class TfidfClassifier:
         multi_label: bool = False,
         min_df: int = 1,
         seed: int = 0,
+        max_word_features: int | None = 50_000,
+        max_char_features: int | None = 200_000,
     ) -> None:
         self.C = C
         self.max_iter = max_iter
         self.multi_label = multi_label
         self.min_df = min_df
         self.seed = seed
+        self.max_word_features = max_word_features
+        self.max_char_features = max_char_features
 
-    def _pipeline(self) -> Any:
+    def _features(self) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
-        from sklearn.pipeline import FeatureUnion, Pipeline
+        from sklearn.pipeline import FeatureUnion
 
-        features = FeatureUnion(
+        common = {"min_df": self.min_df, "sublinear_tf": True, "dtype": np.float32}
+        return FeatureUnion(
             [
-                ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=self.min_df, sublinear_tf=True)),
+                ("word", TfidfVectorizer(ngram_range=(1, 2), max_features=self.max_word_features, **common)),
                 (
                     "char",
-                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=self.min_df, sublinear_tf=True),
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=(2, 5), max_features=self.max_char_features, **common
+                    ),
                 ),
             ]
         )
-        clf: Any = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
-        if self.multi_label:
-            clf = OneVsRestClassifier(clf)
-        return Pipeline([("features", features), ("clf", clf)])
 
-    def fit(self, texts: Sequence[str], y: np.ndarray) -> TfidfClassifier:
-        """Fit vectorisers and classifier; ``y`` holds label ids (or multi-hot rows for multi-label)."""
+    def _classifier(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
+        clf: Any = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
+        return OneVsRestClassifier(clf) if self.multi_label else clf
+
+    def fit(self, texts: Sequence[str], y: np.ndarray, progress: bool = False) -> TfidfClassifier:
+        """Fit vectorisers and classifier; ``y`` holds label ids (or multi-hot rows for multi-label).
+
+        scikit-learn reports no progress from inside a fit, so the bar counts the three stages (word
+        n-grams, char n-grams, logistic regression) with the time each took.
+        """
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
+        from sklearn.pipeline import Pipeline
+        from tqdm.auto import tqdm
 
-        self.pipeline_ = self._pipeline()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
-            self.pipeline_.fit(list(texts), y.astype(int) if self.multi_label else y)
+        texts = list(texts)
+        features = self._features()
+        parts = []
+        with tqdm(total=3, desc="tf-idf + logistic regression", unit="stage", disable=not progress) as bar:
+            for name, vec in features.transformer_list:
+                bar.set_postfix_str(f"{name} n-grams")
+                parts.append(vec.fit_transform(texts))
+                vec.stop_words_ = None  # the n-grams cut by max_features: large, and only for introspection
+                bar.update(1)
+            from scipy.sparse import hstack
+
+            bar.set_postfix_str("logistic regression")
+            clf = self._classifier()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
+                clf.fit(hstack(parts, format="csr"), y.astype(int) if self.multi_label else y)
+            bar.update(1)
+        self.pipeline_ = Pipeline([("features", features), ("clf", clf)])
         self.num_labels_ = int(y.shape[1]) if self.multi_label else int(y.max()) + 1
         return self
 
@@ -400,14 +434,28 @@ class TfidfClassifier:
             "multi_label": self.multi_label,
             "min_df": self.min_df,
         }
+        state["max_word_features"] = self.max_word_features
+        state["max_char_features"] = self.max_char_features
         write_json(path / ARCH_FILE, {"class": type(self).__name__, "kwargs": state, "num_labels": self.num_labels_})
         try:
             import skops.io as sio
         except ImportError:
             sio = None
         if sio is not None and safe_serialization:
-            with atomic_path(path / TFIDF_SKOPS) as tmp:
-                sio.dump(self.pipeline_, tmp)
+            # skops writes a node per dict entry: for a vocabulary of 10^5-10^6 n-grams that took minutes and
+            # gigabytes, so the vocabularies go into a plain JSON list (term order = column index) beside it.
+            vectorizers = self.pipeline_.named_steps["features"].transformer_list
+            vocabularies = {name: vec.vocabulary_ for name, vec in vectorizers}
+            try:
+                for _, vec in vectorizers:
+                    vec.vocabulary_ = {}
+                with atomic_path(path / TFIDF_SKOPS) as tmp:
+                    sio.dump(self.pipeline_, tmp)
+            finally:
+                for name, vec in vectorizers:
+                    vec.vocabulary_ = vocabularies[name]
+            terms = {name: sorted(v, key=v.__getitem__) for name, v in vocabularies.items()}
+            write_json(path / TFIDF_VOCAB, terms)
         else:
             import joblib
 
@@ -431,6 +479,11 @@ class TfidfClassifier:
             if unexpected:
                 raise ModelError(f"'{path / TFIDF_SKOPS}' holds unexpected types {sorted(unexpected)}; not loading it")
             obj.pipeline_ = sio.load(path / TFIDF_SKOPS, trusted=sorted(untrusted))
+            vocab_file = path / TFIDF_VOCAB
+            if vocab_file.is_file():  # runs saved before the vocabularies moved out keep them inside
+                terms = json.loads(vocab_file.read_text(encoding="utf-8"))
+                for name, vec in obj.pipeline_.named_steps["features"].transformer_list:
+                    vec.vocabulary_ = {t: i for i, t in enumerate(terms[name])}
         elif (path / TFIDF_JOBLIB).is_file():
             import joblib
 

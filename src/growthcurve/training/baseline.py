@@ -110,7 +110,8 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
         tqdm.write(f"fitting TF-IDF + logistic regression on {len(splits.train)} texts")
     t0 = time.perf_counter()
     train_texts = join_pairs(splits.train.texts, splits.train.pairs)
-    clf = TfidfClassifier(multi_label=splits.multi_label, seed=cfg.train.seed).fit(train_texts, splits.train.labels)
+    clf = TfidfClassifier(multi_label=splits.multi_label, seed=cfg.train.seed)
+    clf.fit(train_texts, splits.train.labels, progress=run.progress)
     seconds = time.perf_counter() - t0
     open_folder(run)
     if run.main:

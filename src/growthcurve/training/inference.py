@@ -19,7 +19,7 @@ import torch
 
 from growthcurve.config import FinetuneConfig, load_finetune_config
 from growthcurve.data.images import decode_images, load_labelled_images
-from growthcurve.data.readers import read_table, require_columns
+from growthcurve.data.readers import line_of, read_table, require_columns
 from growthcurve.data.text import TextExamples, load_text_splits
 from growthcurve.data.tokens import read_labelled
 from growthcurve.errors import DataError
@@ -368,9 +368,7 @@ def read_inputs(file: str, text_column: str, stdin: Iterable[str] | None = None)
     if p.suffix.lower() in TABLES:
         df = read_table(p)
         require_columns(df, [text_column], p, "--text-column")
-        # rows are numbered as file lines for CSV/TSV (header on line 1), as rows for Parquet
-        offset = 2 if p.suffix.lower() != ".parquet" else 1
-        return [_text_value(v, f"{p}:{i + offset}", text_column) for i, v in enumerate(df[text_column].tolist())]
+        return [_text_value(v, f"{p}:{line_of(df, i)}", text_column) for i, v in enumerate(df[text_column].tolist())]
     try:
         with p.open(encoding="utf-8") as fh:
             return list(read_texts(fh, str(p), text_column))
