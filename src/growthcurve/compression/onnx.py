@@ -121,6 +121,11 @@ def _export_graph(model: Any, names: list[str], sample: dict[str, np.ndarray], p
 
     batch, seq = Dim("batch"), Dim("sequence")
     kwargs = {n: torch.from_numpy(sample[n]) for n in names}
+    # the exporter logs one warning per torchvision op it cannot register when torchvision is absent
+    # (not needed for text models) and warns about tracing internals; the self-check below is the verdict
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -138,6 +143,8 @@ def _export_graph(model: Any, names: list[str], sample: dict[str, np.ndarray], p
         except Exception as exc:  # the exporter raises many types; the user needs the first line
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"torch.onnx.export failed for this model: {first[:300]}") from None
+        finally:
+            onnx_log.setLevel(level)
     program.save(str(path))
 
 
