@@ -104,3 +104,17 @@ def test_card_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
     assert code == 2 and "is not a run folder" in err and len(err.strip().splitlines()) == 1
     code, _, err = _run(["card", str(tmp_path / "nope")], capsys)
     assert code == 2 and "does not exist" in err
+
+
+def test_card_of_a_run_on_the_bundled_intents_fingerprints_them(tiny_run, tmp_path):
+    from growthcurve.data.text import bundled_intents_dir
+
+    result, _ = tiny_run
+    run = tmp_path / "bundled"
+    (run / "model").mkdir(parents=True)
+    shutil.copy(result.run_dir / "model" / "run.json", run / "model" / "run.json")
+    (run / "config.yaml").write_text("task: text-classification\ndata:\n  train: null\n  label_column: label\n")
+    text = ModelCard.load(write_model_card(run)).text
+    train = bundled_intents_dir() / "train.csv"
+    assert "bundled customer-service intents" in text
+    assert hashlib.sha256(train.read_bytes()).hexdigest()[:16] in text

