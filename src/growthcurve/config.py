@@ -56,6 +56,20 @@ class ModelConfig(_Strict):
     name_or_path: str = DEFAULT_MODEL
     max_length: int = Field(128, ge=8, le=4096)
     extend_vocab: bool | None = None  # None: extend when character coverage < 90% (Chinese etc.)
+    # New embedding rows: mean of the old rows + noise, or the mean of the rows of the pieces the old tokenizer
+    # split the character into (mean + noise when it was [UNK]); docs/chinese.md has the measurement.
+    new_rows_init: Literal["mean_noise", "pieces"] = "mean_noise"
+    # Masked-LM adaptation on the run's texts before fine-tuning; auto: on when extension adds >= 500 characters.
+    adapt: Literal["none", "mlm", "auto"] = "auto"
+    adapt_steps: int | None = Field(None, ge=1)  # None with adapt_minutes None: 200 steps, at most 5 minutes
+    adapt_minutes: float | None = Field(None, gt=0)
+    adapt_texts: str | None = None  # an extra unlabelled file (.txt one text a line, .csv/.jsonl text column)
+
+    @field_validator("adapt", mode="before")
+    @classmethod
+    def _adapt_none(cls, v: object) -> object:
+        """``--set model.adapt=none`` arrives as None and YAML reads on/off as booleans: map them to the names."""
+        return "none" if v is None or v is False else "mlm" if v is True else v
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
     hidden_size: int = Field(256, ge=8)  # rnn/textcnn/cnn baselines
     rnn_cell: Literal["lstm", "gru"] = "lstm"
@@ -104,6 +118,8 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: int = Field(200, ge=1)
     eval_batch_size: int = Field(128, ge=1)
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (benchmarks)
+    # After this share of the steps, warn when the train loss is still within 2% of its start (0: never check).
+    stall_check: float = Field(0.25, ge=0.0, lt=1.0)
     augment: bool = True  # image classification: standard augmentation
     augment_hflip: bool = False  # image classification: random horizontal flips (off: digits/text are not symmetric)
 

@@ -81,6 +81,8 @@ class VocabExtension:
     new_size: int = 0
     init_noise: float = 1.0
     seed: int = 0
+    init: str = "mean_noise"  # "mean_noise" | "pieces" (see `resize`)
+    pieces: dict[str, list[int]] = field(default_factory=dict)  # old-vocabulary ids of each added character
 
     @property
     def extended(self) -> bool:
@@ -113,11 +115,13 @@ class VocabExtension:
         }
 
     def resize(self, model: Any) -> None:
-        """Grow the input embeddings to the tokenizer's size; new rows = mean of the old rows + noise.
+        """Grow the input embeddings to the tokenizer's size and initialise the new rows (``init``).
 
-        The noise has ``init_noise`` times the per-dimension standard deviation of the existing rows, so
-        the new characters start as distinct as ordinary tokens while sitting in the centre of the
+        ``mean_noise``: mean of the old rows plus noise with ``init_noise`` times their per-dimension standard
+        deviation, so new characters start as distinct as ordinary tokens while sitting in the centre of the
         embedding distribution (Hewitt 2021, "Initializing new word embeddings for pretrained LMs").
+        ``pieces``: the mean of the rows of the non-[UNK] pieces the old tokenizer split the character into,
+        and the plain mean of the old rows for a character it made [UNK] (docs/chinese.md compares the two).
         """
         if not self.extended or not hasattr(model, "resize_token_embeddings"):
             return
@@ -132,7 +136,12 @@ class VocabExtension:
             mean, std = base.mean(0), base.std(0)
             gen = torch.Generator().manual_seed(self.seed)
             noise = torch.randn(self.new_size - n_old, base.shape[1], generator=gen) * std * self.init_noise
-            weight[n_old:] = (mean + noise).to(weight.dtype)
+            rows = mean + noise
+            if self.init == "pieces":
+                for i, c in enumerate(self.added):
+                    ids = self.pieces.get(c, [])
+                    rows[i] = base[ids].mean(0) if ids else mean
+            weight[n_old:] = rows.to(weight.dtype)
 
 
 def extend_vocab(
@@ -142,6 +151,7 @@ def extend_vocab(
     threshold: float = AUTO_THRESHOLD,
     seed: int = 0,
     init_noise: float = 1.0,
+    init: str = "mean_noise",
 ) -> VocabExtension:
     """Measure coverage on ``texts`` and add the missing characters to ``tokenizer`` when ``mode`` says so.
 
@@ -151,10 +161,17 @@ def extend_vocab(
     """
     texts = list(texts)
     before = char_coverage(tokenizer, texts)
-    ext = VocabExtension(before, None, old_size=len(tokenizer), init_noise=init_noise, seed=seed)
+    if init not in ("mean_noise", "pieces"):
+        raise ValueError(f"unknown new-row initialisation '{init}' (mean_noise or pieces)")
+    ext = VocabExtension(before, None, old_size=len(tokenizer), init_noise=init_noise, seed=seed, init=init)
     do = mode if mode is not None else before.distinct < threshold
     if do and before.missing:
         from tokenizers import AddedToken
+
+        # what the old vocabulary made of each character, before the new tokens exist
+        unk, chars = tokenizer.unk_token_id, sorted(before.missing)
+        old_ids = tokenizer(chars, add_special_tokens=False)["input_ids"]
+        ext.pieces = {c: [i for i in ids if i != unk] for c, ids in zip(chars, old_ids, strict=True)}
 
         tokenizer.add_tokens([AddedToken(c, normalized=True) for c in sorted(before.missing)])
         ext.added = sorted(before.missing)
@@ -179,7 +196,7 @@ def extend_vocab_for(cfg: Any, tokenizer: Any, texts: Iterable[str], echo: bool 
                 f"model.extend_vocab=true needs method=full (method={cfg.method} keeps the embeddings frozen)"
             )
         mode = False
-    ext = extend_vocab(mode, tokenizer, texts, seed=cfg.train.seed)
+    ext = extend_vocab(mode, tokenizer, texts, seed=cfg.train.seed, init=cfg.model.new_rows_init)
     if echo:
         from tqdm.auto import tqdm
 

@@ -254,6 +254,10 @@ def fit(
     best = {"metric": -math.inf, "loss": math.inf, "epoch": -1, "bad_epochs": 0}
     epoch_loss = [0.0, 0]
     train_seconds, samples_seen = 0.0, 0
+    # "not learning" check: first/recent per-step losses; warnings go to the console and metrics.json
+    stall: dict[str, Any] = {"first": [], "recent": [], "warnings": []}
+    stall_at = int(tc.stall_check * total_steps)
+    stall_window = max(1, min(10, stall_at // 2))
     if state is not None:
         accelerator.unwrap_model(model).load_state_dict(state["model"])
         for opt, s in zip(optimizers, state["optimizers"], strict=True):
@@ -265,6 +269,7 @@ def fit(
         global_step, start_epoch, start_batch = state["global_step"], state["epoch"], state["batch"]
         history, best, epoch_loss = state["history"], state["best"], state["epoch_loss"]
         train_seconds, samples_seen = state["train_seconds"], state["samples_seen"]
+        stall = state.get("stall", stall)
         if main:
             tqdm.write(f"resuming {run_dir} at epoch {start_epoch + 1}, step {global_step}/{total_steps}")
     writer = _tensorboard(run_dir) if main else None
@@ -289,6 +294,7 @@ def fit(
             "epoch_loss": epoch_loss,
             "train_seconds": train_seconds,
             "samples_seen": samples_seen,
+            "stall": stall,
         }
         with atomic_path(run_dir / CHECKPOINT) as tmp:
             torch.save(payload, tmp)
@@ -309,6 +315,7 @@ def fit(
             t0 = time.perf_counter()
             b = start_batch if epoch == start_epoch else 0
             while b < len(plan) and global_step < total_steps:
+                step_start = tuple(epoch_loss)
                 for micro in range(tc.grad_accum_steps):
                     if b >= len(plan):
                         break
@@ -337,6 +344,13 @@ def fit(
                     opt.zero_grad(set_to_none=True)
                 global_step += 1
                 bar.update(1)
+                if stall_at >= 4:
+                    step_loss = (epoch_loss[0] - step_start[0]) / max(epoch_loss[1] - step_start[1], 1)
+                    warning = _stall_check(
+                        stall, step_loss, global_step, stall_at, stall_window, total_steps, tc, model
+                    )
+                    if warning and main:
+                        tqdm.write(f"warning: {warning}")
                 if global_step % 10 == 0:
                     mean_loss = epoch_loss[0] / max(epoch_loss[1], 1)
                     bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch + 1)
@@ -398,7 +412,51 @@ def fit(
     bar.close()
     if writer:
         writer.close()
-    return FitOutcome(history, best["epoch"], global_step, train_seconds, samples_seen, sparse_param is not None)
+    outcome = FitOutcome(history, best["epoch"], global_step, train_seconds, samples_seen, sparse_param is not None)
+    if stall["warnings"] and _fell_since(stall, model):
+        # a plateau, not a dead run (random-init models often sit at chance for a while): do not record it
+        if main:
+            tqdm.write("note: the train loss fell after the not-learning warning; it is not kept in metrics.json")
+        stall["warnings"] = []
+    outcome.extra["warnings"] = list(stall["warnings"])
+    return outcome
+
+
+def _fell_since(stall: dict[str, Any], model: Any) -> bool:
+    """Whether the loss of the last steps is clearly (10%) below the start and away from a uniform guess."""
+    first, recent = float(np.mean(stall["first"])), float(np.mean(stall["recent"]))
+    k = getattr(getattr(model, "config", None), "num_labels", None) or 0
+    return math.isfinite(recent) and recent < 0.9 * first and not (k > 1 and recent > 0.9 * math.log(k))
+
+
+def _stall_check(
+    stall: dict[str, Any], loss: float, step: int, at: int, window: int, total: int, tc: Any, model: Any
+) -> str | None:
+    """Record one step's loss; at step ``at`` return a warning when the loss has not moved from its start.
+
+    "Not moved": the mean of the last ``window`` steps is within 2% of the mean of the first ``window`` (or
+    above it), or within 2% of ln(num_labels), the loss of a uniform guess; a non-finite loss counts too.
+    """
+    if len(stall["first"]) < window:
+        stall["first"].append(loss)
+    stall["recent"] = [*stall["recent"][-(window - 1) :], loss] if window > 1 else [loss]
+    if step != at:
+        return None
+    first, recent = float(np.mean(stall["first"])), float(np.mean(stall["recent"]))
+    k = getattr(getattr(model, "config", None), "num_labels", None) or 0
+    chance = math.log(k) if k > 1 else None
+    near_chance = chance is not None and abs(recent - chance) <= 0.02 * chance
+    if math.isfinite(recent) and recent < 0.98 * first and not near_chance:
+        return None
+    where = f" (ln {k} = {chance:.4f}, a uniform guess)" if near_chance else ""
+    msg = (
+        f"the model is not learning: train loss {recent:.4f} after {step}/{total} steps ({step / total:.0%} of the "
+        f"budget) against {first:.4f} at the start{where}; try a higher train.learning_rate "
+        f"(now {tc.learning_rate:g}), more train.epochs, model.adapt=mlm when many characters were added, "
+        "or check that the labels match the texts"
+    )
+    stall["warnings"].append(msg)
+    return msg
 
 
 _SHOWN = ("loss", "accuracy", "macro_f1", "entity_f1", "micro_f1")

@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from growthcurve.config import FinetuneConfig
 from growthcurve.data.text import load_text_splits
 from growthcurve.evaluation.classification import write_reports
+from growthcurve.models.adapt import adapted_base
 from growthcurve.models.build import build_model, count_parameters
 from growthcurve.models.hf import load_tokenizer, resolve_model_path
 from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
@@ -28,6 +30,7 @@ from growthcurve.training.recipe import (
     class_weights,
     classification_loss,
     finish_run,
+    keep_probabilities,
     open_folder,
     report_warnings,
     run_meta,
@@ -56,20 +59,27 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     report_warnings(run, splits.warnings)
     model_path = resolve_model_path(cfg.model.name_or_path)
     tokenizer = load_tokenizer(model_path)
-    vocab = extend_vocab_for(cfg, tokenizer, splits.train.texts + (splits.train.pairs or []), echo=run.main)
+    train_texts = splits.train.texts + (splits.train.pairs or [])
+    vocab = extend_vocab_for(cfg, tokenizer, train_texts, echo=run.main)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     enc = encode_splits(tokenizer, splits, cfg.model.max_length, run.progress)
 
-    # ---- model
-    model = build_model(cfg, model_path, splits.labels, splits.multi_label)
+    # ---- model: masked-LM adaptation of the (extended) encoder on the run's texts first, when asked
+    with adapted_base(
+        cfg, model_path, tokenizer, train_texts, vocab.resize, len(vocab.added), bf16, run.progress,
+        resume=state is not None, echo=tqdm.write if run.main else None,
+    ) as (base_path, adaptation):  # fmt: skip
+        model = build_model(cfg, base_path, splits.labels, splits.multi_label)
     vocab.resize(model)
     params = count_parameters(model)
+    adapt_info = {"adaptation": adaptation.summary()} if adaptation is not None else {}
     meta = run_meta(
         cfg,
         precision,
         multi_label=splits.multi_label,
         text_pair=cfg.data.text_pair_column is not None,
         vocab=vocab.summary(),
+        **adapt_info,
     )
     open_folder(run)
     weight = class_weights(cfg, splits.train.labels, len(splits.labels), splits.multi_label, run.device)
@@ -85,6 +95,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     # ---- fit
     hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), collate, pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
+    splits.warnings.extend(outcome.extra.get("warnings", []))  # e.g. "the train loss is not falling"
 
     # ---- finish: reports of the best model
     def score_best(best: Any, split: str) -> dict[str, float] | None:
@@ -92,7 +103,8 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
             return None
         metrics, probs = score(best, split, f"{split} (best model)")
         write_reports(run.run_dir, split, enc[split].labels, probs, splits.labels, splits.multi_label)
+        keep_probabilities(run, split, probs, enc[split].labels)
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
-    return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size)
+    return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size, adapt_info)

@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from growthcurve.config import FinetuneConfig
 from growthcurve.data.tokens import load_token_splits
 from growthcurve.evaluation.ner import write_ner_reports
+from growthcurve.models.adapt import AdaptResult, adapted_base
 from growthcurve.models.baselines import BiRNNTagger, WordTokenizer
 from growthcurve.models.build import build_token_model, count_parameters
 from growthcurve.models.hf import load_tokenizer, resolve_model_path
@@ -73,6 +75,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
     splits = load_token_splits(cfg.data, seed=cfg.train.seed)
     state = claim_folder(cfg)  # after the data checks, so a data error leaves the folder untouched
     vocab: VocabExtension | None = None
+    adaptation: AdaptResult | None = None
     if rnn:
         tokenizer: Any = WordTokenizer().fit(splits.train.texts)
         model_path = ""
@@ -103,8 +106,14 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
             len(tokenizer), len(splits.tags), 128, cfg.model.hidden_size, cfg.model.rnn_cell, dropout, pad_id
         )
     else:
-        model = build_token_model(cfg, model_path, splits.tags)
         assert vocab is not None
+        # masked-LM adaptation of the (extended) encoder on the training sentences first, when asked
+        sentences = ["".join(t) if splits.train.char_level else " ".join(t) for t in splits.train.tokens]
+        with adapted_base(
+            cfg, model_path, tokenizer, sentences, vocab.resize, len(vocab.added), bf16, run.progress,
+            resume=state is not None, echo=tqdm.write if run.main else None,
+        ) as (base_path, adaptation):  # fmt: skip
+            model = build_token_model(cfg, base_path, splits.tags)
         vocab.resize(model)
     params = count_parameters(model)
     meta = run_meta(
@@ -114,6 +123,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
         tag_scheme=splits.scheme,
         char_level=splits.train.char_level,
         vocab=vocab.summary() if vocab is not None else None,
+        **({"adaptation": adaptation.summary()} if adaptation is not None else {}),
     )
     open_folder(run)
 
@@ -131,6 +141,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
     # ---- fit
     hooks = FitHooks(token_loss, validate, saver(run, tokenizer, splits.tags, meta), collate_tokens, pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
+    splits.warnings.extend(outcome.extra.get("warnings", []))  # e.g. "the train loss is not falling"
 
     # ---- finish: reports of the best model
     def score_best(best: Any, split: str) -> dict[str, float] | None:
@@ -142,5 +153,9 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
-    extra = {"tag_scheme": splits.scheme, "vocab": meta["vocab"]}
+    extra = {
+        "tag_scheme": splits.scheme,
+        "vocab": meta["vocab"],
+        **({"adaptation": meta["adaptation"]} if adaptation else {}),
+    }
     return finish_run(run, outcome, splits.tags, score_best, precision, params, splits.warnings, size, extra)
