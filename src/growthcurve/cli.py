@@ -22,6 +22,7 @@ err_console = Console(stderr=True)
 # Sub-command groups live next to the code they drive; each module exposes `register(app)`.
 _COMMAND_MODULES = [
     "growthcurve.training.cli",
+    "growthcurve.training.adapt_cli",
     "growthcurve.validation.cli",
     "growthcurve.planning.cli",
     "growthcurve.team.cli",

@@ -178,3 +178,21 @@ def test_run_with_extension_and_adaptation_reloads_identically(tiny_mlm_base: Pa
     assert acc > 0.75  # keywords are new characters: learnable only through the new rows
     again = Predictor(res.run_dir).predict_proba([t for t, _ in test_rows])
     assert torch.equal(torch.as_tensor(probs), torch.as_tensor(again))
+
+
+def test_adapt_command_writes_a_base_model_folder(tiny_mlm_base: Path, tmp_path: Path) -> None:
+    from transformers import AutoModel
+
+    from tests.training.test_cli import run_cli
+
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(t for t, _ in zh_rows(60, 3)), encoding="utf-8")
+    out = tmp_path / "adapted"
+    res = run_cli("adapt", str(data), "--model", str(tiny_mlm_base), "--out", str(out), "--steps", "3", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "masked-LM adaptation" in res.stdout
+    tok = _tok(out)
+    assert tok.unk_token_id not in tok("暴雨饺子")["input_ids"]  # the extended tokenizer was saved
+    assert AutoModel.from_pretrained(str(out)).config.vocab_size == len(tok)
+    bad = run_cli("adapt", str(tmp_path / "missing.txt"), "--model", str(tiny_mlm_base), "--out", str(out))
+    assert bad.returncode == 2 and "error:" in bad.stderr and "does not exist" in bad.stderr
