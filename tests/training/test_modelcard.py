@@ -72,7 +72,12 @@ def test_card_of_a_real_run_renders_with_huggingface_hub(tiny_run, capsys):
     report = json.loads((result.run_dir / "classification_report_test.json").read_text())
     worst = min(("neg", "pos"), key=lambda k: report[k]["f1-score"])
     assert f"- **{worst}**: F1 {report[worst]['f1-score']:.3f}" in text
-    assert "Calibration: not measured" in text and "peak memory" in text and "## Intended use" in text
+    # recipes keep the best model's test probabilities, so the card measures calibration on them
+    with np.load(result.run_dir / "probabilities_test.npz") as z:
+        ece = expected_calibration_error(z["probs"], z["y"])
+    assert f"Calibration: expected calibration error {ece:.4f} on test" in text
+    assert "peak memory" in text and "## Intended use" in text
+    assert metrics["train"]["cpu_model"] in text
 
 
 def test_card_with_missing_optional_files_and_kept_probabilities(tiny_run, tmp_path):

@@ -28,6 +28,7 @@ from growthcurve.training.recipe import (
     class_weights,
     classification_loss,
     finish_run,
+    keep_probabilities,
     open_folder,
     report_warnings,
     run_meta,
@@ -97,6 +98,7 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
             return None
         metrics, probs = score(best, split, f"{split} (best model)")
         write_reports(run.run_dir, split, enc[split].labels, probs, splits.labels, splits.multi_label)
+        keep_probabilities(run, split, probs, enc[split].labels)
         return metrics
 
     extra = {"tokenize_seconds": tokenize_seconds, "vocab_size": len(tokenizer), "model_type": cfg.model.type}
@@ -133,6 +135,7 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
             return None
         metrics, probs = tfidf_split(best, ex, splits.multi_label)
         write_reports(run.run_dir, split, ex.labels, probs, splits.labels, splits.multi_label)
+        keep_probabilities(run, split, probs, ex.labels)
         return metrics
 
     n = clf.n_parameters_

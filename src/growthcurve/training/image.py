@@ -29,6 +29,7 @@ from growthcurve.training.recipe import (
     class_weights,
     classification_loss,
     finish_run,
+    keep_probabilities,
     open_folder,
     report_warnings,
     run_meta,
@@ -185,6 +186,7 @@ def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps:
             return None
         metrics, probs = split_metrics(best, data, meta, cfg.train.eval_batch_size, run.device)
         write_reports(run.run_dir, split, data.labels, probs, splits.labels, False)
+        keep_probabilities(run, split, probs, data.labels)
         return metrics
 
     extra = {

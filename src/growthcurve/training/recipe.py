@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 from growthcurve.config import FinetuneConfig
 from growthcurve.errors import ConfigError
 from growthcurve.evaluation.classification import plot_training_curves
-from growthcurve.io import write_json
-from growthcurve.training.hardware import peak_rss_mb
+from growthcurve.io import atomic_path, write_json
+from growthcurve.training.hardware import cpu_model, peak_rss_mb
 from growthcurve.training.loop import FitOutcome, load_checkpoint, seed_everything
+from growthcurve.training.modelcard import write_model_card
 from growthcurve.training.runfolder import RunResult, clear_run, load_run, run_artefacts, save_model_dir, write_config
 
 # Recipe defaults for models trained from scratch. They replace the transformer-oriented defaults of
@@ -142,6 +143,15 @@ def saver(run: RunContext, tokenizer: Any, labels: list[str], meta: dict[str, An
     return save_best
 
 
+def keep_probabilities(run: RunContext, split: str, probs: np.ndarray, y: np.ndarray) -> None:
+    """Keep the best model's class probabilities of a split (``probabilities_<split>.npz``: ``probs``, ``y``),
+    so calibration can be measured later (the model card's ECE) without reloading the model."""
+    if y.ndim != 1:  # multi-label: no single top label to calibrate
+        return
+    with atomic_path(run.run_dir / f"probabilities_{split}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, probs=probs.astype(np.float32), y=y.astype(np.int64))
+
+
 def finish_run(
     run: RunContext,
     outcome: FitOutcome,
@@ -156,7 +166,8 @@ def finish_run(
 ) -> RunResult:
     """Reload the saved best model, score dev and test with it (``score_split(model, split)`` writes that
     split's reports and returns its metrics, or None when the split is absent), draw the curves (``curves``:
-    not for a one-shot fit), write ``metrics.json`` and return the `RunResult`. Only the main process writes."""
+    not for a one-shot fit), write ``metrics.json`` and the model card, and return the `RunResult`. Only the
+    main process writes."""
     results: dict[str, dict[str, float]] = {}
     if run.main:
         best = load_run(run.run_dir).model
@@ -181,6 +192,9 @@ def finish_run(
                 "trainable_params": params[0],
                 "total_params": params[1],
                 "peak_rss_mb": peak_rss_mb(),
+                "cpu_model": cpu_model(),
+                "device": str(run.device),
+                "threads": torch.get_num_threads(),
                 "sparse_embeddings": outcome.sparse_embeddings,
                 **(train_extra or {}),
             },
@@ -189,6 +203,7 @@ def finish_run(
             "warnings": warnings,
         }
         write_json(run.run_dir / "metrics.json", summary)
+        write_model_card(run.run_dir)  # README.md: what the model is, how it was made, where it fails
     return RunResult(
         run.run_dir,
         labels,

@@ -37,6 +37,7 @@ RUN_ARTEFACTS = (
     "ner_report_*",
     "ner_f1_*",
     "predictions_*",
+    "probabilities_*",
     "eval-*",
     "merged",
     "onnx",
