@@ -239,6 +239,12 @@ def fit(
     total_steps = math.ceil(tc.epochs * steps_per_epoch)
     if tc.max_steps:
         total_steps = min(total_steps, tc.max_steps)
+    elif main and abs(total_steps - tc.epochs * steps_per_epoch) > 1e-9:
+        # a fractional epoch count runs whole optimiser steps: say how many, never round silently
+        tqdm.write(
+            f"note: train.epochs={tc.epochs:g} of {steps_per_epoch} step(s) each runs {total_steps} steps "
+            f"({total_steps / steps_per_epoch:g} epochs)"
+        )
     from transformers import get_linear_schedule_with_warmup
 
     warmup = int(round(tc.warmup_ratio * total_steps))
@@ -419,6 +425,7 @@ def fit(
             tqdm.write("note: the train loss fell after the not-learning warning; it is not kept in metrics.json")
         stall["warnings"] = []
     outcome.extra["warnings"] = list(stall["warnings"])
+    outcome.extra["epochs_run"] = round(global_step / steps_per_epoch, 4)
     return outcome
 
 

@@ -169,6 +169,7 @@ def finish_run(
     not for a one-shot fit), write ``metrics.json`` and the model card, and return the `RunResult`. Only the
     main process writes."""
     results: dict[str, dict[str, float]] = {}
+    warnings = warnings + [w for w in outcome.extra.get("warnings", []) if w not in warnings]  # from the loop
     if run.main:
         best = load_run(run.run_dir).model
         if isinstance(best, torch.nn.Module):
@@ -188,6 +189,7 @@ def finish_run(
                 "seconds": outcome.train_seconds,
                 "samples_per_s": outcome.samples_per_s,
                 "steps": outcome.global_step,
+                "epochs_run": outcome.extra.get("epochs_run", len(outcome.history)),
                 "precision": precision,
                 "trainable_params": params[0],
                 "total_params": params[1],
