@@ -196,3 +196,30 @@ def test_adapt_command_writes_a_base_model_folder(tiny_mlm_base: Path, tmp_path:
     assert AutoModel.from_pretrained(str(out)).config.vocab_size == len(tok)
     bad = run_cli("adapt", str(tmp_path / "missing.txt"), "--model", str(tiny_mlm_base), "--out", str(out))
     assert bad.returncode == 2 and "error:" in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_char_level_ner_with_extension_and_adaptation(tiny_mlm_base: Path, tmp_path: Path) -> None:
+    from growthcurve.training.dispatch import run_finetune
+    from growthcurve.training.inference import Predictor
+
+    rng = random.Random(0)
+    rows = []
+    for _ in range(200):
+        city = rng.choice(["北京", "上海", "广州", "深圳"])
+        pre, suf = rng.choice(["我在", "今天去", "他住在", ""]), rng.choice(["工作", "吗", "的天气", ""])
+        tags = ["O"] * len(pre) + ["B-LOC", "I-LOC"] + ["O"] * len(suf)
+        rows.append({"text": pre + city + suf, "tags": tags})
+    path = tmp_path / "zh_ner.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "ner"
+    sets = {"task": "token-classification", "model.name_or_path": tiny_mlm_base, "data.train": path,
+            "output_dir": out, "train.epochs": 5, "train.batch_size": 16, "train.learning_rate": 3e-3,
+            "train.precision": "fp32", "model.max_length": 32, "model.adapt": "mlm",
+            "model.adapt_steps": 15}  # fmt: skip
+    res = run_finetune(load_finetune_config(None, [f"{k}={v}" for k, v in sets.items()]), progress=False)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["adaptation"]["steps"] == 15
+    assert metrics["adaptation"]["mlm_loss_after"] < metrics["adaptation"]["mlm_loss_before"]
+    assert res.dev["entity_f1"] >= 0.9
+    got = Predictor(out).predict(["今天去深圳工作"])[0]  # the reloaded run: extended tokenizer, character offsets
+    assert [(e["type"], e["text"], e["start"], e["end"]) for e in got["entities"]] == [("LOC", "深圳", 3, 5)]
