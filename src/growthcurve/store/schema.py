@@ -80,3 +80,26 @@ decisions = sa.Table(
     sa.Index("ix_decisions_experiment_ts", "experiment", "ts"),
 )
 """One decision on an experiment (ship / reject / continue a variant), who made it, why, and the A/B evidence."""
+
+assist_turns = sa.Table(
+    "assist_turns",
+    metadata,
+    sa.Column("id", _Id, sa.Sequence("assist_turns_id_seq"), primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(128), nullable=False),
+    sa.Column("turn", sa.Integer(), nullable=False),
+    sa.Column("ts", sa.DateTime(), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # chat | http | eval
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),  # the predictions row (HTTP), for /feedback
+    sa.Column("question", sa.Text(), nullable=False),
+    sa.Column("intent", sa.String(256), nullable=True),
+    sa.Column("confidence", sa.Double(), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),  # answer | handoff
+    sa.Column("reason", sa.String(64), nullable=True),  # why a handoff happened
+    sa.Column("faq_id", sa.Integer(), nullable=True),
+    sa.Column("answer", sa.Text(), nullable=True),
+    sa.Index("ix_assist_turns_session_turn", "session_id", "turn"),
+    sa.Index("ix_assist_turns_model_version_ts", "model_version", "ts"),
+)
+"""One turn of a customer-service conversation: the question, the intent, and the answer or the handoff."""

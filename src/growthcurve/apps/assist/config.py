@@ -1,0 +1,103 @@
+"""The `assist fit` config (pydantic, YAML + --set overrides); every key has a default (the bundled intents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from growthcurve.config import build_config
+
+BUNDLED = Path(__file__).resolve().parents[2] / "examples" / "intents"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AssistDataConfig(_Strict):
+    """Labelled utterances: train (for a new intent model), dev (calibration + threshold), test (report)."""
+
+    train: str | None = None  # None (all three): the bundled bilingual intents
+    dev: str | None = None
+    test: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+
+
+class IntentConfig(_Strict):
+    """An existing text-classification run, or the engine overrides that train one into ``RUN/intent``."""
+
+    run: str | None = None
+    # TF-IDF by default: on the bundled bilingual set it beats MiniLM-L6, whose vocabulary is English-only
+    # (see examples/intents/README.md); set e.g. ["model.type=transformer", "train.epochs=3"] for MiniLM.
+    overrides: list[str] = Field(default_factory=lambda: ["model.type=tfidf"])
+
+
+class EncoderConfig(_Strict):
+    """The sentence encoder of the FAQ index: mean-pooled, L2-normalised hidden states."""
+
+    name_or_path: str = "minilm"
+    max_length: int = Field(128, ge=8, le=512)
+    batch_size: int = Field(64, ge=1)
+
+
+class IndexConfig(_Strict):
+    """faiss: exact inner product up to ``hnsw_min_size`` entries, HNSW (approximate) beyond it."""
+
+    hnsw_min_size: int = Field(10_000, ge=1)
+    hnsw_m: int = Field(32, ge=4)
+    ef_search: int = Field(64, ge=1)
+
+
+class AnswerConfig(_Strict):
+    """When to answer and when to hand over to a human."""
+
+    target_accuracy: float = Field(0.9, gt=0, le=1)  # answered accuracy the dev-chosen threshold must reach
+    threshold: float | None = Field(None, ge=0, le=1)  # fixed threshold instead of the dev choice
+    handoff_intents: list[str] | None = None  # None: speak_to_human when the model has it
+    top_k: int = Field(3, ge=1, le=50)
+    max_question_chars: int = Field(2000, ge=1)
+
+
+class AssistConfig(_Strict):
+    """Everything `assist fit` needs."""
+
+    data: AssistDataConfig = Field(default_factory=AssistDataConfig)
+    faq: str | None = None  # CSV/JSONL question,answer[,intent]; None: the bundled faq.csv
+    intent: IntentConfig = Field(default_factory=IntentConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    output_dir: str = "runs/assist"
+    name: str = "assist"
+    seed: int = 0
+
+
+def load_assist_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AssistConfig:
+    """Load the config; relative file paths are resolved against the config file's folder."""
+    cfg = build_config(AssistConfig, path, overrides)
+    if path is not None:
+        base = Path(path).parent
+
+        def fix(value: str | None) -> str | None:
+            if value and not Path(value).is_absolute() and not Path(value).exists():
+                return str(base / value)
+            return value
+
+        for key in ("train", "dev", "test"):
+            setattr(cfg.data, key, fix(getattr(cfg.data, key)))
+        cfg.faq = fix(cfg.faq)
+        cfg.intent.run = fix(cfg.intent.run)
+    return cfg
+
+
+def data_paths(cfg: AssistConfig) -> tuple[str, str | None, str | None]:
+    """(train, dev, test) paths, the bundled intents when no train file is set."""
+    if cfg.data.train is None:
+        if cfg.data.dev or cfg.data.test:
+            from growthcurve.errors import ConfigError
+
+            raise ConfigError("set data.train too (or none of data.train/dev/test for the bundled intents)")
+        return str(BUNDLED / "train.csv"), str(BUNDLED / "dev.csv"), str(BUNDLED / "test.csv")
+    return cfg.data.train, cfg.data.dev, cfg.data.test
