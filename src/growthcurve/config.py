@@ -70,6 +70,7 @@ class ModelConfig(_Strict):
     def _adapt_none(cls, v: object) -> object:
         """``--set model.adapt=none`` arrives as None and YAML reads on/off as booleans: map them to the names."""
         return "none" if v is None or v is False else "mlm" if v is True else v
+
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
     hidden_size: int = Field(256, ge=8)  # rnn/textcnn/cnn baselines
     rnn_cell: Literal["lstm", "gru"] = "lstm"
