@@ -110,6 +110,31 @@ def run(name: str, overrides: list[str]) -> dict[str, Any]:
     return metrics
 
 
+def reuse_default_run(path: Path) -> dict[str, Any]:
+    """Metrics of a finished default-config run (`recommend fit` with no config), after checking that its
+    config is the embedded default apart from where it wrote and how many threads it used."""
+    import yaml
+
+    from growthcurve.apps.recommender.config import RecommenderConfig
+
+    used = yaml.safe_load((path / "config.yaml").read_text())
+    default = RecommenderConfig().model_dump(mode="json")
+    diff = {
+        f"{sec}.{key}": val
+        for sec, block in used.items()
+        if isinstance(block, dict)
+        for key, val in block.items()
+        if default[sec].get(key) != val and (sec, key) != ("train", "threads")
+    }
+    if diff:
+        raise SystemExit(f"{path} was not fitted with the default config: {diff}")
+    metrics = json.loads((path / "metrics.json").read_text())
+    metrics.pop("loss", None)
+    meta = json.loads((path / "recommender.json").read_text())
+    metrics["reused_run"] = {"path": str(path), "created": meta["created"], "model_version": meta["model_version"]}
+    return metrics
+
+
 def show(name: str, m: dict[str, Any], k: int = 10) -> None:
     table = Table(title=f"{name}: leave-last-out, warm test users ({m['counts']['test_users_warm']})")
     for col in ("model", f"NDCG@{k}", f"HR@{k}", f"coverage@{k}", f"cold HR@{k}", "NDCG vs popularity"):
@@ -163,6 +188,9 @@ def main() -> int:
     parser.add_argument("--examples-per-user", type=int, default=8)
     parser.add_argument("--zero-shot", action="store_true", help="also score the pretrained encoder untrained")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--synthetic-run", type=Path, help="reuse a finished default-config run for the synthetic row (checked)"
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from an existing --out JSON")
     args = parser.parse_args()
     if args.plot_only:
@@ -176,7 +204,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gc-rec-bench-") as tmp:
         t = Path(tmp)
         console.print("[bold]synthetic planted set (the embedded default config)[/]")
-        results["synthetic"] = run("synthetic", [f"output_dir={t / 'synthetic'}", "train.threads=2"])
+        if args.synthetic_run:
+            results["synthetic"] = reuse_default_run(args.synthetic_run)
+        else:
+            results["synthetic"] = run("synthetic", [f"output_dir={t / 'synthetic'}", "train.threads=2"])
         show("synthetic", results["synthetic"])
         items = goodbooks_items(t)
         gb = [
