@@ -29,6 +29,7 @@ _COMMAND_MODULES = [
     "growthcurve.compression.cli",
     "growthcurve.serving.cli",
     "growthcurve.apps.recommender.cli",
+    "growthcurve.apps.monitor.cli",
     "growthcurve.apps.assist.cli",
     "growthcurve.team.knowledge_cli",
 ]
