@@ -223,3 +223,19 @@ def test_char_level_ner_with_extension_and_adaptation(tiny_mlm_base: Path, tmp_p
     assert res.dev["entity_f1"] >= 0.9
     got = Predictor(out).predict(["今天去深圳工作"])[0]  # the reloaded run: extended tokenizer, character offsets
     assert [(e["type"], e["text"], e["start"], e["end"]) for e in got["entities"]] == [("LOC", "深圳", 3, 5)]
+
+
+def test_adaptation_runs_outside_the_main_process_and_keeps_the_rng(
+    tiny_mlm_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing as mp
+
+    # a spawned worker (benchmarks, accelerate launch) is not named MainProcess: the collator's own seeded
+    # generator refuses to run there, so adaptation must not depend on it
+    monkeypatch.setattr(mp.current_process(), "name", "Process-1")
+    texts = [t for t, _ in zh_rows(40, 4)]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    runs = [adapt_mlm(str(tiny_mlm_base), _tok(tiny_mlm_base), texts, steps=3, progress=False)[1] for _ in range(2)]
+    assert torch.equal(torch.get_rng_state(), state)  # the fine-tuning after it draws what it would have
+    assert runs[0].loss_before == runs[1].loss_before and runs[0].loss_after == runs[1].loss_after  # seeded

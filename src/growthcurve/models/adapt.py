@@ -9,6 +9,7 @@ any recipe loads as its base model.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ _WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 
 # sentence-transformers files that describe how the encoder pools; copied so PEFT's pooler default still applies
 _SIDE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MLM_PROBABILITY = 0.15
 EVAL_TEXTS = 256  # texts in the fixed masked sample the loss before/after is measured on
@@ -157,6 +161,18 @@ def masked_lm_loss(model: Any, batches: list[dict[str, torch.Tensor]], bf16: boo
     return total / max(n, 1)
 
 
+def _keep_rng(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` on a fork of torch's global RNG, so what follows draws what it would have drawn anyway."""
+
+    @functools.wraps(fn)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.random.fork_rng(devices=[]):
+            return fn(*args, **kwargs)
+
+    return inner
+
+
+@_keep_rng
 def adapt_mlm(
     model_path: str,
     tokenizer: Any,
@@ -178,7 +194,8 @@ def adapt_mlm(
 
     ``tokenizer`` may already be extended: ``resize(model)`` (e.g. `VocabExtension.resize`) grows and
     initialises the new embedding rows before training. With ``out_dir`` the encoder and the tokenizer are
-    written there as a model folder (atomically), loadable as a base model.
+    written there as a model folder (atomically), loadable as a base model. torch's global RNG is left as
+    it was (the masks and the head's initialisation draw from a seeded fork of it).
     """
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorForLanguageModeling
@@ -198,13 +215,14 @@ def adapt_mlm(
         resize(mlm)
     if mlm.get_input_embeddings().weight.shape[0] < len(tokenizer):
         mlm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    # No `seed=` for the collator: its own generator refuses to run in any process not named MainProcess
+    # (a spawned worker, `accelerate launch`); the masks come from torch's RNG, seeded and forked here.
     collator = DataCollatorForLanguageModeling(
         tokenizer,
         mlm_probability=MLM_PROBABILITY,
         whole_word_mask=True,
         mask_replace_prob=1.0,  # the only choice transformers offers with whole-word masking
         random_replace_prob=0.0,
-        seed=seed,
     )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rng = np.random.default_rng(seed)
@@ -213,17 +231,12 @@ def adapt_mlm(
     def batch_of(idx: np.ndarray) -> dict[str, torch.Tensor]:
         return dict(collator(_pad([rows[i] for i in idx], pad_id)))
 
-    # a fixed masked sample (collator seeded separately) so "before" and "after" see the same masks
-    eval_collator = DataCollatorForLanguageModeling(
-        tokenizer, mlm_probability=MLM_PROBABILITY, whole_word_mask=True, mask_replace_prob=1.0,
-        random_replace_prob=0.0, seed=seed + 1,
-    )  # fmt: skip
+    # a fixed masked sample so "before" and "after" see the same masks
     sample = np.sort(rng.permutation(len(rows))[:EVAL_TEXTS])
-    eval_batches = [
-        dict(eval_collator(_pad([rows[i] for i in sample[s : s + batch_size]], pad_id)))
-        for s in range(0, len(sample), batch_size)
-    ]
+    torch.manual_seed(seed + 1)
+    eval_batches = [batch_of(sample[s : s + batch_size]) for s in range(0, len(sample), batch_size)]
     before = masked_lm_loss(mlm, eval_batches, bf16)
+    torch.manual_seed(seed)
 
     opt = torch.optim.AdamW(
         [p for p in mlm.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.01, fused=True
