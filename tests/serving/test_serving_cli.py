@@ -86,6 +86,23 @@ def test_bad_options(text_runs: tuple[Path, Path], tmp_path: Path, capsys: pytes
     assert "not set" in _serve_error(capsys, a, "--api-key-env", "GC_TEST_NO_KEY")
     (tmp_path / "keys").write_text("# none\n", encoding="utf-8")
     assert "holds no API key" in _serve_error(capsys, a, "--api-key-file", str(tmp_path / "keys"))
+    port = str(_free_port())
+    assert "cannot open database" in _serve_error(capsys, a, "--port", port, "--store", "sqlite:////no/such/dir/x.db")
+
+
+def test_store_that_cannot_be_migrated(
+    text_runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from alembic.util.exc import CommandError
+
+    import growthcurve.serving.storage as storage
+
+    def two_heads(url: str | None) -> None:
+        raise CommandError("Multiple head revisions are present for given argument 'head'")
+
+    monkeypatch.setattr(storage, "init_db", two_heads)
+    msg = _serve_error(capsys, str(text_runs[0]), "--port", str(_free_port()), "--store", "sqlite:///x.db")
+    assert "cannot be migrated: Multiple head revisions" in msg
 
 
 def test_onnx_backend_is_wired_with_a_clear_error(text_runs: tuple[Path, Path]) -> None:

@@ -152,8 +152,10 @@ def _serve(
 
     from growthcurve.serving.app import create_app
     from growthcurve.serving.handlers import load_handler
+    from growthcurve.serving.storage import open_store
     from growthcurve.store import default_url
 
+    open_store(store).dispose()  # a store that cannot be opened or migrated fails before models load
     if threads is not None:
         import torch
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from growthcurve.store import experiment_events, feedback, get_engine, init_db, predictions
+from growthcurve.errors import ConfigError
+from growthcurve.store import default_url, experiment_events, feedback, get_engine, init_db, predictions
 
 __all__ = ["FeedbackRejected", "PredictionRecord", "StoreBusy", "StoreWriter", "open_store"]
 
@@ -51,8 +52,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def open_store(url: str | None) -> sa.Engine:
-    """Migrate the store at ``url`` to the newest revision and return an engine set up for serving."""
-    init_db(url).dispose()
+    """Migrate the store at ``url`` to the newest revision and return an engine set up for serving.
+
+    A store that cannot be opened or migrated is one ConfigError/DataError line, not a traceback.
+    """
+    from alembic.util.exc import CommandError
+
+    try:
+        init_db(url).dispose()
+    except CommandError as exc:
+        raise ConfigError(f"the store at '{url or default_url()}' cannot be migrated: {exc}") from None
     engine = get_engine(url)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
