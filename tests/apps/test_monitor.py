@@ -390,3 +390,75 @@ def test_http_predict_and_alerts(monitor_dir: Path, tmp_path: Path) -> None:
         assert a.status_code == 200 and [x["topic"] for x in a.json()["alerts"]] == ["crypto"]
         assert client.get("/alerts", params={"limit": 0}).status_code == 422
         assert np.isfinite(preds[0]["score"])
+
+
+def test_cli_run_writes_outputs_and_lists_alerts(
+    monitor_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from growthcurve.cli import main
+
+    stream = _stream(tmp_path, windows=40, per_window=80, surge_start=30, surge_share=0.7)
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    argv = ["monitor", "run", str(monitor_dir), str(stream), "--store", url, "--min-volume", "10"]
+    main([*argv, "--min-baseline", "50", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert "ALERT default topic=crypto" in out and "3200 texts" in out and "1 alerts" in out
+    assert (tmp_path / "out" / "timeseries.csv").is_file() and (tmp_path / "out" / "trend.png").is_file()
+    main(["monitor", "alerts", "--store", url, "--json"])
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(line)["topic"] == "crypto"
+    # a second run over the same file finds nothing new: no line is counted twice
+    main([*argv, "--min-baseline", "50"])
+    assert "0 texts" in capsys.readouterr().out
+
+
+def test_stdin_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    data = write_stream(tmp_path / "s.jsonl", windows=3, per_window=10).read_bytes() + b"garbage\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    logs: list[str] = []
+    summary = StreamMonitor(Oracle(), "-", _engine(tmp_path), batch_size=7, log=logs.append).run()
+    assert summary.processed == 30 and summary.bad_lines == 1 and any("<stdin>:31: not JSON" in m for m in logs)
+
+
+def test_a_folder_that_disappears_is_one_error_after_the_committed_work(tmp_path: Path) -> None:
+    import shutil
+
+    from growthcurve.errors import DataError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_stream(folder / "a.jsonl", windows=2, per_window=10)
+
+    class Vanishing(Oracle):
+        def classify(self, texts: list[str]) -> tuple[list[bool], list[str | None]]:
+            shutil.rmtree(folder)  # the folder goes while its first batch is being classified
+            return super().classify(texts)
+
+    eng = _engine(tmp_path)
+    mon = StreamMonitor(Vanishing(), folder, eng, "v", follow=True, poll_s=0.01, log=lambda m: None)
+    with pytest.raises(DataError, match="disappeared.*continues where it stopped"):
+        mon.run()
+    assert load_state(eng, "v")["processed"] == 20
+
+
+def test_an_alert_stored_but_never_sent_is_sent_on_restart(tmp_path: Path) -> None:
+    from growthcurve.apps.monitor.tables import monitor_alerts
+
+    eng = _engine(tmp_path)
+    stream = _stream(tmp_path)
+    StreamMonitor(Oracle(), stream, eng, "p", log=lambda m: None).run()
+    with eng.begin() as conn:  # as if killed between the commit and the POST
+        conn.execute(monitor_alerts.update().values(webhook_status="pending"))
+    got: list[dict[str, Any]] = []
+
+    def ok(request: httpx.Request) -> httpx.Response:
+        got.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    mon = StreamMonitor(
+        Oracle(), stream, eng, "p", webhook="http://hook", webhook_transport=httpx.MockTransport(ok), log=lambda m: None
+    )
+    assert mon.run().processed == 0
+    assert [g["topic"] for g in got] == ["crypto"] and list_alerts(eng, "p")[0]["webhook_status"] == "200"

@@ -252,16 +252,33 @@ class StreamMonitor:
         self.bad_total += bad
         return [{"id": i, **a} for i, a in zip(ids, alerts, strict=True)]
 
-    def _announce(self, alerts: list[dict[str, Any]], summary: RunSummary) -> None:
+    def _resend_pending(self, summary: RunSummary) -> None:
+        """Alerts stored but never sent (a kill between the commit and the POST): send them first."""
+        q = sa.select(monitor_alerts).where(
+            monitor_alerts.c.monitor == self.name, monitor_alerts.c.webhook_status == "pending"
+        )
+        with self.engine.connect() as conn:
+            pending = [dict(r._mapping) for r in conn.execute(q.order_by(monitor_alerts.c.id))]
+        if pending:
+            self.log(f"warning: {len(pending)} stored alert(s) were never sent to the webhook: sending them now")
+            self._announce(pending, summary, quiet=True)
+
+    def _announce(self, alerts: list[dict[str, Any]], summary: RunSummary, quiet: bool = False) -> None:
         for a in alerts:
+            if quiet:
+                self._notify(a, summary)
+                continue
             self.log(
                 f"ALERT {self.name} topic={a['topic']} window={a['window_start']:%Y-%m-%d %H:%M} "
                 f"negative {a['negative']}/{a['n']} = {a['negative_share']:.1%} vs baseline "
                 f"{a['baseline_share']:.1%} (n={a['baseline_n']}), p_adj={a['p_adjusted']:.2e}"
             )
             summary.alerts.append(a)
-            if self._client is None or self.webhook is None:
-                continue
+            self._notify(a, summary)
+
+    def _notify(self, a: dict[str, Any], summary: RunSummary) -> None:
+        """POST one stored alert and record the outcome in its row; failures are counted, never raised."""
+        if self._client is not None and self.webhook is not None:
             payload = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in a.items()}
             ok, status = post_alert(
                 self._client, self.webhook, payload, retries=self.webhook_retries, backoff_s=self.webhook_backoff_s
@@ -281,6 +298,7 @@ class StreamMonitor:
         batches = 0
         late0 = self.detector.late
         try:
+            self._resend_pending(summary)
             while max_batches is None or batches < max_batches:
                 items, positions, stdin_line = self._next_batch()
                 records = [it for it in items if isinstance(it, Record)]
