@@ -462,3 +462,24 @@ def test_an_alert_stored_but_never_sent_is_sent_on_restart(tmp_path: Path) -> No
     )
     assert mon.run().processed == 0
     assert [g["topic"] for g in got] == ["crypto"] and list_alerts(eng, "p")[0]["webhook_status"] == "200"
+
+
+def test_migration_0004_matches_the_tables_and_downgrades(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import growthcurve.store
+    from growthcurve.apps.monitor.tables import metadata
+
+    url = f"sqlite:///{tmp_path / 'mig.db'}"
+    eng = init_db(url)
+    insp = sa.inspect(eng)
+    for table in metadata.sorted_tables:  # the migration creates exactly the columns the code declares
+        assert {c["name"] for c in insp.get_columns(table.name)} == {c.name for c in table.columns}
+    cfg = Config()
+    cfg.set_main_option("script_location", str(growthcurve.store._ALEMBIC_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    assert not {"monitor_alerts", "monitor_windows", "monitor_state"} & set(sa.inspect(eng).get_table_names())
