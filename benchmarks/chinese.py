@@ -264,7 +264,7 @@ def main() -> int:
                     continue  # TF-IDF/TextCNN classify texts; the BiLSTM tagger is the NER baseline
                 print(f"== {ds} / {row}", flush=True)
                 res = run_row(overrides(row, data, tmp / f"run-{ds}-{row}", args), args.threads)
-                entry["rows"][row] = res
+                entry["rows"][row] = {**res, "budget": dict(entry["budget"])}  # rows of several invocations
                 key = "entity_f1" if ds == "msra" else "accuracy"
                 print(f"   {key} {_score(res, key)}  train {res.get('train_seconds')} s", flush=True)
                 out["summary"] = summarise(out["datasets"])
