@@ -83,7 +83,9 @@ def pruned(text_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_unstructured_run_loads_predicts_and_reports(pruned: Path, text_run: Path) -> None:
-    run = load_run(pruned)  # the stable loader reads it like any run
+    quantized = load_run(pruned)  # the stable loader reads it like any run, and honours the int8 flag
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantized.model.modules())
+    run = load_run(pruned, int8=False)  # the stored fp32 weights
     assert P.sparsity(run.model) >= 0.3
     assert run.meta["pruning"]["kind"] == "global-unstructured-l1" and run.meta["quantize_dynamic_int8"] is True
     rep = json.loads((pruned / "compress.json").read_text())

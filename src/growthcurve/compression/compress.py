@@ -65,9 +65,9 @@ def _load_plain(run_dir: Path, work: Path, meta: dict[str, Any]) -> Any:
         from growthcurve.training.merge import merge_run
 
         merge_run(run_dir, work / "merged")  # refuses prefix/adapter runs with its own reason
-        run = load_run(work / "merged")
+        run = load_run(work / "merged", int8=False)
     else:
-        run = load_run(run_dir)
+        run = load_run(run_dir, int8=False)
     run.model.float().eval()
     return run
 
@@ -162,9 +162,8 @@ def compress_run(
                 "method": "full",
                 "compressed_from": str(run_dir),
                 "pruning": pruning,
-                # load_run returns the fp32 model; consumers that honour this flag apply
-                # torch.ao.quantization.quantize_dynamic on Linear at load time (a dynamically quantised
-                # model cannot be written with save_pretrained)
+                # a dynamically quantised model cannot be written with save_pretrained: the folder keeps
+                # the fp32 weights and load_run applies quantize_dynamic on Linear when it sees this flag
                 "quantize_dynamic_int8": quantize == "dynamic-int8",
             }
             recovery: dict[str, Any] | None = None
@@ -172,7 +171,7 @@ def compress_run(
                 recovery = _recover(
                     run_dir, work, tmp, model, run.tokenizer, labels, plain_meta, recover_epochs, recover_lr, progress
                 )
-                model = load_run(tmp).model.float().eval()
+                model = load_run(tmp, int8=False).model.float().eval()
                 if masks is not None:
                     # the training loop builds its own model from the folder, so prune masks cannot ride
                     # along as forward hooks; re-applying them after recovery keeps exactly the asked zeros
@@ -183,7 +182,7 @@ def compress_run(
                 if (run_dir / "config.yaml").is_file():
                     shutil.copy2(run_dir / "config.yaml", tmp / "config.yaml")
             write_model_folder(tmp / "model", model, run.tokenizer, labels, out_meta)
-            reloaded = load_run(tmp)  # what predict/evaluate/export will see
+            reloaded = load_run(tmp, int8=False)  # the stored fp32 model; predict/evaluate/serve add int8 on load
             say("measuring the pruned run...", flush=True)
             after = _measure(reloaded.model.float().eval(), reloaded.tokenizer, out_meta, sample, test, batch_size)
             after["safetensors_bytes"] = (tmp / "model" / "model.safetensors").stat().st_size

@@ -86,9 +86,9 @@ def _load_fp32(run_dir: Path, work: Path, meta: dict[str, Any]) -> tuple[Any, An
         from growthcurve.training.merge import merge_run
 
         merge_run(run_dir, work / "merged")
-        run = load_run(work / "merged")
+        run = load_run(work / "merged", int8=False)
     else:
-        run = load_run(run_dir)
+        run = load_run(run_dir, int8=False)
     model = run.model.float().eval()
     return model, run.tokenizer, run.meta, run.labels
 

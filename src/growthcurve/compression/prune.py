@@ -3,7 +3,8 @@
 - `magnitude_prune`: global unstructured L1 pruning of the encoder's Linear weights (`torch.nn.utils.prune`).
 - `prune_ffn_neurons`: structured, drops the lowest-norm feed-forward neurons by slicing the two Linear
   layers, so the model really shrinks and reloads with a smaller ``intermediate_size``.
-- `quantize_dynamic_int8`: `torch.ao.quantization.quantize_dynamic` on every Linear.
+- `quantize_dynamic_int8` (from `growthcurve.models.quantize`, which `load_run` applies too):
+  `torch.ao.quantization.quantize_dynamic` on every Linear.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from growthcurve.errors import ConfigError
+from growthcurve.models.quantize import quantize_dynamic_int8  # noqa: F401  (part of this module's API)
 
 # Why attention heads are not pruned: checked against transformers 5.24.
 HEADS_UNAVAILABLE = (
@@ -127,18 +129,6 @@ def prune_ffn_neurons(model: nn.Module, amount: float) -> int:
             inter.dense, out.dense = new_in, new_out
     model.config.intermediate_size = keep_n
     return keep_n
-
-
-def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every Linear dynamically quantised to int8 (weights int8, activations per batch)."""
-    import copy
-    import warnings
-
-    with warnings.catch_warnings():
-        # torch 2.13 flags its quantized-tensor constructors as deprecated (pytorch#184982) on every call;
-        # quantize_dynamic is still the documented eager-mode dynamic int8 path, so keep the CLI quiet
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
 def state_dict_bytes(model: nn.Module) -> int:

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 
 from growthcurve.errors import ModelError
 from growthcurve.io import write_json, write_text
+from growthcurve.models.quantize import quantize_dynamic_int8
 from growthcurve.training.registry import kind_of
 
 RUN_FILE = "run.json"
@@ -168,8 +169,12 @@ def _is_damage(exc: Exception) -> bool:
     return isinstance(exc, _CORRUPT) or type(exc) is Exception
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Load a run folder's best model for inference: ``load_run("runs/latest").model``."""
+def load_run(run_dir: str | Path, int8: bool | None = None) -> LoadedRun:
+    """Load a run folder's best model for inference: ``load_run("runs/latest").model``.
+
+    ``int8``: apply dynamic int8 quantisation to the Linear layers; None does what the run says (a
+    ``compress --quantize dynamic-int8`` run), False gives the stored fp32 model (exporters quantise their own way).
+    """
     model_dir, meta, labels = read_meta(run_dir)
     try:
         model, tokenizer = kind_of(meta).load(model_dir, meta)
@@ -184,4 +189,6 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             "or incomplete; retrain or restore it"
         ) from None
     model.eval()
+    if meta.get("quantize_dynamic_int8") if int8 is None else int8:  # such runs store fp32 weights + this flag
+        model = quantize_dynamic_int8(model)
     return LoadedRun(model, tokenizer, labels, meta, model_dir)
