@@ -58,7 +58,9 @@ def make_splits(work: Path, dev_fraction: float, seed: int) -> dict[str, str]:
     return {k: str(v) for k, v in paths.items()}
 
 
-def train_intent(kind: str, splits: dict[str, str], out: Path, max_steps: int, threads: int) -> dict[str, Any]:
+def train_intent(
+    kind: str, splits: dict[str, str], out: Path, max_steps: int, threads: int, epochs: float = 1
+) -> dict[str, Any]:
     """Fine-tune MiniLM (``kind="minilm"``) or fit TF-IDF + LR (``"tfidf"``) on train, validated on dev."""
     import torch
 
@@ -80,7 +82,7 @@ def train_intent(kind: str, splits: dict[str, str], out: Path, max_steps: int, t
             "model.type=transformer",
             "model.name_or_path=minilm",
             "model.max_length=32",  # BANKING77 questions are short: 32 word pieces cover nearly all
-            "train.epochs=1",
+            f"train.epochs={epochs}",
             f"train.max_steps={max_steps}",
             "train.batch_size=32",
             "train.learning_rate=3e-4",
@@ -277,6 +279,7 @@ def main() -> None:
     ap.add_argument("--tfidf-run", help="reuse a TF-IDF run folder trained on this script's train split")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-assist", help="splits and runs go here")
     ap.add_argument("--max-steps", type=int, default=120, help="MiniLM optimiser steps (batch 32)")
+    ap.add_argument("--epochs", type=float, default=1, help="MiniLM epochs (the budget is the smaller of the two)")
     ap.add_argument("--dev-fraction", type=float, default=0.1)
     ap.add_argument("--target", type=float, default=0.97, help="answered accuracy the dev threshold must reach")
     ap.add_argument("--seconds", type=float, default=25.0, help="HTTP load per server")
@@ -304,7 +307,7 @@ def main() -> None:
         if trained_on is None or Path(trained_on).resolve() != Path(splits["train"]).resolve():
             print(f"warning: {cfg} does not name {splits['train']}: dev/test figures may be optimistic")
     else:
-        minilm = train_intent("minilm", splits, args.work / "minilm", args.max_steps, args.threads)
+        minilm = train_intent("minilm", splits, args.work / "minilm", args.max_steps, args.threads, args.epochs)
     load["after_minilm_training"] = list(os.getloadavg())
     if args.tfidf_run:
         tfidf = {"run_dir": args.tfidf_run, "train_seconds": None, "settings": "reused with --tfidf-run"}
