@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,6 +37,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror} (pick another --port)") from None
     sock.set_inheritable(True)
     return sock
+
+
+def passive_openmp() -> None:
+    """Idle OpenMP workers that spin (the default) starve the event loop and the store thread on a small CPU.
+
+    Measured on 2 busy cores, MiniLM, 2 torch threads: 2.3 req/s spinning, 48 req/s passive
+    (benchmarks/serving_http.py). Call before the first torch operation; an explicit OMP_WAIT_POLICY stays.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def serve_app(app: Any, sock: socket.socket) -> None:
+    """Run ``app`` with uvicorn on the socket bound earlier by `bind_socket`, and close it afterwards."""
+    import uvicorn
+
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def read_api_keys(env: str | None, file: Path | None) -> list[str]:
@@ -94,10 +113,7 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve run folders over HTTP: /predict, /feedback, /health, /ready, /metrics, /docs."""
-    # Before torch loads OpenMP: idle OpenMP workers that spin (the default) starve the event loop and the
-    # store thread on a small CPU. Measured on 2 busy cores, MiniLM, 2 torch threads: 2.3 req/s spinning,
-    # 48 req/s passive (benchmarks/serving_http.py). An explicit OMP_WAIT_POLICY is left alone.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp()  # before torch runs its first parallel region
     from growthcurve.serving.assign import parse_weights
     from growthcurve.serving.settings import ServeSettings
 

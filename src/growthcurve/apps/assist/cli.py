@@ -149,12 +149,10 @@ def serve_cmd(
     store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
 ) -> None:
     """Serve the assistant on the serving layer: POST /answer, thumbs and corrected intents via /feedback."""
-    import uvicorn
-
     from growthcurve.apps.assist.pipeline import AssistRun
     from growthcurve.apps.assist.service import AssistHandler, answer_router
     from growthcurve.serving import ServeSettings, create_app
-    from growthcurve.serving.cli import bind_socket, read_api_keys
+    from growthcurve.serving.cli import bind_socket, passive_openmp, read_api_keys, serve_app
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be 1..65535 (got {port})")
@@ -164,6 +162,7 @@ def serve_cmd(
         )
     except ValueError as exc:
         raise ConfigError(f"invalid serve option: {exc}") from None
+    passive_openmp()
     sock = bind_socket(host, port)
     try:
         with console.status(f"loading {run} ..."):
@@ -173,6 +172,7 @@ def serve_cmd(
             f"serving {run} ({handler.model_version}) on http://{host}:{port} (POST /answer, /feedback)",
             highlight=False,
         )
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
-    finally:
+    except BaseException:
         sock.close()
+        raise
+    serve_app(app, sock)

@@ -197,12 +197,10 @@ def serve_cmd(
     api_key_file: Annotated[Path | None, typer.Option(help="file with one API key per line")] = None,
 ) -> None:
     """Serve the monitor: POST /predict (sentiment + topic per text), GET /alerts, feedback via /feedback."""
-    import uvicorn
-
     from growthcurve.apps.monitor.model import RunClassifier
     from growthcurve.apps.monitor.service import MonitorHandler, alerts_router
     from growthcurve.serving import ServeSettings, create_app
-    from growthcurve.serving.cli import bind_socket, read_api_keys
+    from growthcurve.serving.cli import bind_socket, passive_openmp, read_api_keys, serve_app
     from growthcurve.store import init_db
 
     if not 0 < port < 65536:
@@ -213,12 +211,14 @@ def serve_cmd(
         )
     except ValueError as exc:
         raise ConfigError(f"invalid serve option: {exc}") from None
+    passive_openmp()
     sock = bind_socket(host, port)
     try:
         with console.status(f"loading {monitor_dir} ..."):
             handler = MonitorHandler(RunClassifier(monitor_dir), monitor_dir.resolve().name)
         app = create_app([handler], settings, store, routers=[alerts_router(init_db(store))])
         console.print(f"serving on http://{host}:{port} (POST /predict, GET /alerts; docs at /docs)")
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
-    finally:
+    except BaseException:
         sock.close()
+        raise
+    serve_app(app, sock)

@@ -140,12 +140,10 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve recommender runs on the serving layer: POST /recommend, clicks via POST /feedback."""
-    import uvicorn
-
     from growthcurve.apps.recommender.pipeline import RecommenderRun
     from growthcurve.apps.recommender.service import RecommenderHandler, recommend_router
     from growthcurve.serving import ServeSettings, create_app, parse_weights
-    from growthcurve.serving.cli import bind_socket, read_api_keys
+    from growthcurve.serving.cli import bind_socket, passive_openmp, read_api_keys, serve_app
     from growthcurve.store import default_url
 
     if not 0 < port < 65536:
@@ -165,6 +163,7 @@ def serve_cmd(
         )
     except ValueError as exc:
         raise ConfigError(f"invalid serve option: {exc}") from None
+    passive_openmp()
     sock = bind_socket(host, port)  # a port in use fails before the models load
     try:
         handlers = []
@@ -185,6 +184,7 @@ def serve_cmd(
             url = store or default_url()
             write_ab_config(ab_config, url, core.experiment, dict(zip(core.variants, core.weights, strict=True)))
             console.print(f"analyse clicks with: growthcurve ab analyze {ab_config}", highlight=False)
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
-    finally:
+    except BaseException:
         sock.close()
+        raise
+    serve_app(app, sock)
