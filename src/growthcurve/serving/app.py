@@ -210,10 +210,14 @@ class ServingCore:
             return text[:limit], True
         raise InputError(f"text has {len(text)} characters, the limit is {limit}", 413, "text_too_long")
 
-    async def predict(self, items: list[Any], unit_id: str | None, texts: list[str] | None = None) -> dict[str, Any]:
+    async def predict(
+        self, items: list[Any], unit_id: str | None, texts: list[str] | None = None, sync_log: bool = False
+    ) -> dict[str, Any]:
         """Validate, batch, predict and log ``items`` for one request; returns the response body.
 
         ``texts`` (optional) are what to store as ``input_text``; apps with non-text inputs leave it None.
+        ``sync_log`` waits for the prediction's commit (as ``settings.sync_prediction_log`` does for every
+        request): for routes that write rows of their own next to it.
         """
         t0 = time.perf_counter()
         if len(items) > self.settings.max_items:
@@ -251,7 +255,7 @@ class ServingCore:
             logged = self.writer.record_prediction(records)
         except StoreBusy as exc:
             raise InputError(str(exc), 503, "store_busy") from None
-        if self.settings.sync_prediction_log:
+        if sync_log or self.settings.sync_prediction_log:
             await logged
         else:
             logged.add_done_callback(self._log_failed)

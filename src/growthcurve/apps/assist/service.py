@@ -77,7 +77,9 @@ def answer_router(store_url: str | None) -> APIRouter:
     async def answer(body: AnswerRequest, core: Annotated[ServingCore, Depends(get_core)]) -> dict[str, Any]:
         text, _ = core.check_text(body.question)
         session = body.session_id or new_session_id()
-        out = await core.predict([{"question": text, "top_k": body.top_k}], session, [text])
+        # the turn goes into the same SQLite file through another connection: let the prediction's commit land
+        # first, so the two writers never overlap and a feedback right after the answer always finds it
+        out = await core.predict([{"question": text, "top_k": body.top_k}], session, [text], sync_log=True)
         result = out["predictions"][0]
         handler = (
             core.handlers[0]
