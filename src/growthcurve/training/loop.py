@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,22 @@ from growthcurve.training.batching import Encoded, collate, plan_batches
 log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
+
+EpochCallback = Callable[[int, dict[str, float] | None], None]
+_EPOCH_CALLBACKS: ContextVar[tuple[EpochCallback, ...]] = ContextVar("growthcurve_epoch_callbacks", default=())
+
+
+@contextmanager
+def on_epoch_end(callback: EpochCallback) -> Iterator[None]:
+    """Call ``callback(epoch, dev_metrics)`` on the main process after each epoch's validation, for any fit
+    run inside the block (hyperparameter search prunes from it). An exception it raises (e.g.
+    ``optuna.TrialPruned``) stops the fit and propagates. A context variable rather than a recipe argument,
+    so no recipe signature changes for an observer."""
+    token = _EPOCH_CALLBACKS.set((*_EPOCH_CALLBACKS.get(), callback))
+    try:
+        yield
+    finally:
+        _EPOCH_CALLBACKS.reset(token)
 
 
 class Interrupted(GrowthcurveError):
@@ -414,6 +431,14 @@ def fit(
                     tqdm.write(f"early stopping: no dev {tc.early_stopping_metric} gain for {patience} epoch(s)")
                     stop_early = True
                 checkpoint(epoch + 1, 0)
+                for callback in _EPOCH_CALLBACKS.get():
+                    try:
+                        callback(epoch + 1, dev)
+                    except BaseException:
+                        bar.close()
+                        if writer:
+                            writer.close()
+                        raise
             accelerator.wait_for_everyone()
     bar.close()
     if writer:
