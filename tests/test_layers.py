@@ -26,6 +26,7 @@ RANK = {
     "validation": 7,
     "planning": 7,
     "team": 7,
+    "growth": 7,  # tune, retrain: train models from what the store recorded
     "report": 8,
 }
 RECIPES = {f"growthcurve.training.{name}" for name in ("text", "token", "image", "baseline")}

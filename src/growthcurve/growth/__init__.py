@@ -1,0 +1,1 @@
+"""Growth operations: hyperparameter search and retraining from served feedback (above training and the store)."""
