@@ -22,6 +22,15 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _tmp_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own SQLite store (the run registry records each finetune), so none writes
+    ``growthcurve.db`` into the repository or sees another test's runs."""
+    d = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("GROWTHCURVE_DB_URL", f"sqlite:///{d / 'growthcurve.db'}")
+    monkeypatch.delenv("GROWTHCURVE_PARENT_RUN", raising=False)
+
+
 POS = ["great", "excellent", "love", "wonderful", "fantastic", "good", "happy", "amazing"]
 NEG = ["terrible", "awful", "hate", "horrible", "bad", "poor", "sad", "worst"]
 FILLER = ["the", "movie", "was", "really", "so", "this", "film", "very", "quite", "plot", "acting", "and"]

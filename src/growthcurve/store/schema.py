@@ -103,3 +103,27 @@ assist_turns = sa.Table(
     sa.Index("ix_assist_turns_model_version_ts", "model_version", "ts"),
 )
 """One turn of a customer-service conversation: the question, the intent, and the answer or the handoff."""
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # "r-20261201-111502-3fa2": sortable, short to type
+    sa.Column("kind", sa.String(32), nullable=False),  # finetune | tune | retrain | ab-analyze | plan-allocate
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("task", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running | finished | failed | interrupted
+    sa.Column("started_at", sa.DateTime(), nullable=False),  # UTC
+    sa.Column("finished_at", sa.DateTime(), nullable=True),
+    sa.Column("config", sa.JSON(), nullable=False),
+    sa.Column("config_hash", sa.String(16), nullable=False),
+    sa.Column("data_fingerprint", sa.JSON(), nullable=False),
+    sa.Column("code_version", sa.String(128), nullable=False),
+    sa.Column("metrics", sa.JSON(), nullable=False),
+    sa.Column("artefact", sa.Text(), nullable=True),
+    # no foreign key: a parent may live in another store (a tune study's workers on other machines)
+    sa.Column("parent", sa.String(40), nullable=True),
+    sa.Index("ix_runs_kind_started", "kind", "started_at"),
+    sa.Index("ix_runs_parent", "parent"),
+)
+"""One recorded run (finetune, tune, retrain, ab analyze, plan allocate): what ran, on which data and code,
+with which result, where its artefact lies and which run it came from (see ``store/registry.py``)."""

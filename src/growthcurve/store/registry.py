@@ -1,0 +1,347 @@
+"""The run registry: every finetune, tune, retrain, ab analyze and plan allocate is one row of ``runs``, with
+the config and its hash, the input files' fingerprint, the code version, the metrics, the artefact path and
+the parent run, so any two runs can be compared and traced back to what produced them.
+
+Plain SQLAlchemy Core on the shared store (SQLite by default, PostgreSQL/DuckDB by URL); ``url=None`` means
+:func:`growthcurve.store.default_url`. Times are stored as naive UTC and returned timezone-aware (UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from growthcurve.data.fingerprint import data_fingerprint
+from growthcurve.errors import ConfigError, DataError
+from growthcurve.store import default_url, get_engine, init_db
+from growthcurve.store.schema import runs
+
+__all__ = [
+    "KINDS",
+    "PARENT_ENV",
+    "STATUSES",
+    "RunRecord",
+    "code_version",
+    "config_hash",
+    "find_by_artefact",
+    "finish_run",
+    "get_run",
+    "list_runs",
+    "start_run",
+]
+
+KINDS = ("finetune", "tune", "retrain", "ab-analyze", "plan-allocate")
+STATUSES = ("running", "finished", "failed", "interrupted")
+PARENT_ENV = "GROWTHCURVE_PARENT_RUN"
+_FINAL = STATUSES[1:]
+
+
+@dataclass
+class RunRecord:
+    """One registered run, as stored (see the module docstring for the meaning of each field)."""
+
+    id: str
+    kind: str
+    name: str | None
+    task: str | None
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    config: dict[str, Any]
+    config_hash: str
+    data_fingerprint: dict[str, str]
+    code_version: str
+    metrics: dict[str, Any]
+    artefact: str | None
+    parent: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (ISO times), for ``--json`` output and reports."""
+        d = dict(self.__dict__)
+        d["started_at"] = self.started_at.isoformat()
+        d["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return d
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    return None if t is None else t.replace(tzinfo=dt.UTC)
+
+
+def _json_default(obj: Any) -> Any:
+    # paths and times are the only non-JSON values configs carry; anything else is a caller's bug
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    raise TypeError(f"{type(obj).__name__} is not JSON-able")
+
+
+def _jsonable(obj: Any, what: str) -> Any:
+    """``obj`` as plain JSON values (the config and metrics columns are JSON)."""
+    try:
+        return json.loads(json.dumps(obj, default=_json_default, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the run's {what} cannot be stored as JSON: {exc}") from None
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """First 16 hex of the SHA-256 of the canonical JSON (sorted keys, no spaces): equal configs, equal hash."""
+    canon = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def code_version() -> str:
+    """``growthcurve X.Y.Z+git<sha>`` when the package runs from a git checkout, else ``growthcurve X.Y.Z``."""
+    from growthcurve import __version__
+
+    base = f"growthcurve {__version__}"
+    pkg = Path(__file__).resolve().parents[1]
+    if "site-packages" in pkg.parts:  # an installed wheel: a .git above it belongs to something else
+        return base
+    if not any((p / ".git").exists() for p in pkg.parents):
+        return base
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(pkg), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):  # no git binary, not a repo, a hung filesystem: stay quiet
+        return base
+    sha = out.stdout.strip()
+    return f"{base}+git{sha}" if sha else base
+
+
+def _new_id(now: dt.datetime) -> str:
+    return f"r-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _url(url: str | None) -> str:
+    return url or default_url()
+
+
+_READY: dict[str, sa.Engine] = {}
+
+
+def _write_engine(url: str | None) -> sa.Engine:
+    """An engine whose schema is at head; the Alembic upgrade runs once per URL and process."""
+    u = _url(url)
+    if u not in _READY:
+        _READY[u] = init_db(u)
+    return _READY[u]
+
+
+def _read_engine(url: str | None) -> sa.Engine | None:
+    """An engine on an existing registry, or None when nothing was recorded there yet (creates no file)."""
+    u = _url(url)
+    if u in _READY:
+        return _READY[u]
+    if u.startswith("sqlite:///") and not Path(u.removeprefix("sqlite:///")).exists():
+        return None
+    engine = get_engine(u)
+    try:
+        has = sa.inspect(engine).has_table("runs")
+    except sa.exc.OperationalError as exc:
+        raise _unreachable(engine, exc) from None
+    return engine if has else None
+
+
+def _unreachable(engine: sa.Engine, exc: sa.exc.DBAPIError) -> DataError:
+    return DataError(
+        f"cannot reach the run registry at {engine.url!r}: {str(exc.orig).strip()[:200]} "
+        "(set GROWTHCURVE_DB_URL to a reachable database URL)"
+    )
+
+
+def _record(row: Any) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"],
+        kind=m["kind"],
+        name=m["name"],
+        task=m["task"],
+        status=m["status"],
+        started_at=_aware(m["started_at"]),  # type: ignore[arg-type]
+        finished_at=_aware(m["finished_at"]),
+        config=m["config"] or {},
+        config_hash=m["config_hash"],
+        data_fingerprint=m["data_fingerprint"] or {},
+        code_version=m["code_version"],
+        metrics=m["metrics"] or {},
+        artefact=m["artefact"],
+        parent=m["parent"],
+    )
+
+
+def _norm_path(path: str | os.PathLike[str]) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+# --- the contract -------------------------------------------------------------------------------------
+
+
+def start_run(
+    kind: str,
+    *,
+    name: str | None = None,
+    task: str | None = None,
+    config: dict[str, Any] | None = None,
+    data_files: Iterable[str | os.PathLike[str] | None] = (),
+    artefact: str | os.PathLike[str] | None = None,
+    parent: str | None = None,
+    url: str | None = None,
+) -> str:
+    """Record a run as ``running`` and return its new id; ``parent`` defaults to env ``GROWTHCURVE_PARENT_RUN``.
+
+    Raises DataError when the store cannot be reached: callers that must not lose their work (a finished
+    training run) catch it and warn."""
+    if kind not in KINDS:
+        raise ConfigError(f"run kind must be one of {', '.join(KINDS)} (got '{kind}')")
+    cfg = _jsonable(config or {}, "config")
+    row = {
+        "kind": kind,
+        "name": name,
+        "task": task,
+        "status": "running",
+        "config": cfg,
+        "config_hash": config_hash(cfg),
+        "data_fingerprint": data_fingerprint(str(p) if p else None for p in data_files),
+        "code_version": code_version(),
+        "metrics": {},
+        "artefact": _norm_path(artefact) if artefact else None,
+        "parent": parent or os.environ.get(PARENT_ENV) or None,
+    }
+    engine = _write_engine(url)
+    for _ in range(8):  # 4 hex digits per second: a clash needs two runs in the same second, so retry
+        now = _utcnow()
+        run_id = _new_id(now)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(runs).values(id=run_id, started_at=now, **row))
+            return run_id
+        except sa.exc.IntegrityError:
+            continue
+        except sa.exc.OperationalError as exc:
+            raise _unreachable(engine, exc) from None
+    raise DataError("could not find a free run id after 8 tries (is the clock stuck?)")
+
+
+def finish_run(
+    run_id: str,
+    status: str,
+    *,
+    metrics: dict[str, Any] | None = None,
+    artefact: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+) -> None:
+    """Mark a run ``finished`` / ``failed`` / ``interrupted`` with its metrics (and final artefact path)."""
+    if status not in _FINAL:
+        raise ConfigError(f"a run finishes as one of {', '.join(_FINAL)} (got '{status}')")
+    values: dict[str, Any] = {"status": status, "finished_at": _utcnow()}
+    if metrics is not None:
+        values["metrics"] = _jsonable(metrics, "metrics")
+    if artefact is not None:
+        values["artefact"] = _norm_path(artefact)
+    engine = _write_engine(url)
+    try:
+        with engine.begin() as conn:
+            n = conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values)).rowcount
+    except sa.exc.OperationalError as exc:
+        raise _unreachable(engine, exc) from None
+    if n == 0:
+        raise DataError(f"no run '{run_id}' in the registry at {engine.url!r} to finish")
+
+
+def list_runs(
+    url: str | None = None, *, kind: str | None = None, task: str | None = None, status: str | None = None
+) -> list[RunRecord]:
+    """The registered runs, oldest first, optionally filtered; an empty store gives an empty list."""
+    engine = _read_engine(url)
+    if engine is None:
+        return []
+    t = runs
+    q = sa.select(t).order_by(t.c.started_at, t.c.id)
+    for col, value in (("kind", kind), ("task", task), ("status", status)):
+        if value is not None:
+            q = q.where(t.c[col] == value)
+    try:
+        with engine.connect() as conn:
+            return [_record(r) for r in conn.execute(q)]
+    except sa.exc.OperationalError as exc:
+        raise _unreachable(engine, exc) from None
+
+
+def find_by_artefact(path: str | os.PathLike[str], url: str | None = None) -> RunRecord | None:
+    """The newest run whose artefact is ``path`` (a run folder, or its ``model/`` subfolder), or None."""
+    engine = _read_engine(url)
+    if engine is None:
+        return None
+    p = Path(_norm_path(path))
+    candidates = [str(p)] + ([str(p.parent)] if p.name == "model" else [])
+    t = runs
+    q = sa.select(t).where(t.c.artefact.in_(candidates)).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(1)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(q).first()
+    except sa.exc.OperationalError as exc:
+        raise _unreachable(engine, exc) from None
+    return _record(row) if row is not None else None
+
+
+def get_run(run_id_or_artefact_path: str | os.PathLike[str], url: str | None = None) -> RunRecord:
+    """A run by id, unique id prefix, artefact path or unique name; unknown or ambiguous ones raise DataError
+    naming the close matches."""
+    key = os.fspath(run_id_or_artefact_path)
+    engine = _read_engine(url)
+    if engine is None:
+        raise DataError(f"no run '{key}': nothing is registered at {_url(url)} yet (run growthcurve finetune first)")
+    t = runs
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.id == key)).first()
+            if row is not None:
+                return _record(row)
+            pref = conn.execute(sa.select(t).where(t.c.id.startswith(key, autoescape=True)).limit(6)).all()
+            if len(pref) == 1:
+                return _record(pref[0])
+            if len(pref) > 1:
+                ids = ", ".join(r._mapping["id"] for r in pref[:5])
+                raise DataError(f"run id prefix '{key}' is ambiguous: it matches {ids}; give more characters")
+            named = conn.execute(sa.select(t).where(t.c.name == key).limit(6)).all()
+            known = conn.execute(sa.select(t.c.id, t.c.name)).all()
+    except sa.exc.OperationalError as exc:
+        raise _unreachable(engine, exc) from None
+    if len(named) == 1:
+        return _record(named[0])
+    if len(named) > 1:
+        ids = ", ".join(r._mapping["id"] for r in named[:5])
+        raise DataError(f"run name '{key}' is ambiguous: runs {ids} carry it; give the id")
+    by_path = find_by_artefact(key, url) if ("/" in key or os.sep in key or Path(key).exists()) else None
+    if by_path is not None:
+        return by_path
+    words = [r.id for r in known] + [r.name for r in known if r.name]
+    close = difflib.get_close_matches(key, words, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else " (growthcurve runs list shows the ids)"
+    raise DataError(f"no run '{key}' in the registry at {engine.url!r}{hint}")
