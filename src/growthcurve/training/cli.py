@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from growthcurve.errors import DataError
+from growthcurve.errors import ConfigError, DataError
 
 console = Console()
 
@@ -29,7 +29,10 @@ def finetune(
 
     cfg = load_finetune_config(config, set_ or [])
     result = run_finetune(cfg, progress=not quiet)
-    _print_result(result)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # under `accelerate launch` the other ranks hold no results
+        _print_result(result)
 
 
 def _print_result(result: object) -> None:
@@ -95,23 +98,28 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     text_column: Annotated[str, typer.Option(help="field/column holding the text in JSONL or table input")] = "text",
     out: Annotated[Path | None, typer.Option(help="write JSONL here instead of stdout")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
-    """Predict labels for new texts; writes one JSON object per line (label, score, top-k)."""
-    from growthcurve.io import atomic_open
-    from growthcurve.training.inference import Predictor, read_inputs
+    """Predict labels for new texts; writes one JSON object per line (label, score, top-k).
 
+    Under ``accelerate launch --multi_gpu --num_processes N`` with ``--out`` the rows are shared out
+    across the N processes and merged back into one file in input order."""
+    from growthcurve.training.inference import Predictor, launched_processes, predict_to_file, read_inputs
+
+    rank, world = launched_processes()
+    if world > 1 and not out:
+        raise ConfigError(f"{world} launched processes need --out FILE (they merge their shares into it)")
     predictor = Predictor(run, batch_size=batch_size)
     texts = read_inputs(file, text_column)
     if not texts:
         raise DataError(f"no texts to predict in {'stdin' if file == '-' else file}")
-    rows = predictor.predict(texts, top_k=top_k)
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if out:
-        with atomic_open(out) as fh:
-            fh.write(lines)
-        console.print(f"wrote {len(rows)} predictions to {out}")
+        n = predict_to_file(predictor, texts, out, top_k=top_k, progress=not quiet)
+        if rank == 0:
+            console.print(f"wrote {n} predictions to {out}" + (f" ({world} processes)" if world > 1 else ""))
     else:
-        sys.stdout.write(lines)
+        rows = predictor.predict(texts, top_k=top_k)
+        sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def merge(

@@ -374,3 +374,73 @@ def read_inputs(file: str, text_column: str, stdin: Iterable[str] | None = None)
             return list(read_texts(fh, str(p), text_column))
     except UnicodeDecodeError as exc:
         raise DataError(f"'{p}' is not UTF-8 text (byte {exc.start})") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# batch prediction into one file, sharded across the processes of `accelerate launch`
+
+
+def launched_processes() -> tuple[int, int]:
+    """(rank, world) of this process: (0, 1) unless started by ``accelerate launch``/torchrun with several."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, nccl on GPUs
+    return state.process_index, state.num_processes
+
+
+def predict_to_file(
+    predictor: Predictor, texts: list[str], out: str | Path, top_k: int = 1, progress: bool = True
+) -> int:
+    """Write one JSON line per text to ``out`` in input order (atomically); returns the row count.
+
+    Under ``accelerate launch`` rank r predicts rows ``r::world`` into a part file next to ``out``; after
+    a barrier rank 0 interleaves the parts back into input order, streaming, and removes them. Files, not a
+    collective gather, so rank 0 never holds every rank's rows in memory at once.
+    """
+    from tqdm.auto import tqdm
+
+    from growthcurve.io import atomic_open
+
+    rank, world = launched_processes()
+    out = Path(out)
+    mine = texts[rank::world]
+    rows_done = 0
+    target = out if world == 1 else _part_path(out, rank, world)
+    bar = tqdm(total=len(mine), desc=f"predict (rank {rank}/{world})" if world > 1 else "predict", unit="text",
+               disable=not progress or rank != 0, dynamic_ncols=True)  # fmt: skip
+    with atomic_open(target) as fh:
+        step = max(predictor.batch_size * 16, 1)  # chunks keep memory flat and the bar moving
+        for start in range(0, len(mine), step):
+            for r in predictor.predict(mine[start : start + step], top_k=top_k):
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+                rows_done += 1
+            bar.update(min(step, len(mine) - start))
+    bar.close()
+    if world == 1:
+        return rows_done
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+    if rank == 0:
+        parts = [_part_path(out, r, world) for r in range(world)]
+        handles = [p.open(encoding="utf-8") for p in parts]
+        try:
+            with atomic_open(out) as fh:
+                for i in range(len(texts)):  # row i is line i // world of part i % world
+                    fh.write(handles[i % world].readline())
+        finally:
+            for h in handles:
+                h.close()
+        for p in parts:
+            p.unlink()
+    PartialState().wait_for_everyone()  # the merged file exists before any rank reports success
+    return len(texts)
+
+
+def _part_path(out: Path, rank: int, world: int) -> Path:
+    return out.with_name(f".{out.name}.part-{rank}-of-{world}")

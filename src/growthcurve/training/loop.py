@@ -332,8 +332,15 @@ def fit(
         for epoch in range(start_epoch, n_epochs):
             if stop_early or (global_step >= total_steps and epoch > start_epoch):
                 break
-            plan = plan_batches(train.lengths, tc.batch_size, tc.seed, epoch, tc.batching, tc.bucket_size_multiplier)
-            plan = plan[: batches_per_epoch * world][rank::world]
+            # train.batch_size is per process: each global batch (batch_size x world rows) is planned as one
+            # process would plan it and split across the ranks, so N processes at B see the batches one
+            # process sees at B x N (equal global batch gives the same updates, up to float summation order)
+            plan = plan_batches(
+                train.lengths, tc.batch_size * world, tc.seed, epoch, tc.batching, tc.bucket_size_multiplier
+            )
+            if world > 1:  # a bucket's short tail batch may hold fewer rows than processes: no empty share
+                plan = [rows[rank::world] for rows in plan if len(rows) >= world]
+            plan = plan[:batches_per_epoch]
             model.train()
             t0 = time.perf_counter()
             b = start_batch if epoch == start_epoch else 0
@@ -355,6 +362,10 @@ def fit(
                     epoch_loss[1] += n
                     samples_seen += n * world
                     b += 1
+                if world > 1:  # the step's loss over every process's rows: logs, stall check, checkpoint agree
+                    mine = [epoch_loss[0] - step_start[0], epoch_loss[1] - step_start[1]]
+                    total = accelerator.reduce(torch.tensor(mine, dtype=torch.float64, device=device), "sum")
+                    epoch_loss = [step_start[0] + float(total[0]), step_start[1] + int(total[1])]
                 if tc.max_grad_norm:
                     clip_grad_norm(trainable, tc.max_grad_norm)
                 for opt in optimizers:
@@ -440,6 +451,10 @@ def fit(
                             writer.close()
                         raise
             accelerator.wait_for_everyone()
+            if world > 1:  # only the main process validates: it tells the others when early stopping ends the fit
+                from accelerate.utils import broadcast_object_list
+
+                stop_early = broadcast_object_list([stop_early])[0]
     bar.close()
     if writer:
         writer.close()

@@ -25,7 +25,7 @@ from growthcurve.errors import ConfigError
 from growthcurve.evaluation.classification import plot_training_curves
 from growthcurve.io import atomic_path, write_json
 from growthcurve.training.hardware import cpu_model, peak_rss_mb
-from growthcurve.training.loop import FitOutcome, load_checkpoint, seed_everything
+from growthcurve.training.loop import CHECKPOINT, FitOutcome, load_checkpoint, seed_everything
 from growthcurve.training.modelcard import write_model_card
 from growthcurve.training.runfolder import RunResult, clear_run, load_run, run_artefacts, save_model_dir, write_config
 
@@ -74,7 +74,24 @@ def start_run(cfg: FinetuneConfig, progress: bool) -> RunContext:
 def claim_folder(cfg: FinetuneConfig) -> dict[str, Any] | None:
     """Decide, before anything is written, what ``output_dir`` becomes: a resumed run (its checkpoint is
     returned), a new run (None) or an error. A finished run folder is never rewritten nor mixed with another
-    run: it is refused unless ``resume=false``, which removes the old run's artefacts first."""
+    run: it is refused unless ``resume=false``, which removes the old run's artefacts first.
+
+    Under ``accelerate launch`` the main process alone decides (and clears); the others wait for it, then
+    read the checkpoint it resumes from: no rank clears a folder another has started writing."""
+    from accelerate import PartialState
+
+    procs = PartialState()
+    if procs.num_processes == 1:
+        return _claim(cfg)
+    decided = _claim(cfg) if procs.is_main_process else None
+    procs.wait_for_everyone()
+    if procs.is_main_process:
+        return decided
+    path = Path(cfg.output_dir) / CHECKPOINT  # present now only when the main process resumes from it
+    return torch.load(path, map_location="cpu", weights_only=False) if cfg.resume and path.exists() else None
+
+
+def _claim(cfg: FinetuneConfig) -> dict[str, Any] | None:
     run_dir = Path(cfg.output_dir)
     _check_writable(run_dir)
     old = run_artefacts(run_dir)
