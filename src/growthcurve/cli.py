@@ -32,6 +32,7 @@ _COMMAND_MODULES = [
     "growthcurve.apps.monitor.cli",
     "growthcurve.apps.assist.cli",
     "growthcurve.team.knowledge_cli",
+    "growthcurve.store.cli",
     "growthcurve.report.cli",
     "growthcurve.growth.tune_cli",
 ]

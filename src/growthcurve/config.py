@@ -39,6 +39,9 @@ class DataConfig(_Strict):
     tokens_column: str = "tokens"  # token classification: pre-split words
     tag_scheme: Literal["auto", "IOB2", "IOBES"] = "auto"
     image_column: str = "image"  # image classification from a CSV of paths
+    # Text classification: the label list in this order (a retrain keeps its base run's head even when the new
+    # training file lacks some labels); None: the sorted labels of the training file.
+    labels: list[str] | None = Field(None, min_length=2)
 
     @field_validator("train", "dev", "test", mode="after")
     @classmethod
@@ -123,12 +126,24 @@ class TrainConfig(_Strict):
     stall_check: float = Field(0.25, ge=0.0, lt=1.0)
     augment: bool = True  # image classification: standard augmentation
     augment_hflip: bool = False  # image classification: random horizontal flips (off: digits/text are not symmetric)
+    # Experiment trackers fed through accelerate's tracker API (TensorBoard under RUN/tensorboard; MLflow in an
+    # SQLite store RUN/mlflow.db unless MLFLOW_TRACKING_URI is set; W&B offline). [] logs nowhere.
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=lambda: ["tensorboard"])
 
     @field_validator("sparse_embeddings", mode="before")
     @classmethod
     def _yaml_on_off(cls, v: object) -> object:
         """YAML reads on/off as booleans; accept them for this on/off/auto switch."""
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    @field_validator("report_to")
+    @classmethod
+    def _no_repeated_tracker(cls, v: list[str]) -> list[str]:
+        """A tracker named twice is a typo somewhere in the config, not a request to log twice."""
+        twice = sorted({t for t in v if v.count(t) > 1})
+        if twice:
+            raise ValueError(f"names {', '.join(twice)} more than once")
+        return v
 
 
 class FinetuneConfig(_Strict):
@@ -142,6 +157,7 @@ class FinetuneConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     output_dir: str = "runs/latest"
     resume: bool = True  # continue from the run folder's last checkpoint when one exists
+    registry: bool = True  # record the run in the run registry (GROWTHCURVE_DB_URL); a store error only warns
 
     @model_validator(mode="after")
     def _cross_checks(self) -> FinetuneConfig:

@@ -114,6 +114,16 @@ def allocate_cmd(
         payload["what_if"] = [w.__dict__ for w in rows]
     write_json(out / "plan.json", payload)
     console.print(f"wrote {out / 'plan.json'}")
+    from growthcurve.store.registry import record_finished
+
+    settings = {"projects": str(projects), "capacity": capacity, "set": overrides, "objective": objective}
+    settings.update({"lambda": risk_lambda, "alpha": alpha, "scenarios": scenarios, "seed": seed, "gap": gap})
+    chosen = [pf.names[i] for i, lv in enumerate(r.levels) if lv]
+    summary = {"status": r.status, "expected_gain": r.expected_gain, "objective": r.objective_value}
+    summary.update({"cvar_loss": r.cvar_loss, "chosen": len(chosen), "projects": chosen})
+    record_finished(
+        "plan-allocate", name=Path(projects).stem, config=settings, data_files=[projects], metrics=summary, artefact=out
+    )
 
 
 def _plan_levels(projects: Path, capacity: list[str], plan: Path | None) -> tuple[object, np.ndarray]:

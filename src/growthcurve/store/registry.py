@@ -34,11 +34,14 @@ __all__ = [
     "STATUSES",
     "RunRecord",
     "code_version",
+    "compare_runs",
     "config_hash",
     "find_by_artefact",
     "finish_run",
+    "flatten",
     "get_run",
     "list_runs",
+    "record_finished",
     "start_run",
 ]
 
@@ -345,3 +348,91 @@ def get_run(run_id_or_artefact_path: str | os.PathLike[str], url: str | None = N
     close = difflib.get_close_matches(key, words, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else " (growthcurve runs list shows the ids)"
     raise DataError(f"no run '{key}' in the registry at {engine.url!r}{hint}")
+
+
+# --- comparing two runs -------------------------------------------------------------------------------
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"test": {"accuracy": 0.9}}`` -> ``{"test.accuracy": 0.9}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
+    """What changed from run ``a`` to run ``b``: per-metric deltas (B − A over flattened numeric metrics), the
+    config keys whose values differ, and each input file whose fingerprint changed. Input files are paired
+    by their role in the config (``data.train`` ...) so the same role under another path still compares."""
+    ma, mb = flatten(a.metrics), flatten(b.metrics)
+    metrics = []
+    for key in sorted(set(ma) | set(mb)):
+        va, vb = ma.get(key), mb.get(key)
+        if not (_is_number(va) or _is_number(vb)):
+            continue
+        delta = vb - va if _is_number(va) and _is_number(vb) else None
+        metrics.append({"key": key, "a": va, "b": vb, "delta": delta})
+    ca, cb = flatten(a.config), flatten(b.config)
+    config = [
+        {"key": k, "a": ca.get(k), "b": cb.get(k)}
+        for k in sorted(set(ca) | set(cb))
+        if ca.get(k) != cb.get(k) or (k in ca) != (k in cb)
+    ]
+    data = []
+    seen_a: set[str] = set()
+    seen_b: set[str] = set()
+    roles_a = a.config.get("data") if isinstance(a.config.get("data"), dict) else {}
+    roles_b = b.config.get("data") if isinstance(b.config.get("data"), dict) else {}
+    for role in sorted(set(roles_a) | set(roles_b)):
+        pa, pb = roles_a.get(role), roles_b.get(role)
+        if not (pa in a.data_fingerprint or pb in b.data_fingerprint):
+            continue
+        seen_a.add(pa)
+        seen_b.add(pb)
+        fa, fb = a.data_fingerprint.get(pa), b.data_fingerprint.get(pb)
+        data.append({"input": role, "path_a": pa, "path_b": pb, "a": fa, "b": fb, "changed": fa != fb})
+    for path in sorted((set(a.data_fingerprint) - seen_a) | (set(b.data_fingerprint) - seen_b)):
+        fa, fb = a.data_fingerprint.get(path), b.data_fingerprint.get(path)
+        data.append({"input": Path(path).name, "path_a": path, "path_b": path, "a": fa, "b": fb, "changed": fa != fb})
+    return {
+        "a": a.id,
+        "b": b.id,
+        "metrics": metrics,
+        "config": config,
+        "data": data,
+        "data_changed": any(d["changed"] for d in data),
+        "same_config": a.config_hash == b.config_hash,
+        "code_version": {"a": a.code_version, "b": b.code_version},
+    }
+
+
+def record_finished(
+    kind: str,
+    *,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    data_files: Iterable[str | os.PathLike[str] | None] = (),
+    metrics: dict[str, Any] | None = None,
+    artefact: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+) -> str | None:
+    """Register a command that has already done its work (``ab analyze``, ``plan allocate``) as one finished
+    row; a store that cannot be reached costs one warning line on stderr, never the command's result."""
+    import sys
+
+    try:
+        run_id = start_run(kind, name=name, config=config, data_files=data_files, artefact=artefact, url=url)
+        finish_run(run_id, "finished", metrics=metrics or {}, url=url)
+        return run_id
+    except (DataError, sa.exc.SQLAlchemyError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"warning: the run registry did not record this {kind} ({msg})", file=sys.stderr)
+        return None

@@ -295,7 +295,7 @@ def fit(
         stall = state.get("stall", stall)
         if main:
             tqdm.write(f"resuming {run_dir} at epoch {start_epoch + 1}, step {global_step}/{total_steps}")
-    writer = _tensorboard(run_dir) if main else None
+    writer = accelerator if main and accelerator.trackers else None  # train.report_to, started by the recipe
 
     fingerprint = config_fingerprint(cfg)
 
@@ -389,8 +389,8 @@ def fit(
                     mean_loss = epoch_loss[0] / max(epoch_loss[1], 1)
                     bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch + 1)
                     if writer:
-                        writer.add_scalar("train/loss", mean_loss, global_step)
-                        writer.add_scalar("train/lr", schedulers[0].get_last_lr()[0], global_step)
+                        lr = schedulers[0].get_last_lr()[0]
+                        writer.log({"train/loss": mean_loss, "train/lr": lr}, step=global_step)
                 interrupted = flag["stop"] or (stop_after_steps is not None and global_step >= stop_after_steps)
                 if global_step % tc.checkpoint_every_steps == 0 or interrupted:
                     train_seconds += time.perf_counter() - t0
@@ -399,7 +399,7 @@ def fit(
                 if interrupted:
                     bar.close()
                     if writer:
-                        writer.close()
+                        end_trackers(writer)
                     raise Interrupted(
                         f"stopped at step {global_step}/{total_steps}; checkpoint saved in "
                         f"{run_dir / CHECKPOINT}. Run the same command again to resume"
@@ -425,8 +425,7 @@ def fit(
                     shown = " ".join(f"{k} {v:.4f}" for k, v in dev.items() if k in _SHOWN)
                     line += f" | dev {shown}" + (" (best)" if improved else "")
                     if writer:
-                        for k, v in dev.items():
-                            writer.add_scalar(f"dev/{k}", v, global_step)
+                        writer.log({f"dev/{k}": v for k, v in dev.items()}, step=global_step)
                 else:
                     improved, score = True, float(epoch)  # no dev split: keep the last epoch
                 if improved:
@@ -448,16 +447,14 @@ def fit(
                     except BaseException:
                         bar.close()
                         if writer:
-                            writer.close()
+                            end_trackers(writer)
                         raise
             accelerator.wait_for_everyone()
             if world > 1:  # only the main process validates: it tells the others when early stopping ends the fit
                 from accelerate.utils import broadcast_object_list
 
                 stop_early = broadcast_object_list([stop_early])[0]
-    bar.close()
-    if writer:
-        writer.close()
+    bar.close()  # the trackers stay open: the recipe logs the best model's test metrics, then ends them
     outcome = FitOutcome(history, best["epoch"], global_step, train_seconds, samples_seen, sparse_param is not None)
     if stall["warnings"] and _fell_since(stall, model):
         # a plateau, not a dead run (random-init models often sit at chance for a while): do not record it
@@ -509,10 +506,10 @@ def _stall_check(
 _SHOWN = ("loss", "accuracy", "macro_f1", "entity_f1", "micro_f1")
 
 
-def _tensorboard(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency; a broken install should not stop training
-        log.warning("tensorboard is not importable; no event files will be written")
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+def end_trackers(accelerator: Any) -> None:
+    """Finish the run's trackers (flush TensorBoard, end the MLflow/W&B run) once; a second call does nothing.
+    Not ``accelerator.end_training()``: that also destroys the process group, which the recipe still needs
+    after the fit (scoring under ``accelerate launch``, several fits in one process)."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.trackers = []

@@ -28,6 +28,7 @@ from growthcurve.training.hardware import cpu_model, peak_rss_mb
 from growthcurve.training.loop import CHECKPOINT, FitOutcome, load_checkpoint, seed_everything
 from growthcurve.training.modelcard import write_model_card
 from growthcurve.training.runfolder import RunResult, clear_run, load_run, run_artefacts, save_model_dir, write_config
+from growthcurve.training.tracking import finish_tracking, make_trackers, start_tracking
 
 # Recipe defaults for models trained from scratch. They replace the transformer-oriented defaults of
 # TrainConfig only where the user did not set the key (a 1e-4 learning rate for 3 epochs suits fine-tuning,
@@ -65,7 +66,10 @@ def start_run(cfg: FinetuneConfig, progress: bool) -> RunContext:
     """Accelerator (a GPU when there is one; mixed precision is the loop's autocast), seeds, run folder path."""
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+    trackers = make_trackers(cfg)  # a tracker that is not installed fails here, before any data is read
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision="no", log_with=trackers or None, project_dir=cfg.output_dir
+    )
     main = accelerator.is_main_process
     seed_everything(cfg.train.seed)
     return RunContext(cfg, accelerator, accelerator.device, main, progress and main, Path(cfg.output_dir))
@@ -149,6 +153,7 @@ def open_folder(run: RunContext) -> None:
     if run.main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(run.run_dir, run.cfg)
+        start_tracking(run.cfg, run.accelerator, run.run_dir)  # trackers + a `running` row in the run registry
 
 
 def saver(run: RunContext, tokenizer: Any, labels: list[str], meta: dict[str, Any]) -> Callable[[Any], None]:
@@ -223,6 +228,7 @@ def finish_run(
         }
         write_json(run.run_dir / "metrics.json", summary)
         write_model_card(run.run_dir)  # README.md: what the model is, how it was made, where it fails
+        finish_tracking(run.cfg, run.accelerator, run.run_dir, summary)  # test metrics; registry row finished
     return RunResult(
         run.run_dir,
         labels,

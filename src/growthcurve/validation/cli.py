@@ -115,6 +115,37 @@ def analyze_cmd(
         write_json(out_dir / "result.json", result.to_dict())
         paths = {"json": str(out_dir / "result.json")}
     console.print("wrote " + ", ".join(paths.values()), highlight=False)
+    _register_analysis(cfg, config, result, out_dir)
+
+
+def _register_analysis(cfg: Any, config: Path, result: Any, out_dir: Path) -> None:
+    """One `ab-analyze` row in the run registry: the config, the event file, and per-comparison lift and p."""
+    from growthcurve.store.registry import record_finished
+
+    summary: dict[str, Any] = {"srm_alarm": result.srm.alarm, "srm_p": result.srm.p_value}
+    for m in result.metrics:
+        for c in m.comparisons:
+            try:
+                rep = None if c.error else c.reported()
+            except ValueError:  # relative lift undefined (control mean 0): the table says so already
+                rep = None
+            if rep is not None:
+                summary.setdefault(m.metric, {})[c.treatment] = {
+                    "scale": c.scale,
+                    "effect": rep[0],
+                    "p": rep[2],
+                    "p_adjusted": c.p_adjusted,
+                    "significant": bool(c.significant),
+                }
+    name = cfg.source.experiment or config.stem
+    record_finished(
+        "ab-analyze",
+        name=name,
+        config=cfg.model_dump(mode="json"),
+        data_files=[cfg.source.path],
+        metrics=summary,
+        artefact=out_dir,
+    )
 
 
 @ab_app.command("plan")
