@@ -199,3 +199,12 @@ def test_storage_defaults_and_masking() -> None:
     assert default_storage("sqlite:///x/growthcurve.db") == "sqlite:///x/growthcurve-optuna.db"
     assert default_storage("postgresql://u:pw@h/optuna") == "postgresql://u:pw@h/optuna"
     assert mask_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+
+
+def test_shipped_example_config_parses() -> None:
+    from growthcurve.data.text import bundled_intents_dir
+
+    path = bundled_intents_dir().parent / "tune" / "intents_lora.yaml"
+    spec = load_tune_spec(path)
+    assert spec.cfg.method == "lora" and spec.metric == "accuracy" and not spec.default_space
+    assert set(spec.space) >= {"train.learning_rate", "peft.lora_r"}
