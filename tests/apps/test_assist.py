@@ -20,6 +20,7 @@ from growthcurve.apps.assist import (
     load_assist_config,
 )
 from growthcurve.apps.assist.calibration import nll
+from growthcurve.errors import DataError
 from growthcurve.training.modelcard import expected_calibration_error
 from tests.bad_input.conftest import Case, cases_param, run_case
 from tests.conftest import toy_rows, write_csv
@@ -87,6 +88,29 @@ def test_choose_threshold_golden() -> None:
     assert choose_threshold(conf, ok, 1.0) == (0.8, 0.4, 1.0, True)
     bad = np.array([False, True, False, False, False])
     assert choose_threshold(conf, bad, 0.9) == (0.8, 0.4, 0.5, False)  # unreachable: best accuracy
+
+
+def _wilson_lower(k: int, n: int, z: float) -> float:
+    """Wilson (1927) score interval lower end, written out independently of statsmodels."""
+    p = k / n
+    return (p + z * z / (2 * n) - z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+
+
+def test_choose_threshold_with_a_lower_bound_keeps_a_margin() -> None:
+    rng = np.random.default_rng(3)
+    conf = np.sort(rng.uniform(size=400))[::-1]
+    ok = rng.uniform(size=400) < np.linspace(1.0, 0.6, 400)  # accuracy falls with confidence
+    point = choose_threshold(conf, ok, 0.9)
+    t, cov, acc, reached = choose_threshold(conf, ok, 0.9, bound=0.9)
+    assert reached and t > point[0] and cov < point[1]  # the margin costs coverage
+    z = 1.2815515655446004  # one-sided 90%
+    n = int(round(cov * 400))
+    assert _wilson_lower(int(round(acc * n)), n, z) >= 0.9
+    # the next lower threshold (one more row answered) misses the bounded target
+    k_next = int(ok[: n + 1].sum())
+    assert _wilson_lower(k_next, n + 1, z) < 0.9
+    with pytest.raises(DataError, match="bound"):
+        choose_threshold(conf, ok, 0.9, bound=1.0)
 
 
 # ---- the run ----------------------------------------------------------------------------------------------

@@ -66,19 +66,39 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndar
     return c[last], n[last] / len(c), hits[last] / n[last]
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> tuple[float, float, float, bool]:
+def wilson_lower(hits: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided Wilson score lower bound of a proportion at ``confidence`` (e.g. 0.9), via statsmodels."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, _ = proportion_confint(np.asarray(hits), np.asarray(n), alpha=2 * (1 - confidence), method="wilson")
+    return np.asarray(lo, dtype=float)
+
+
+def choose_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float, bound: float | None = None
+) -> tuple[float, float, float, bool]:
     """The lowest threshold whose answered accuracy reaches ``target`` (most coverage that meets it).
 
-    Returns (threshold, coverage, answered accuracy, reached). When no threshold reaches the target, the
-    one with the best answered accuracy (ties: more coverage) is returned with ``reached=False``.
+    With ``bound`` (e.g. 0.9) the test is the one-sided Wilson lower bound of the answered accuracy at that
+    confidence, not the point estimate: the lowest point-estimate threshold on dev sits exactly on the
+    target, so an unseen test set lands below it about half the time; the bound buys that margin with a
+    little coverage. Returns (threshold, coverage, answered accuracy, reached). When no threshold reaches
+    the target, the one with the best (bounded) answered accuracy (ties: more coverage) is returned with
+    ``reached=False``.
     """
     if not 0 < target <= 1:
         raise DataError(f"target answered accuracy must be in (0, 1], got {target}")
+    if bound is not None and not 0.5 <= bound < 1:
+        raise DataError(f"confidence of the accuracy bound must be in [0.5, 1), got {bound}")
     t, cov, acc = coverage_curve(confidence, correct)
-    meets = np.flatnonzero(acc >= target - 1e-12)
+    judged = acc
+    if bound is not None:
+        n = np.rint(cov * len(np.asarray(confidence))).astype(int)
+        judged = wilson_lower(np.rint(acc * n).astype(int), n, bound)
+    meets = np.flatnonzero(judged >= target - 1e-12)
     if meets.size:
         i = int(meets[-1])  # thresholds fall along the array: the last one that meets is the lowest
         return float(t[i]), float(cov[i]), float(acc[i]), True
-    best = acc.max()
-    i = int(np.flatnonzero(acc >= best - 1e-12)[-1])
+    best = judged.max()
+    i = int(np.flatnonzero(judged >= best - 1e-12)[-1])
     return float(t[i]), float(cov[i]), float(acc[i]), False

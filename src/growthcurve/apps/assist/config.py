@@ -55,6 +55,8 @@ class AnswerConfig(_Strict):
 
     target_accuracy: float = Field(0.9, gt=0, le=1)  # answered accuracy the dev-chosen threshold must reach
     threshold: float | None = Field(None, ge=0, le=1)  # fixed threshold instead of the dev choice
+    # the dev choice must reach the target at this one-sided Wilson lower bound (None: the point estimate)
+    accuracy_bound: float | None = Field(0.9, ge=0.5, lt=1)
     handoff_intents: list[str] | None = None  # None: speak_to_human when the model has it
     top_k: int = Field(3, ge=1, le=50)
     max_question_chars: int = Field(2000, ge=1)

@@ -361,12 +361,15 @@ def fit_assistant(
     if cfg.answer.threshold is not None:
         threshold, reached = cfg.answer.threshold, None
     else:
-        threshold, cov, acc, reached = choose_threshold(conf, dev_hit, cfg.answer.target_accuracy)
+        threshold, cov, acc, reached = choose_threshold(
+            conf, dev_hit, cfg.answer.target_accuracy, cfg.answer.accuracy_bound
+        )
         note = "" if reached else " (target not reached: the best answered accuracy instead)"
         log(f"threshold {threshold:.4f} on dev: answered accuracy {acc:.3f}, coverage {cov:.3f}{note}")
     meta.update(
         threshold=float(threshold),
         target_accuracy=cfg.answer.target_accuracy,
+        accuracy_bound=cfg.answer.accuracy_bound,
         target_reached_on_dev=reached,
         ece_dev_before=expected_calibration_error(raw, np.asarray(dev_y)),
         ece_dev_after=expected_calibration_error(cal, np.asarray(dev_y)),
