@@ -35,6 +35,7 @@ _COMMAND_MODULES = [
     "growthcurve.store.cli",
     "growthcurve.report.cli",
     "growthcurve.growth.tune_cli",
+    "growthcurve.growth.retrain_cli",
 ]
 
 

@@ -54,7 +54,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     bf16 = precision == "bf16"
 
     # ---- data
-    splits = load_text_splits(cfg.data, seed=cfg.train.seed)
+    splits = load_text_splits(cfg.data, seed=cfg.train.seed, label_names=cfg.data.labels)
     state = claim_folder(cfg)  # after the data checks, so a data error leaves the folder untouched
     report_warnings(run, splits.warnings)
     model_path = resolve_model_path(cfg.model.name_or_path)
