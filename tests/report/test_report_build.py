@@ -97,7 +97,8 @@ def test_serving_numbers_match_the_rows(growth_store: GrowthStore, full: tuple[G
         differs = [
             f for f in corr if f["label"] != next(p["label"] for p in preds if p["request_id"] == f["request_id"])
         ]
-        assert v.labelled_n == len(corr) and v.corrected_rate == pytest.approx(len(differs) / len(corr))
+        assert v.labelled_n == len(corr) and v.corrected_n == len(differs) > 0
+        assert v.corrected_rate == pytest.approx(len(differs) / len(preds))
         ratings = [f["value"] for f in fb if f["kind"] == "rating"]
         assert v.csat == pytest.approx(100 * sum(r >= 4 for r in ratings) / len(ratings))
     (ex,) = rep.serving.experiments

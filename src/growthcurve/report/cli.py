@@ -37,6 +37,8 @@ def report_cmd(
 
     if criteria is not None and team is None:
         raise ConfigError("--criteria goes with --team CANDIDATES.csv (the candidates it weighs)")
+    if team is not None and criteria is None:
+        raise ConfigError("--team needs --criteria CRITERIA.yaml (criterion, kind, weight), as `team score` does")
     for opt, path in (("--goals", goals), ("--team", team), ("--criteria", criteria), ("--training", training)):
         if path is not None and not path.is_file():
             raise ConfigError(f"{opt} '{path}' is not a file")

@@ -18,6 +18,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -70,16 +71,19 @@ def growth_curve(sec: QualitySection) -> bytes:
                 ax.plot(
                     *zip(*sel, strict=True), marker, color=_COLORS[0] if kind == "finetune" else _COLORS[2], label=kind
                 )
-        # extend the best-so-far line to the last run so the last step is visible
         ax.step(xs, best, where="post", color=_COLORS[1], lw=2, label="best so far")
         for p in pts:
             if p.split == "dev":
                 ax.annotate("dev", (p.when, p.metric), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        if len(set(xs)) == 1:  # one moment: give the axis an hour either side instead of a span of years
+            ax.set_xlim(xs[0] - dt.timedelta(hours=1), xs[0] + dt.timedelta(hours=1))
         ax.set_title(f"{task}: {metric} per run (test split)", fontsize=10)
         ax.set_ylabel(metric or "")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-        fig.autofmt_xdate()
     fig.tight_layout()
     return _png(fig)
 
@@ -108,7 +112,12 @@ def serving_panels(sec: ServingSection) -> bytes:
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
     panels = [
         ("thumbs-up rate", [v.thumbs_up_rate for v in sec.versions], [v.thumbs_n for v in sec.versions], 1.0),
-        ("corrected-label rate", [v.corrected_rate for v in sec.versions], [v.labelled_n for v in sec.versions], 1.0),
+        (
+            "corrected-label rate (of predictions)",
+            [v.corrected_rate for v in sec.versions],
+            [v.requests for v in sec.versions],
+            None,
+        ),
         ("CSAT (% rating >= 4)", [v.csat for v in sec.versions], [v.csat_n for v in sec.versions], 100.0),
     ]
     for ax, (title, vals, ns, top) in zip(axes[:3], panels, strict=True):
@@ -123,7 +132,8 @@ def serving_panels(sec: ServingSection) -> bytes:
                 va="bottom",
                 fontsize=7,
             )
-        ax.set_ylim(0, top * 1.1)
+        peak = max([h for h in heights if h] or [1.0])
+        ax.set_ylim(0, 1.1 * (top if top is not None else 1.2 * peak))
         ax.set_title(title, fontsize=9)
         ax.set_xticks(x, short, fontsize=7, rotation=20)
     ax = axes[3]

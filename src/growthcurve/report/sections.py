@@ -155,7 +155,10 @@ def latest_run_section(quality: QualitySection) -> LatestRunSection:
         folder = Path(row.artefact)  # type: ignore[arg-type]
         split = _report_split(folder) if folder.is_dir() else None
         if split is not None:
-            return _read_run_reports(row, folder, split)
+            try:
+                return _read_run_reports(row, folder, split)
+            except DataError as exc:  # one damaged folder must not cost the whole report
+                return LatestRunSection(run=row, empty=f"The newest run's report cannot be shown: {exc}.")
     return LatestRunSection(empty=EMPTY_LATEST)
 
 
@@ -248,8 +251,9 @@ class VersionStats:
     latency_p95: float | None
     thumbs_n: int = 0
     thumbs_up_rate: float | None = None
-    labelled_n: int = 0  # corrected-label feedback rows
-    corrected_rate: float | None = None  # share of those where the user's label differs from the served one
+    labelled_n: int = 0  # label feedback rows (users mostly send a label to correct a wrong answer)
+    corrected_n: int = 0  # of those, the ones whose label differs from the served one
+    corrected_rate: float | None = None  # corrected_n per prediction: the share of answers users corrected
     csat: float | None = None  # % satisfied (>= 4 of 5), validation.surveys
     csat_ci: tuple[float, float] | None = None
     csat_n: int = 0
@@ -342,8 +346,9 @@ def serving_section(url: str) -> ServingSection:
             )
             tn, ts = sums.get((version, "thumbs"), (0, 0.0))
             vs.thumbs_n, vs.thumbs_up_rate = tn, (ts / tn if tn else None)
-            cn, _ = sums.get((version, "correct"), (0, 0.0))
-            vs.labelled_n, vs.corrected_rate = cn, (int(wrong.get(version, 0)) / cn if cn else None)
+            vs.labelled_n = sums.get((version, "correct"), (0, 0.0))[0]
+            vs.corrected_n = int(wrong.get(version, 0))
+            vs.corrected_rate = vs.corrected_n / vs.requests
             sec.versions.append(vs)
         _csat(engine, sec)
         if "experiment_events" in tables:
