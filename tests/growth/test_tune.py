@@ -139,9 +139,12 @@ def test_study_resumes_to_n_then_refuses_a_changed_space(tmp_path: Path, capsys:
     trials = _study(tmp_path).trials
     assert len(trials) == 4 and [t.number for t in trials] == [0, 1, 2, 3]
     assert json.loads((out / "tune.json").read_text())["trials"] == 4
-    # the same N again: nothing to do, nothing added
-    assert _tune(str(cfg), "--trials", "4", "--out", str(out), "--storage", url, "-q") == 0
+    # the same N again: nothing to do, nothing added; a changed base config is run but flagged
+    assert (
+        _tune(str(cfg), "--trials", "4", "--out", str(out), "--storage", url, "-q", "-s", "model.hidden_size=24") == 0
+    )
     assert len(_study(tmp_path).trials) == 4
+    assert "differs from the one study 'toy' started with" in " ".join(capsys.readouterr().out.split())
 
     changed = {**SEARCH, "train.batch_size": {"choices": [8, 32]}, "train.weight_decay": {"low": 0.0, "high": 0.1}}
     cfg2 = _config(tmp_path, changed)
@@ -170,6 +173,30 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path: Path, capsys: 
     assert states == ["FAIL", "COMPLETE"] and s.retried == [0]
     assert tuner.study_.trials[1].params == params  # the retry runs the same config
     assert any("trial 0 was left RUNNING" in line and "queued again" in line for line in lines)
+
+
+def test_interrupted_trial_is_queued_and_rerun_on_resume(tmp_path: Path) -> None:
+    from growthcurve.training.loop import Interrupted, on_epoch_end
+
+    spec = load_tune_spec(_config(tmp_path))
+    lines: list[str] = []
+
+    def tuner() -> Tuner:
+        return Tuner(trials=1, out=tmp_path / "out", storage=_storage(tmp_path), progress=False, echo=lines.append)
+
+    def ctrl_c(epoch: int, dev: object) -> None:  # what SIGTERM / Ctrl-C does to a fit: Interrupted, exit 130
+        raise Interrupted("interrupted at epoch 1")
+
+    with pytest.raises(Interrupted), on_epoch_end(ctrl_c):
+        tuner().fit(spec)
+    first = _study(tmp_path).trials
+    assert [t.state.name for t in first] == ["FAIL", "WAITING"]
+    assert any("trial 0 interrupted" in line for line in lines)
+    assert json.loads((tmp_path / "out" / "tune.json").read_text())["status"] == "interrupted"
+    s = tuner().fit(spec).summary_
+    trials = _study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] and trials[1].params == first[0].params
+    assert (s.complete, s.status) == (1, "finished")
 
 
 def test_default_space_when_no_search_block(tmp_path: Path) -> None:

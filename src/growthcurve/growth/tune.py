@@ -376,6 +376,13 @@ def _open_storage(url: str) -> optuna.storages.RDBStorage:
         raise DataError(f"cannot open the study storage '{mask_url(url)}': {str(exc).splitlines()[0][:200]}") from None
 
 
+def _base_hash(spec: TuneSpec) -> str:
+    """Hash of the resolved finetune config the trials start from (the registry's canonical config hash)."""
+    from growthcurve.store.registry import config_hash
+
+    return config_hash(spec.cfg.model_dump(mode="json"))
+
+
 def _space_json(space: Mapping[str, BaseDistribution]) -> dict[str, str]:
     return {k: distribution_to_json(d) for k, d in space.items()}
 
@@ -595,6 +602,13 @@ class Tuner:
                 raise ConfigError(
                     f"study '{study_name}' is set to {study.direction.name.lower()}: use --study {study_name}-v2"
                 )
+            old_base = study.user_attrs.get(_ATTR_BASE)
+            if old_base not in (None, _base_hash(spec)):
+                # not an error: fixing a typo in a path or adding data is a user's call, but they should know
+                self.echo(
+                    f"warning: the finetune config (outside search:) differs from the one study '{study_name}' "
+                    "started with: earlier and new trials are not strictly comparable"
+                )
             return study, storage
         study = optuna.create_study(
             study_name=study_name,
@@ -606,6 +620,7 @@ class Tuner:
         )
         study.set_user_attr(_ATTR_SPACE, _space_json(spec.space))
         study.set_user_attr(_ATTR_METRIC, spec.metric)
+        study.set_user_attr(_ATTR_BASE, _base_hash(spec))
         return study, storage
 
     # -- one trial --------------------------------------------------------------------------------
@@ -624,7 +639,7 @@ class Tuner:
 
     def _objective(self, spec: TuneSpec, out: Path, base_file: Path, tune_id: str | None) -> Any:
         from growthcurve.training.dispatch import run_finetune
-        from growthcurve.training.loop import on_epoch_end
+        from growthcurve.training.loop import Interrupted, on_epoch_end
 
         def objective(trial: optuna.Trial) -> float:
             params = {k: suggest(trial, k, d) for k, d in spec.space.items()}
@@ -651,6 +666,14 @@ class Tuner:
             except optuna.TrialPruned:
                 trial.set_user_attr("pruned_at_epoch", seen.get("epoch"))
                 self._mark_trial(run_dir, trial.number, "pruned", params, seen)
+                raise
+            except (KeyboardInterrupt, Interrupted):
+                # Optuna marks this trial FAIL; queue its params so the next `growthcurve tune` reruns the config
+                trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+                self.echo(
+                    f"trial {trial.number} interrupted: marked FAIL, its params queued; "
+                    "run the same growthcurve tune again to resume the study"
+                )
                 raise
             value = float(res.dev[spec.metric])
             if not math.isfinite(value):
