@@ -66,6 +66,24 @@ def test_growth_curve_reads_the_registry(growth_store: GrowthStore, full: tuple[
     assert growth_store.tune_id in _section(html, "quality") and "study-1" in html
 
 
+def test_a_retrain_is_one_point_with_its_retention_accuracy(tmp_path: Path) -> None:
+    """`retrain` records itself and the finetune inside it (same folder): the curve shows one retrain point."""
+    from growthcurve.store.registry import finish_run, start_run
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    task = "text-classification"
+    base = start_run("finetune", name="base", task=task, artefact=tmp_path / "base", url=url)
+    finish_run(base, "finished", metrics={"test": {"accuracy": 0.70}}, url=url)
+    rt = start_run("retrain", name="rt", task=task, artefact=tmp_path / "rt", parent=base, url=url)
+    inner = start_run("finetune", name="rt", task=task, artefact=tmp_path / "rt", parent=rt, url=url)
+    finish_run(inner, "finished", metrics={"test": {"accuracy": 0.74}}, url=url)
+    finish_run(rt, "finished", metrics={"retention": {"old": {"accuracy": 0.70}, "new": {"accuracy": 0.74}}}, url=url)
+    rep = build_report(ReportInputs(db=url))
+    pts = rep.quality.series[task]
+    assert [(p.id, p.kind, p.metric) for p in pts] == [(base, "finetune", 0.70), (rt, "retrain", 0.74)]
+    assert {r.id for r in rep.quality.rows} == {base, rt, inner}  # the table still lists every row
+
+
 def test_latest_run_confusions_count_every_error(growth_store: GrowthStore, full: tuple[GrowthReport, str]) -> None:
     rep, _ = full
     lt = rep.latest

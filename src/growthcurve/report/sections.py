@@ -86,6 +86,11 @@ def primary_metric(rec: RunRecord) -> tuple[str | None, float | None, str | None
         block = rec.metrics.get(split)
         if isinstance(block, dict) and isinstance(block.get(name), int | float):
             return name, float(block[name]), split
+    # a retrain row keeps the new model's score on the served run's original test split as its retention
+    retention = rec.metrics.get("retention")
+    new = retention.get("new") if isinstance(retention, dict) else None
+    if isinstance(new, dict) and isinstance(new.get(name), int | float):
+        return name, float(new[name]), "test"
     return name, None, None
 
 
@@ -95,6 +100,7 @@ def quality_section(url: str | None) -> QualitySection:
     if not records:
         return QualitySection(empty=EMPTY_QUALITY)
     sec = QualitySection()
+    by_id = {r.id: r for r in records}
     for r in records:
         name, value, split = primary_metric(r) if r.kind in MODEL_KINDS else (None, None, None)
         row = RunRow(
@@ -111,7 +117,10 @@ def quality_section(url: str | None) -> QualitySection:
             r.artefact,
         )
         sec.rows.append(row)
-        if r.kind in MODEL_KINDS and r.status == "finished" and value is not None and r.task:
+        parent = by_id.get(r.parent or "")
+        # the finetune a retrain runs inside is the same model as the retrain row: one point, drawn as retrain
+        inner = parent is not None and parent.kind == "retrain" and parent.artefact == r.artefact
+        if r.kind in MODEL_KINDS and r.status == "finished" and value is not None and r.task and not inner:
             sec.series.setdefault(r.task, []).append(row)
     for pts in sec.series.values():
         pts.sort(key=lambda p: p.when)
