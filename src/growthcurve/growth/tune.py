@@ -920,6 +920,8 @@ def write_plots(study: optuna.Study, out: Path, n_params: int) -> tuple[dict[str
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # a parameter every complete trial shares gives a flat axis; matplotlib widens it and warns
+            warnings.filterwarnings("ignore", "Attempting to set identical low and high ylims", UserWarning)
             ax = plot(study)
         fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
         fig.set_size_inches(9, 5.5)
