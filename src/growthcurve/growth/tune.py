@@ -595,7 +595,7 @@ class Tuner:
             old_metric = study.user_attrs.get(_ATTR_METRIC)
             if old_metric not in (None, spec.metric):
                 raise ConfigError(
-                    f"study '{study_name}' maximises dev {old_metric}, not {spec.metric}: "
+                    f"study '{study_name}' optimises dev {old_metric}, not {spec.metric}: "
                     f"start a new study with --study {study_name}-v2, or use metric: {old_metric}"
                 )
             if study.direction.name.lower() != spec.direction:
