@@ -193,6 +193,13 @@ def test_empty_store_says_so_in_every_section(tmp_path: Path, capsys: pytest.Cap
         assert title in err
 
 
+def test_the_page_never_shows_the_store_password() -> None:
+    from growthcurve.report.sections import safe_url
+
+    assert safe_url("postgresql+psycopg://gc:s3cret@db:5432/growth") == "postgresql+psycopg://gc:***@db:5432/growth"
+    assert safe_url("sqlite:///growthcurve.db") == "sqlite:///growthcurve.db"
+
+
 def test_serve_rebuilds_on_every_request(growth_store: GrowthStore, tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 

@@ -21,6 +21,7 @@ from growthcurve.report.sections import (
     goals_section,
     latest_run_section,
     quality_section,
+    safe_url,
     serving_section,
     team_section,
 )
@@ -72,7 +73,7 @@ def build_report(inputs: ReportInputs) -> GrowthReport:
     as_of = inputs.as_of or dt.date.today()
     quality = quality_section(url)
     rep = GrowthReport(
-        url=url,
+        url=safe_url(url),
         generated=dt.datetime.now(dt.UTC),
         quality=quality,
         latest=latest_run_section(quality),

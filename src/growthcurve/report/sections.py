@@ -292,6 +292,14 @@ def _tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
 
+def safe_url(url: str) -> str:
+    """The store URL with its password masked, for the page (a report gets mailed around)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def store_exists(url: str) -> bool:
     """False for a SQLite file that is not there (reading must not create an empty store)."""
     from growthcurve.dbcheck import require_existing_database
@@ -434,7 +442,7 @@ def goals_section(url: str, goals_file: Path | None, as_of: dt.date) -> GoalsSec
     if goals_file is not None:
         cfg, source = load_goals(goals_file), str(goals_file)
     elif store_exists(url):
-        cfg, source = GoalStore(url, read_only=True).load_goals(), url
+        cfg, source = GoalStore(url, read_only=True).load_goals(), safe_url(url)
     else:
         return GoalsSection(empty=EMPTY_GOALS)
     if not cfg.objectives:
