@@ -169,6 +169,30 @@ def test_big_label_set_shows_heatmap_and_top_confusions(tmp_path: Path) -> None:
     assert len(lt.top_confusions) == 15
 
 
+def test_ner_run_shows_its_entity_report(tmp_path: Path) -> None:
+    """A token-classification run: the seqeval per-type report and its F1 chart, entity F1 on the curve."""
+    from growthcurve.evaluation.ner import write_ner_reports
+    from growthcurve.report.build import render_html
+    from growthcurve.store.registry import finish_run, start_run
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run = tmp_path / "ner"
+    run.mkdir()
+    gold = [["B-PER", "O", "B-LOC"], ["O", "B-PER", "I-PER"], ["B-LOC", "O"]]
+    pred = [["B-PER", "O", "O"], ["O", "B-PER", "I-PER"], ["B-LOC", "O"]]
+    write_ner_reports(run, "test", gold, pred, "IOB2")
+    f1 = json.loads((run / "ner_report_test.json").read_text())["f1"]
+    rid = start_run("finetune", name="ner", task="token-classification", artefact=run, url=url)
+    finish_run(rid, "finished", metrics={"test": {"entity_f1": f1}}, url=url)
+    rep = build_report(ReportInputs(db=url))
+    assert rep.quality.series["token-classification"][0].metric == pytest.approx(f1)
+    lt = rep.latest
+    assert lt.kind == "ner" and {r["label"] for r in lt.per_class} == {"PER", "LOC"}
+    assert next(r for r in lt.per_class if r["label"] == "PER")["f1"] == pytest.approx(1.0)
+    assert rep.images["latest_run_png"] == (run / "ner_f1_test.png").read_bytes()
+    assert "entity F1 per type" in _section(render_html(rep), "latest")
+
+
 def test_empty_store_says_so_in_every_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from growthcurve.cli import main
 

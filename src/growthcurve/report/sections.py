@@ -184,10 +184,13 @@ def _read_run_reports(row: RunRow, folder: Path, split: str) -> LatestRunSection
     if ner.is_file():
         doc = _load_json(ner)
         sec.kind = "ner"
-        sec.per_class = [{"label": k, **v} for k, v in sorted(doc.get("per_type", {}).items())]
+        # every row carries the four columns (None where seqeval gives none, shown as –)
+        cols = {"precision": None, "recall": None, "f1": None, "support": None}
+        sec.per_class = [{"label": k, **cols, **v} for k, v in sorted(doc.get("per_type", {}).items())]
+        micro = {"precision": doc.get("precision"), "recall": doc.get("recall"), "f1": doc.get("f1")}
         sec.averages = [
-            {"label": "micro avg", "precision": doc["precision"], "recall": doc["recall"], "f1": doc["f1"]},
-            {"label": "macro avg", "f1": doc["macro_f1"]},
+            {"label": "micro avg", **cols, **micro, "support": doc.get("n_entities")},
+            {"label": "macro avg", **cols, "f1": doc.get("macro_f1")},
         ]
         sec.accuracy = doc.get("accuracy")
         png = folder / f"ner_f1_{split}.png"
