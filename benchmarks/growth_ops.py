@@ -278,7 +278,10 @@ def part_retrain(work: Path, quick: bool, replay: int, epochs_full: float) -> di
     dv.to_csv(files["dev"], index=False)
     test.to_csv(files["test"], index=False)
     epochs, max_steps = (2, 40) if quick else (epochs_full, None)
-    first = finetune(minilm_sets(files["train"], files["dev"], files["test"], work / "first", epochs, max_steps))
+    sets = minilm_sets(files["train"], files["dev"], files["test"], work / "first", epochs, max_steps)
+    if (work / "first" / "checkpoints" / "last.pt").is_file():  # an interrupted benchmark continues its first model
+        sets = [s if s != "resume=false" else "resume=true" for s in sets]
+    first = finetune(sets)
     run = Path(first["run_dir"])
 
     # ---- serve the first model and replay unseen train texts as traffic, the true labels as corrections
