@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
+from growthcurve.cpuinfo import choose_openmp_policy
 from growthcurve.errors import GrowthcurveError
 
 app = typer.Typer(
@@ -69,6 +70,7 @@ def _os_error_message(exc: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning user errors into one line and exit code 2."""
+    choose_openmp_policy()  # before any command loads torch's OpenMP runtime
     try:
         rv = app(args=argv, standalone_mode=False)
         if isinstance(rv, int) and rv != 0:

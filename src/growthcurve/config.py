@@ -67,6 +67,9 @@ class ModelConfig(_Strict):
     adapt_steps: int | None = Field(None, ge=1)  # None with adapt_minutes None: 200 steps, at most 5 minutes
     adapt_minutes: float | None = Field(None, gt=0)
     adapt_texts: str | None = None  # an extra unlabelled file (.txt one text a line, .csv/.jsonl text column)
+    # Sequence classifiers read token 0 of the last layer only: compute that layer for token 0 alone (same
+    # logits and gradients, ~1/6 fewer FLOPs on a 6-layer encoder; growthcurve.models.fastpath).
+    first_token_only: bool = True
 
     @field_validator("adapt", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ import torch
 from growthcurve.config import load_finetune_config
 from growthcurve.errors import ConfigError, ModelError
 from growthcurve.models.build import build_model
+from growthcurve.models.fastpath import first_token_last_layer
 from growthcurve.models.peft_methods import MERGEABLE, PEFT_METHODS, apply_method, load_method_model
 from growthcurve.training.runfolder import load_run
 from growthcurve.training.text import finetune_text
@@ -116,6 +117,7 @@ def test_merge_gives_a_plain_model_with_the_same_logits(runs: dict[str, Any], me
     assert res.method == method and res.out_dir == tmp_path / "merged"
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
     assert not any("lora" in k for k in plain.state_dict())
+    assert first_token_last_layer(plain)  # the last-layer path every growthcurve loader uses
     batch = _batch(run_dir)
     with torch.no_grad():
         unmerged = load_run(run_dir).model(**batch).logits

@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from growthcurve.config import FinetuneConfig
+from growthcurve.models.fastpath import first_token_last_layer
 from growthcurve.models.hf import load_pretrained, load_sequence_classifier, load_tokenizer
 from growthcurve.models.peft_methods import apply_method, load_method_model
 
 
 def build_model(cfg: FinetuneConfig, model_path: str, labels: list[str], multi_label: bool) -> Any:
     """A sequence classifier on the pretrained encoder at ``model_path``, wrapped for ``cfg.method``."""
-    model = load_sequence_classifier(model_path, labels, multi_label, cfg.model.dropout)
-    return with_method(model, cfg, model_path)
+    model = with_method(load_sequence_classifier(model_path, labels, multi_label, cfg.model.dropout), cfg, model_path)
+    if cfg.model.first_token_only:
+        first_token_last_layer(model)
+    return model
 
 
 def build_token_model(cfg: FinetuneConfig, model_path: str, tags: list[str]) -> Any:
@@ -49,7 +52,10 @@ def load_hf_run(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
 
     token = meta.get("task") == "token-classification"
     cls = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
-    return load_pretrained(cls, str(model_dir)), load_pretrained(AutoTokenizer, str(model_dir))
+    model = load_pretrained(cls, str(model_dir))
+    if not token and meta.get("first_token_only", True):  # the last-layer path training used: same logits
+        first_token_last_layer(model)
+    return model, load_pretrained(AutoTokenizer, str(model_dir))
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from growthcurve.config import FinetuneConfig, PeftConfig
 from growthcurve.errors import ConfigError, ModelError
+from growthcurve.models.fastpath import first_token_last_layer
 from growthcurve.models.hf import load_pretrained, resolve_model_path
 
 PEFT_METHODS = ("lora", "adalora", "prefix", "adapter", "freeze")
@@ -535,7 +536,7 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
             wrapped = MethodModel(PeftModel.from_pretrained(base, str(model_dir)), method, info)
         wrapped.info = {k: v for k, v in info.items() if k != "method"}
-        return wrapped
+        return _as_trained(wrapped, meta)
     from safetensors.torch import load_file
 
     cfg = FinetuneConfig(
@@ -552,7 +553,14 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
             f"'{model_dir / WEIGHTS_FILE}' does not fit the base model '{base_name}' "
             f"({(result.unexpected_keys or lost)[0]}); was the base model changed?"
         )
-    return wrapped
+    return _as_trained(wrapped, meta)
+
+
+def _as_trained(model: MethodModel, meta: dict[str, Any]) -> MethodModel:
+    """The last-layer path the run trained with (`growthcurve.models.fastpath`): bit-identical logits."""
+    if meta.get("task", "text-classification") != "token-classification" and meta.get("first_token_only", True):
+        first_token_last_layer(model)
+    return model
 
 
 def task_specific_bytes(model_dir: str | Path) -> int:

@@ -7,6 +7,8 @@ import sys
 
 import torch
 
+from growthcurve.cpuinfo import cpu_family, cpu_flags, cpu_model
+
 
 def cpu_has_fast_bf16() -> bool:
     """True on CPUs with AMX tiles or AVX512-BF16, where oneDNN runs bf16 matmuls natively."""
@@ -36,15 +38,28 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
-    import platform
+def compute_report(device: torch.device, precision: str) -> dict[str, object]:
+    """What ran the job, for metrics.json and the run report: CPU model, family and flags, threads, the
+    OpenMP wait policy, the precision and the kernels it implies (ATen's vector level, oneDNN/AMX)."""
+    import os
 
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    flags = cpu_flags()
+    family = "cuda" if device.type == "cuda" else cpu_family(flags)
+    capability = torch.backends.cpu.get_cpu_capability()
+    if device.type == "cuda":
+        kernels = f"cuBLAS {precision}"
+    elif precision == "bf16":
+        kernels = "oneDNN bf16 on AMX tiles" if family == "amx" else f"oneDNN bf16 ({capability})"
+    else:
+        kernels = f"fp32 GEMM ({capability})"
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_family": family,
+        "cpu_flags": [f for f, on in flags.items() if on],
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "DEFAULT").upper(),
+        "torch": torch.__version__,
+        "precision": precision,
+        "kernels": kernels,
+    }

@@ -100,6 +100,8 @@ def config_fingerprint(cfg: FinetuneConfig) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     data.pop("resume", None)
     data.pop("output_dir", None)
+    data.pop("registry", None)  # where the run is recorded and logged does not change its results
+    data["train"].pop("report_to", None)
     data["train"].pop("checkpoint_every_steps", None)
     data["data_files"] = data_fingerprint([cfg.data.train, cfg.data.dev, cfg.data.test])
     return data

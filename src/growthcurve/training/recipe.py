@@ -24,7 +24,7 @@ from growthcurve.config import FinetuneConfig
 from growthcurve.errors import ConfigError
 from growthcurve.evaluation.classification import plot_training_curves
 from growthcurve.io import atomic_path, write_json
-from growthcurve.training.hardware import cpu_model, peak_rss_mb
+from growthcurve.training.hardware import compute_report, peak_rss_mb
 from growthcurve.training.loop import CHECKPOINT, FitOutcome, load_checkpoint, seed_everything
 from growthcurve.training.modelcard import write_model_card
 from growthcurve.training.runfolder import RunResult, clear_run, load_run, run_artefacts, save_model_dir, write_config
@@ -143,6 +143,7 @@ def run_meta(cfg: FinetuneConfig, precision: str, **extra: Any) -> dict[str, Any
         "multi_label": False,
         "max_length": cfg.model.max_length,
         "precision": precision,
+        "first_token_only": cfg.model.first_token_only,  # loaders run the last layer as training did
     }
     meta.update(extra)
     return meta
@@ -216,9 +217,7 @@ def finish_run(
                 "trainable_params": params[0],
                 "total_params": params[1],
                 "peak_rss_mb": peak_rss_mb(),
-                "cpu_model": cpu_model(),
-                "device": str(run.device),
-                "threads": torch.get_num_threads(),
+                **compute_report(run.device, precision),
                 "sparse_embeddings": outcome.sparse_embeddings,
                 **(train_extra or {}),
             },
