@@ -101,6 +101,42 @@ def test_detector_gates_on_volume_and_keeps_alerted_windows_out_of_the_baseline(
     assert det.add(0.0, "t", True) == [] and det.late == 1  # older than the open window: late, not counted
 
 
+def _run(plan: list[tuple[int, int]], max_scale: int, alpha: float = 0.01) -> dict[int, dict[str, Any]]:
+    s = DetectorSettings(
+        window_seconds=10, baseline_windows=6, alpha=alpha, min_volume=10, min_baseline=30, max_scale=max_scale
+    )
+    det = SurgeDetector(s)
+    rows: list[dict[str, Any]] = []
+    for w, (n, k) in enumerate(plan):
+        for i in range(n):
+            rows += det.add(w * 10 + i * 0.01, "t", i < k)
+    rows += det.close()
+    return {r["window"]: r for r in rows}
+
+
+def test_two_window_scale_catches_a_surge_one_window_misses() -> None:
+    plan = [(40, 4)] * 6 + [(40, 10), (40, 10)]  # 10% baseline, then two windows at 25%
+    one, two = _run(plan, 1), _run(plan, 2)
+    assert not one[6]["alert"] and not one[7]["alert"]  # too weak for one window of 40 texts
+    assert two[7]["alert"] and two[7]["scale"] == 2
+    # golden: windows 6+7 (20 of 80) against the baseline before the block (windows 1..5: 20 of 200),
+    # Bonferroni over the 2 scales tested
+    p2 = surge_pvalue(20, 80, 20, 200)
+    assert two[7]["p_value"] == pytest.approx(min(1.0, 2 * min(p2, surge_pvalue(10, 40, 30, 240))))
+    # an alerted window ends the block: the window after a surge is tested alone
+    after = _run([(40, 4)] * 6 + [(40, 30), (40, 4)], 2)
+    assert after[6]["alert"] and after[7]["scale"] == 1
+
+
+def test_multi_scale_keeps_the_false_alert_rate_at_alpha() -> None:
+    rng = np.random.default_rng(0)
+    plan = [(60, int(rng.binomial(60, 0.15))) for _ in range(3000)]
+    rows = _run(plan, 2, alpha=0.01)
+    tested = [r for r in rows.values() if r["p_value"] is not None]
+    rate = sum(r["alert"] for r in tested) / len(tested)
+    assert rate <= 0.01  # family-wise over the two scales of a window
+
+
 def test_timestamps() -> None:
     assert parse_timestamp("2026-01-01T00:00:00Z") == 1767225600.0
     assert parse_timestamp("2026-01-01T01:00:00+01:00") == 1767225600.0

@@ -80,10 +80,11 @@ def run_cmd(
     store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
     window: Annotated[str, typer.Option(help="window length, e.g. 15min, 1h")] = "1h",
     baseline_windows: Annotated[int, typer.Option(help="windows in the rolling baseline")] = 24,
-    alpha: Annotated[float, typer.Option(help="alert level after correction across topics")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="alert level after correction across topics")] = 0.005,
     min_volume: Annotated[int, typer.Option(help="texts a topic needs in a window to be tested")] = 20,
     min_baseline: Annotated[int, typer.Option(help="texts a topic needs in its baseline to be tested")] = 100,
     correction: Annotated[str, typer.Option(help="holm, fdr_bh, bonferroni or none")] = "holm",
+    max_scale: Annotated[int, typer.Option(help="also test the last k windows together (1: each alone)")] = 2,
     batch_size: Annotated[int, typer.Option(help="texts classified and committed per batch")] = 64,
     follow: Annotated[bool, typer.Option(help="keep polling for new lines/files (Ctrl-C stops)")] = False,
     poll: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 1.0,
@@ -110,6 +111,7 @@ def run_cmd(
         min_volume,
         min_baseline,
         correction,  # type: ignore[arg-type]
+        max_scale,
     )
     if source != "-" and not Path(source).exists():
         raise ConfigError(f"stream source '{source}' does not exist (a .jsonl file, a folder, or - for stdin)")

@@ -127,7 +127,9 @@ class StreamMonitor:
             httpx.Client(timeout=webhook_timeout_s, transport=webhook_transport) if webhook is not None else None
         )
         state = load_state(engine, name)
-        if state is not None and state.get("settings") != asdict(self.settings):
+        # monitors stored before multi-scale tests (max_scale) tested each window alone
+        stored = {"max_scale": 1, **state["settings"]} if state is not None and "settings" in state else None
+        if state is not None and stored != asdict(self.settings):
             raise ConfigError(
                 f"monitor '{name}' was started with other test settings ({state.get('settings')}); "
                 "resume it with those, or start a new monitor with --name"
