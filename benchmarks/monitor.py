@@ -302,7 +302,7 @@ def main() -> int:
     alphas = [float(a) for a in args.alphas.split(",") if a]
     sweep = [
         replay_alerts(cached, eng, surge_files, clean_files, alpha, surge_start, surge_len, k)
-        for k in (1, 2)
+        for k in (1, 2, 3)
         for alpha in alphas
     ]
     default = DetectorSettings()

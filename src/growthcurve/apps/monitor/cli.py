@@ -84,7 +84,7 @@ def run_cmd(
     min_volume: Annotated[int, typer.Option(help="texts a topic needs in a window to be tested")] = 20,
     min_baseline: Annotated[int, typer.Option(help="texts a topic needs in its baseline to be tested")] = 100,
     correction: Annotated[str, typer.Option(help="holm, fdr_bh, bonferroni or none")] = "holm",
-    max_scale: Annotated[int, typer.Option(help="also test the last k windows together (1: each alone)")] = 2,
+    max_scale: Annotated[int, typer.Option(help="also test the last k windows together (1: each alone)")] = 3,
     batch_size: Annotated[int, typer.Option(help="texts classified and committed per batch")] = 64,
     follow: Annotated[bool, typer.Option(help="keep polling for new lines/files (Ctrl-C stops)")] = False,
     poll: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 1.0,
