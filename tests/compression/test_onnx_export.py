@@ -174,6 +174,7 @@ def test_cli_export_prints_the_check(text_run: Path, tmp_path: Path, capsys: pyt
     main(["export", str(text_run), "--quantize", "int8", "--out", str(tmp_path / "cli-onnx"), "--threads", "1"])
     out = capsys.readouterr().out
     assert "model.int8.onnx" in out and "check passed" in out
+    assert "fused by onnxruntime: " in out and "Attention 1" in out
     report = json.loads((tmp_path / "cli-onnx" / "export.json").read_text())
     assert report["files"]["model.int8.onnx"] > 0 and report["test"]["accuracy_onnx_int8"] >= 0.9
     with pytest.raises(SystemExit) as exc:

@@ -60,6 +60,11 @@ def export(
             f"int8 file is {100 * rep['int8_size_ratio']:.1f}% of fp32; arg-max agrees with PyTorch on "
             f"{100 * rep['int8_argmax_agreement']:.1f}% of the check rows"
         )
+    fused = rep.get("fusion", {}).get("fused_operators") or {}
+    console.print(
+        f"graph: {rep['exporter']}, opset {rep['opset']}; fused by onnxruntime: "
+        + (", ".join(f"{k} {v}" for k, v in fused.items()) or "nothing (unfused graph, see export_attempts)")
+    )
     if rep.get("test_note"):
         console.print(f"test accuracy: {rep['test_note']}")
     console.print(f"fp32 check passed (≤ {rep['tolerance']:g}); export.json in {res.out_dir}")
