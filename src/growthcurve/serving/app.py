@@ -315,12 +315,16 @@ class ServingCore:
         return {"request_id": body.request_id, "stored": True, "kinds": [k for k, _, _ in kinds], **res}
 
 
-def get_core(request: Request) -> ServingCore:
+# The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, a
+# thread hop per request that costs more than the check itself (seen in a py-spy profile under load).
+
+
+async def get_core(request: Request) -> ServingCore:
     """FastAPI dependency: the app's `ServingCore` (for routes that applications add)."""
     return request.app.state.core
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """FastAPI dependency: with API keys configured, ``X-API-Key`` must match one (constant-time compare)."""
     keys: list[str] = request.app.state.core.settings.api_keys
     if not keys:
