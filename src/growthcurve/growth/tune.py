@@ -238,8 +238,11 @@ def default_space(cfg: FinetuneConfig) -> dict[str, BaseDistribution]:
             "train.weight_decay": FloatDistribution(0.0, 0.1),
         }
     if cfg.method == "full":
+        # around the engine's own default (2e-4, geometric centre of the range): small encoders such as
+        # MiniLM-L6 train best at 1e-4..5e-4, large ones lower; a range topping out at the default can only
+        # lose to it on a short budget (BANKING77 2,000 rows: 1e-5..2e-4 found 41.9% test vs the default's 51.7%)
         return {
-            "train.learning_rate": FloatDistribution(1e-5, 2e-4, log=True),
+            "train.learning_rate": FloatDistribution(3e-5, 1e-3, log=True),
             "train.batch_size": batch,
             "train.warmup_ratio": FloatDistribution(0.0, 0.2),
             "train.weight_decay": FloatDistribution(0.0, 0.1),
