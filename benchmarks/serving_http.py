@@ -166,6 +166,18 @@ class _AiohttpPost:
 LOAD_CLIENTS = {"aiohttp": _AiohttpPost, "httpx": _HttpxPost}
 
 
+def _batch_totals(metrics: str) -> tuple[float, float]:
+    """(batches, items) so far from the server's Prometheus batch-size histogram."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    n = s = 0.0
+    for fam in text_string_to_metric_families(metrics):
+        for smp in fam.samples:
+            n += smp.value if smp.name == "growthcurve_batch_size_count" else 0
+            s += smp.value if smp.name == "growthcurve_batch_size_sum" else 0
+    return n, s
+
+
 async def _load(
     base: str, texts: list[str], seconds: float, label: str, client_kind: str = "aiohttp", server_pid: int | None = None
 ) -> dict[str, Any]:
@@ -178,6 +190,7 @@ async def _load(
 
     lat: list[float] = []
     errors = 0
+    ours = label.startswith("growthcurve")
     client = LOAD_CLIENTS[client_kind](base)
     try:
         for t in texts[:16]:  # warm-up: first batches pay one-off allocation costs
@@ -202,13 +215,14 @@ async def _load(
                 await asyncio.sleep(1)
                 bar.update(1)
 
+        metrics0 = await client.get_text("/metrics") if ours else ""  # the same server may have been loaded before
         cpu0 = (_own_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else 0.0)
         t_start = time.perf_counter()
         await asyncio.gather(ticker(), *(worker(k) for k in range(CLIENTS)))
         elapsed = time.perf_counter() - t_start
         cpu1 = (_own_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else 0.0)
         bar.close()
-        metrics = await client.get_text("/metrics") if label.startswith("growthcurve") else ""
+        metrics = await client.get_text("/metrics") if ours else ""
     finally:
         await client.close()
     ms = np.asarray(lat) * 1000.0
@@ -228,14 +242,8 @@ async def _load(
     if server_pid:
         row["server_cpu_ms_per_request"] = round((cpu1[1] - cpu0[1]) / n * 1000.0, 2)
     if metrics:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        n = s = 0.0
-        for fam in text_string_to_metric_families(metrics):
-            for smp in fam.samples:
-                n += smp.value if smp.name == "growthcurve_batch_size_count" else 0
-                s += smp.value if smp.name == "growthcurve_batch_size_sum" else 0
-        row["mean_batch_size"] = round(s / n, 2) if n else None
+        (n1, s1), (n0, s0) = _batch_totals(metrics), _batch_totals(metrics0)
+        row["mean_batch_size"] = round((s1 - s0) / (n1 - n0), 2) if n1 > n0 else None
     row["_latencies_ms"] = ms  # for the plot; not written to the JSON
     return row
 
@@ -380,13 +388,17 @@ def run_http(
     max_wait_ms: float = 0.0,
     client: str = "aiohttp",
     kill_test: bool = True,
+    extra_clients: tuple[str, ...] = ("httpx",),
 ) -> dict[str, Any]:
     """Serve ``run_dir`` with growthcurve (ONNX int8 and torch) and with a naive pipeline endpoint, load all
     three the same way in this one call, then kill -9 the ONNX server during a feedback load.
 
-    ``plot``: also write the latency CDFs there (PNG).
+    ``plot``: also write the latency CDFs there (PNG). ``extra_clients``: load the ONNX and the naive server
+    once more with each of these load generators (same server process, right after), so the share of the
+    ratio that comes from the client's own CPU on the shared cores is measured in the same run.
     """
     machine = cpu_info()
+    extra: list[dict[str, Any]] = []
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="gc-serving-http-") as tmpdir:
@@ -400,6 +412,10 @@ def run_http(
                 row = asyncio.run(_load(f"http://127.0.0.1:{port}", texts, seconds, label, client, proc.pid))
                 store = "sqlite WAL, synchronous=FULL, predictions logged"
                 rows.append({**row, "serve_args": args, "startup_s": round(ready, 2), "store": store})
+                for other in extra_clients if k == 0 else ():
+                    name = f"{label} [{other} client]"
+                    r2 = asyncio.run(_load(f"http://127.0.0.1:{port}", texts, seconds, name, other, proc.pid))
+                    extra.append({**r2, "serve_args": args, "store": store})
             finally:
                 _stop(proc)
         port = _free_port()
@@ -410,13 +426,17 @@ def run_http(
                 _load(f"http://127.0.0.1:{port}", texts, seconds, "naive FastAPI + pipeline", client, proc.pid)
             )
             rows.append({**row, "torch_threads": threads, "startup_s": round(ready, 2), "store": "none"})
+            for other in extra_clients:
+                name = f"naive FastAPI + pipeline [{other} client]"
+                r2 = asyncio.run(_load(f"http://127.0.0.1:{port}", texts, seconds, name, other, proc.pid))
+                extra.append({**r2, "torch_threads": threads, "store": "none"})
         finally:
             _stop(proc)
         if kill_test:
             rows.append(_kill_test(run_dir, texts, min(seconds, 10.0), tmp, configs[0][1]))
     if plot is not None:
         _plot([r for r in rows if "_latencies_ms" in r], plot)
-    for r in rows:
+    for r in rows + extra:
         r.pop("_latencies_ms", None)
         r.update(machine)
     ours, torch_row, naive = rows[0], rows[1], rows[2]
@@ -435,6 +455,13 @@ def run_http(
         "service_row": ours["name"],
         "load_generator": client,
     }
+    for other in extra_clients:
+        a = next(r for r in extra if r["name"].startswith("growthcurve") and r["load_generator"] == other)
+        b = next(r for r in extra if r["name"].startswith("naive") and r["load_generator"] == other)
+        summary[f"service_p99_ms_{other}_client"] = a["p99_ms"]
+        summary[f"service_speedup_vs_naive_{other}_client"] = (
+            round(a["requests_per_s"] / b["requests_per_s"], 2) if b["requests_per_s"] else None
+        )
     summary["service_met"] = {
         "p99": ours["p99_ms"] is not None and ours["p99_ms"] <= TARGETS["service_p99_ms_max"],
         "speedup": (summary["service_speedup_vs_naive"] or 0) >= TARGETS["service_speedup_vs_naive_min"],
@@ -443,6 +470,7 @@ def run_http(
     }
     return {
         "rows": rows,
+        "rows_other_clients": extra,
         "summary": summary,
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
         "targets": TARGETS,
@@ -485,6 +513,7 @@ def merge_into(path: Path, doc: dict[str, Any]) -> None:
 
     old = json.loads(path.read_text(encoding="utf-8"))
     old["http"] = doc["rows"]
+    old["http_other_clients"] = doc["rows_other_clients"]
     old.setdefault("summary", {}).update(doc["summary"])
     old["http_run"] = {k: doc[k] for k in ("date", "command", "load_average_before_after", "notes", "targets")}
     old["http_run"]["merged"] = "HTTP rows and service_* summary keys from this later run; offline rows unchanged"
@@ -502,6 +531,12 @@ def main() -> None:
     ap.add_argument("--max-wait-ms", type=float, default=0.0, help="micro-batch wait of the ONNX server")
     ap.add_argument("--client", choices=sorted(LOAD_CLIENTS), default="aiohttp", help="load generator")
     ap.add_argument("--no-kill", action="store_true", help="skip the kill -9 feedback test (short dev runs)")
+    ap.add_argument(
+        "--extra-client",
+        action="append",
+        choices=[*sorted(LOAD_CLIENTS), "none"],
+        help="also load the ONNX and naive servers with this client (default: httpx; none: skip)",
+    )
     ap.add_argument("--merge-into", type=Path, help="also merge rows + summary into this serving.json")
     ap.add_argument("--naive-server", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -522,6 +557,7 @@ def main() -> None:
         max_wait_ms=args.max_wait_ms,
         client=args.client,
         kill_test=not args.no_kill,
+        extra_clients=("httpx",) if args.extra_client is None else tuple(c for c in args.extra_client if c != "none"),
     )
     import torch
 
@@ -550,7 +586,7 @@ def main() -> None:
     if args.merge_into is not None:
         merge_into(args.merge_into, doc)
     print(f"\n{'row':52} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'srv/cli CPU ms':>15}")
-    for r in res["rows"]:
+    for r in res["rows"] + res["rows_other_clients"]:
         if "requests_per_s" in r:
             cpu = f"{r.get('server_cpu_ms_per_request')}/{r.get('client_cpu_ms_per_request')}"
             print(
@@ -566,6 +602,9 @@ def main() -> None:
         f"(target >= 3), errors {s['service_errors']}, lost feedback {s['feedback_lost_after_kill']}; "
         f"torch row {s['service_torch_speedup_vs_naive']}x, p99 {s['service_torch_p99_ms']} ms"
     )
+    for key in (k for k in s if k.startswith("service_speedup_vs_naive_") and k.endswith("_client")):
+        other = key.removeprefix("service_speedup_vs_naive_").removesuffix("_client")
+        print(f"  with the {other} client: {s[key]}x naive req/s, p99 {s[f'service_p99_ms_{other}_client']} ms")
     print(
         f"wrote {args.out} and {args.out.with_suffix('.png')}"
         + (f", merged into {args.merge_into}" if args.merge_into else "")
