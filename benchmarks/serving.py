@@ -434,6 +434,7 @@ def main() -> int:
         },
         "rows": rows,
         "http": http.get("rows", http),
+        "http_other_clients": http.get("rows_other_clients", []),
         "summary": summary,
     }
     write_json(args.out, doc)
