@@ -44,8 +44,6 @@ def report_cmd(
             raise ConfigError(f"{opt} '{path}' is not a file")
     if out.is_dir():
         raise ConfigError(f"--out '{out}' is a folder: give an HTML file path such as {out / 'report.html'}")
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port must be 1..65535 (got {port})")
     try:
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:

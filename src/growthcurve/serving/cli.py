@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from growthcurve.errors import ConfigError
+from growthcurve.serving.settings import ServeSettings  # pydantic only: no torch before passive_openmp
 
 console = Console(stderr=True)
 
@@ -23,6 +24,8 @@ def register(app: typer.Typer) -> None:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind ``host:port`` now (before models load) and hand the socket to uvicorn: no race, no late failure."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be 1..65535 (got {port})")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -37,6 +40,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror} (pick another --port)") from None
     sock.set_inheritable(True)
     return sock
+
+
+def serve_settings(api_key_env: str | None, api_key_file: Path | None, **fields: Any) -> ServeSettings:
+    """`ServeSettings` from the options every serve command shares (API keys read here); a bad value is one
+    ConfigError line, not a pydantic traceback."""
+    keys = read_api_keys(api_key_env, api_key_file)
+    try:
+        return ServeSettings(api_keys=keys, **fields)
+    except ValueError as exc:
+        raise ConfigError(f"invalid serve option: {exc}") from None
 
 
 def passive_openmp() -> None:
@@ -129,7 +142,6 @@ def serve_cmd(
     """Serve run folders over HTTP: /predict, /feedback, /health, /ready, /metrics, /docs."""
     passive_openmp()  # before torch runs its first parallel region
     from growthcurve.serving.assign import parse_weights
-    from growthcurve.serving.settings import ServeSettings
 
     if not runs:
         raise ConfigError("give at least one run folder")
@@ -137,32 +149,26 @@ def serve_cmd(
         raise ConfigError(f"--backend must be torch or onnx (got '{backend}')")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be >= 1 (got {threads})")
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port must be 1..65535 (got {port})")
     if len(runs) > 1 and not experiment:
         raise ConfigError("two or more runs are an A/B test: name the experiment with --experiment NAME")
     if len(runs) == 1 and (experiment or weights):
         raise ConfigError("--experiment/--weights need two or more runs to compare")
-    w = parse_weights(weights, len(runs))
-    keys = read_api_keys(api_key_env, api_key_file)
-    try:
-        settings = ServeSettings(
-            max_batch=max_batch,
-            max_wait_ms=max_wait_ms,
-            api_keys=keys,
-            max_body_bytes=max_body_bytes,
-            max_text_chars=max_text_chars,
-            long_text="truncate" if truncate else "reject",
-            max_items=max_items,
-            experiment=experiment,
-            weights=w,
-            salt=salt,
-            cors_origins=cors_origin or [],
-            log_text=log_text,
-            backend=backend if quantize is None else f"{backend}-{quantize}",
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid serve option: {exc}") from None
+    settings = serve_settings(
+        api_key_env,
+        api_key_file,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_body_bytes=max_body_bytes,
+        max_text_chars=max_text_chars,
+        long_text="truncate" if truncate else "reject",
+        max_items=max_items,
+        experiment=experiment,
+        weights=parse_weights(weights, len(runs)),
+        salt=salt,
+        cors_origins=cors_origin or [],
+        log_text=log_text,
+        backend=backend if quantize is None else f"{backend}-{quantize}",
+    )
     sock = bind_socket(host, port)  # a port in use fails here, before minutes of model loading
     try:
         _serve(

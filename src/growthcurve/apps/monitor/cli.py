@@ -201,18 +201,11 @@ def serve_cmd(
     """Serve the monitor: POST /predict (sentiment + topic per text), GET /alerts, feedback via /feedback."""
     from growthcurve.apps.monitor.model import RunClassifier
     from growthcurve.apps.monitor.service import MonitorHandler, alerts_router
-    from growthcurve.serving import ServeSettings, create_app
-    from growthcurve.serving.cli import bind_socket, passive_openmp, read_api_keys, serve_app
+    from growthcurve.serving import create_app
+    from growthcurve.serving.cli import bind_socket, passive_openmp, serve_app, serve_settings
     from growthcurve.store import init_db
 
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port must be 1..65535 (got {port})")
-    try:
-        settings = ServeSettings(
-            max_batch=max_batch, max_wait_ms=max_wait_ms, api_keys=read_api_keys(api_key_env, api_key_file)
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid serve option: {exc}") from None
+    settings = serve_settings(api_key_env, api_key_file, max_batch=max_batch, max_wait_ms=max_wait_ms)
     passive_openmp()
     sock = bind_socket(host, port)
     try:

@@ -142,27 +142,23 @@ def serve_cmd(
     """Serve recommender runs on the serving layer: POST /recommend, clicks via POST /feedback."""
     from growthcurve.apps.recommender.pipeline import RecommenderRun
     from growthcurve.apps.recommender.service import RecommenderHandler, recommend_router
-    from growthcurve.serving import ServeSettings, create_app, parse_weights
-    from growthcurve.serving.cli import bind_socket, passive_openmp, read_api_keys, serve_app
+    from growthcurve.serving import create_app, parse_weights
+    from growthcurve.serving.cli import bind_socket, passive_openmp, serve_app, serve_settings
     from growthcurve.store import default_url
 
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port must be 1..65535 (got {port})")
     if len(runs) > 1 and not experiment:
         raise ConfigError("two or more runs are an A/B test: name the experiment with --experiment NAME")
     if len(runs) == 1 and (experiment or weights):
         raise ConfigError("--experiment/--weights need two or more runs to compare")
-    try:
-        settings = ServeSettings(
-            max_batch=max_batch,
-            max_wait_ms=max_wait_ms,
-            api_keys=read_api_keys(api_key_env, api_key_file),
-            experiment=experiment,
-            weights=parse_weights(weights, len(runs)),
-            salt=salt,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid serve option: {exc}") from None
+    settings = serve_settings(
+        api_key_env,
+        api_key_file,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        experiment=experiment,
+        weights=parse_weights(weights, len(runs)),
+        salt=salt,
+    )
     passive_openmp()
     sock = bind_socket(host, port)  # a port in use fails before the models load
     try:
