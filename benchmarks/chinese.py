@@ -38,21 +38,14 @@ def machine() -> dict[str, Any]:
     """CPU model and the SIMD flags that decide bf16/int8 speed, torch build, thread count."""
     import torch
 
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8")
+    from growthcurve.cpuinfo import cpu_family, cpu_flags, cpu_model
+
     return {
         "platform": platform.platform(),
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
+        "cpu_family": cpu_family(),
         "cpu_count": os.cpu_count(),
-        "cpu_flags": {f: f in flags for f in wanted},
+        "cpu_flags": cpu_flags(),
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "load_average_at_start": os.getloadavg(),

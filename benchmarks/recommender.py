@@ -67,13 +67,12 @@ SHELF_NOISE = {
 
 def machine() -> dict[str, Any]:
     """CPU model and the flags that decide the fast path (AMX/AVX-512 bf16 vs AVX2), torch build, threads."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    wanted = ["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8", "avx_vnni"]
+    from growthcurve.cpuinfo import cpu_family, cpu_flags, cpu_model
+
     return {
-        "cpu_model": model,
-        "cpu_flags": {f: f in flags for f in wanted},
+        "cpu_model": cpu_model(),
+        "cpu_family": cpu_family(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
