@@ -128,3 +128,30 @@ def toy_overrides(tiny_bert: Path, data: dict[str, Path], out: Path, **extra: ob
     }
     sets.update(extra)
     return [f"{k}={v}" for k, v in sets.items()]
+
+
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """Yield the URL of a new PostgreSQL database on GROWTHCURVE_TEST_PG_URL and drop it afterwards; skip with
+    the reason when no server is set or reachable (session fixtures of the store, serving and validation tests)."""
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = os.environ.get("GROWTHCURVE_TEST_PG_URL")
+    if not admin:
+        pytest.skip("no PostgreSQL: set GROWTHCURVE_TEST_PG_URL (source .ci/postgres.sh starts one)")
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        pytest.skip(f"PostgreSQL at GROWTHCURVE_TEST_PG_URL is not reachable: {str(exc.orig).strip()[:120]}")
+    try:
+        yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()

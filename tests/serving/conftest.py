@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+
+from tests.conftest import throwaway_pg_database
 
 POS = ["great", "excellent", "love", "wonderful", "fantastic", "good", "happy", "amazing"]
 NEG = ["terrible", "awful", "hate", "horrible", "bad", "poor", "sad", "worst"]
@@ -161,23 +161,5 @@ def store_url(tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL database (GROWTHCURVE_TEST_PG_URL, as in tests/validation); skips without one."""
-    import sqlalchemy as sa
-
-    admin = os.environ.get("GROWTHCURVE_TEST_PG_URL")
-    if not admin:
-        pytest.skip("no PostgreSQL: set GROWTHCURVE_TEST_PG_URL (source .ci/postgres.sh starts one)")
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    name = f"gc_serve_{uuid.uuid4().hex[:10]}"
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL at GROWTHCURVE_TEST_PG_URL is not reachable: {str(exc.orig).strip()[:120]}")
-    try:
-        yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    """A throwaway PostgreSQL database for the serving tests; skips without one."""
+    yield from throwaway_pg_database("gc_serve")

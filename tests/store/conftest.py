@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+
+from tests.conftest import throwaway_pg_database
 
 
 @pytest.fixture(scope="session")
 def registry_pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL database on GROWTHCURVE_TEST_PG_URL (as in tests/validation), dropped afterwards."""
-    admin = os.environ.get("GROWTHCURVE_TEST_PG_URL")
-    if not admin:
-        pytest.skip("no PostgreSQL: set GROWTHCURVE_TEST_PG_URL (source .ci/postgres.sh starts one)")
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    name = f"gc_reg_{uuid.uuid4().hex[:10]}"
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL at GROWTHCURVE_TEST_PG_URL is not reachable: {str(exc.orig).strip()[:120]}")
-    url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    """A throwaway PostgreSQL database for the registry tests, dropped afterwards."""
+    yield from throwaway_pg_database("gc_reg")
 
 
 @pytest.fixture(params=["sqlite", "duckdb", "postgresql"])

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
-
-def _pg_admin_url() -> str | None:
-    return os.environ.get("GROWTHCURVE_TEST_PG_URL")
+from tests.conftest import throwaway_pg_database
 
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of a throwaway PostgreSQL database, created for the session and dropped afterwards."""
-    admin = _pg_admin_url()
-    if not admin:
-        pytest.skip("no PostgreSQL: set GROWTHCURVE_TEST_PG_URL (source .ci/postgres.sh starts one)")
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    name = f"gc_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL at GROWTHCURVE_TEST_PG_URL is not reachable: {str(exc.orig).strip()[:120]}")
-    url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    yield from throwaway_pg_database("gc_test")
 
 
 @pytest.fixture(params=["sqlite", "duckdb", "postgresql"])
