@@ -30,7 +30,7 @@ from growthcurve.data.text import load_text_splits
 from growthcurve.errors import ConfigError, DataError, GrowthcurveError, ModelError
 from growthcurve.io import atomic_open, write_json, write_text
 from growthcurve.serving.handlers import model_version
-from growthcurve.store import get_engine
+from growthcurve.store import get_engine, masked_url
 from growthcurve.store.schema import feedback, predictions
 from growthcurve.training.runfolder import read_meta, run_artefacts
 
@@ -329,7 +329,7 @@ def retrain(
     options = {
         "served_run": str(run),
         "served_version": version,
-        "feedback_store": _safe_url(feedback_url),
+        "feedback_store": masked_url(feedback_url),
         "rehearsal_rows": int(len(reh_idx)),
         "holdout": holdout,
         "method": method,
@@ -355,7 +355,7 @@ def retrain(
             "registry_id": rid,
             "method": method,
             "feedback": {
-                "store": _safe_url(feedback_url),
+                "store": masked_url(feedback_url),
                 "requests": rows.requests,
                 "feedback_rows": rows.feedback_rows,
                 "usable": len(rows.texts),
@@ -412,14 +412,6 @@ def _per_label(old: np.ndarray, new: np.ndarray, y: np.ndarray, labels: Sequence
                 "new_correct": int((new[mask] == i).sum()),
             }
     return out
-
-
-def _safe_url(url: str) -> str:
-    """The store URL without its password, for files and the registry."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 # ---- the run registry (store/registry.py): a store that fails only warns, the run folder is the result

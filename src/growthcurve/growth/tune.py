@@ -47,6 +47,7 @@ from pydantic import BaseModel
 from growthcurve.config import FinetuneConfig, TrainConfig, load_finetune_config, load_yaml
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.io import atomic_path, write_json, write_text
+from growthcurve.store import masked_url as mask_url  # tune's name, kept for its callers
 
 TUNE_KEYS = ("search", "metric")  # the keys a tune config adds to a finetune config
 # Keys a search may not vary: every trial must read the same data and write its own folder.
@@ -300,14 +301,6 @@ def load_tune_spec(
 
 # ----------------------------------------------------------------------------------------------
 # Storage
-
-
-def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by ***, for logs and tune.json."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 def default_storage(store_url: str) -> str:

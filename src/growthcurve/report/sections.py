@@ -19,6 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from growthcurve.errors import DataError, GrowthcurveError
+from growthcurve.store import masked_url as safe_url  # name kept for callers of the report module
 from growthcurve.store.registry import RunRecord, list_runs
 
 # The metric on the growth curve per task: what the run's own CLI reports first.
@@ -293,14 +294,6 @@ class ServingSection:
 
 def _tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
-
-
-def safe_url(url: str) -> str:
-    """The store URL with its password masked, for the page (a report gets mailed around)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 def store_exists(url: str) -> bool:

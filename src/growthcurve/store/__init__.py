@@ -15,6 +15,7 @@ from growthcurve.store.decisions import list_decisions, record_decision
 from growthcurve.store.schema import decisions, experiment_events, feedback, metadata, predictions
 
 __all__ = [
+    "masked_url",
     "decisions",
     "default_url",
     "experiment_events",
@@ -31,6 +32,14 @@ __all__ = [
 
 _ALEMBIC_DIR = Path(__file__).parent / "alembic"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password shown as ***, for logs, JSON files and pages that travel (a non-URL as it is)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def default_url() -> str:
