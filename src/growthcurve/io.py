@@ -1,11 +1,14 @@
-"""Atomic file writes (temp file in the same folder + os.replace) so a crash never leaves a half file."""
+"""Atomic writes: files (temp file in the same folder + os.replace) and whole folders (`swap_in_dir`), so a
+crash never leaves a half-written file or folder."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +42,17 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | N
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def swap_in_dir(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Replace folder ``final`` by the finished folder ``tmp`` (same parent): the old one is renamed aside
+    first, so ``final`` is at every moment either the old complete folder or the new one, never a mix."""
+    tmp, final = Path(tmp), Path(final)
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

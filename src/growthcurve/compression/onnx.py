@@ -29,7 +29,7 @@ import numpy as np
 
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, torch_proba
 from growthcurve.errors import ConfigError, ModelError
-from growthcurve.io import write_json
+from growthcurve.io import swap_in_dir, write_json
 
 EXPORT_DIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -331,15 +331,6 @@ def _compare(model: Any, session: Any, batches: list[dict]) -> tuple[float, floa
     return diff, agree / n, n
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by the finished ``tmp`` folder (two renames: never a half-written export)."""
-    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_onnx(
     run_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -452,7 +443,7 @@ def export_onnx(
             write_json(tmp / "labels.json", labels)
             write_json(tmp / "run.json", {**out_meta, "exported_from": str(run_dir)})
             write_json(tmp / EXPORT_FILE, report)  # written last: its presence marks a finished export
-        _swap_in(tmp, final)
+        swap_in_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(final, report)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from growthcurve.errors import DataError
-from growthcurve.io import write_json
+from growthcurve.io import swap_in_dir, write_json
 
 # CJK ideographs (BERT's `_is_chinese_char` ranges) and CJK/full-width punctuation: each is its own word.
 _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f"
@@ -306,11 +306,7 @@ def save_adapted(encoder: Any, tokenizer: Any, model_path: str, out_dir: str | P
             elif src.is_file():
                 shutil.copy2(src, tmp / name)
         write_json(tmp / "adaptation.json", {"base_model": model_path, **result.summary()})
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -18,7 +18,7 @@ import yaml
 from safetensors import SafetensorError
 
 from growthcurve.errors import ModelError
-from growthcurve.io import write_json, write_text
+from growthcurve.io import swap_in_dir, write_json, write_text
 from growthcurve.models.quantize import quantize_dynamic_int8
 from growthcurve.training.registry import kind_of
 
@@ -92,11 +92,7 @@ def write_model_folder(final: Path, model: Any, tokenizer: Any, labels: list[str
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "labels.json", labels)
         write_json(tmp / RUN_FILE, meta)
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -42,7 +42,7 @@ from growthcurve.apps.recommender.data import (
 from growthcurve.apps.recommender.model import BlendedScorer, TextTwoTower, blend_scores
 from growthcurve.apps.recommender.synthetic import write_synthetic
 from growthcurve.errors import ConfigError, DataError, ModelError
-from growthcurve.io import write_json, write_text
+from growthcurve.io import swap_in_dir, write_json, write_text
 
 RUN_FILE = "recommender.json"
 MODEL_DIR = "model"
@@ -371,11 +371,7 @@ def fit_run(cfg: RecommenderConfig, overwrite: bool = False, progress: bool = Tr
         )
         write_text(tmp / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         write_json(tmp / RUN_FILE, run_meta)  # written last: its presence marks a finished run
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
