@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from growthcurve.config import load_finetune_config
-from growthcurve.errors import ConfigError
 from growthcurve.models.vocab import char_coverage, extend_vocab, extend_vocab_for
 from tests.conftest import tiny_bert_config
 
@@ -103,12 +102,12 @@ def test_auto_mode_threshold(tiny_bert_en: Path) -> None:
     assert not ext.extended and ext.before.distinct == 1.0 and "100.0%" in ext.message()
 
 
-def test_peft_methods_do_not_extend(tiny_bert_en: Path) -> None:
-    cfg = load_finetune_config(None, ["method=lora", "model.extend_vocab=true"])
-    with pytest.raises(ConfigError, match="needs method=full"):
-        extend_vocab_for(cfg, _tok(tiny_bert_en), ["暴雨"], echo=False)
-    cfg = load_finetune_config(None, ["method=lora"])
-    assert not extend_vocab_for(cfg, _tok(tiny_bert_en), ["暴雨"], echo=False).extended
+def test_peft_methods_extend_like_full(tiny_bert_en: Path) -> None:
+    # PEFT trains the new rows with its adapter (tests/models/test_peft_vocab.py), so the modes mean the same
+    for method in ("lora", "prefix"):
+        for mode, extended in (("true", True), ("null", True), ("false", False)):
+            cfg = load_finetune_config(None, [f"method={method}", f"model.extend_vocab={mode}"])
+            assert extend_vocab_for(cfg, _tok(tiny_bert_en), ["暴雨"], echo=False).extended is extended
 
 
 def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:

@@ -368,7 +368,8 @@ def wants_adaptation(cfg: Any, added: int) -> bool:
             from growthcurve.errors import ConfigError
 
             raise ConfigError(
-                f"model.adapt=mlm needs method=full (method={cfg.method} keeps the embeddings frozen); "
+                f"model.adapt=mlm needs method=full (a {cfg.method} run reloads its base model by path, and the "
+                "adapted base of a run lives in a temporary folder); "
                 "adapt first with `growthcurve adapt` and pass the folder as model.name_or_path"
             )
         return False

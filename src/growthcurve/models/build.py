@@ -10,19 +10,26 @@ from growthcurve.config import FinetuneConfig
 from growthcurve.models.fastpath import first_token_last_layer
 from growthcurve.models.hf import load_pretrained, load_sequence_classifier, load_tokenizer
 from growthcurve.models.peft_methods import apply_method, load_method_model
+from growthcurve.models.vocab import VocabExtension
 
 
-def build_model(cfg: FinetuneConfig, model_path: str, labels: list[str], multi_label: bool) -> Any:
-    """A sequence classifier on the pretrained encoder at ``model_path``, wrapped for ``cfg.method``."""
-    model = with_method(load_sequence_classifier(model_path, labels, multi_label, cfg.model.dropout), cfg, model_path)
+def build_model(
+    cfg: FinetuneConfig, model_path: str, labels: list[str], multi_label: bool, vocab: VocabExtension | None = None
+) -> Any:
+    """A sequence classifier on the pretrained encoder at ``model_path``, its embeddings grown for ``vocab``,
+    wrapped for ``cfg.method``."""
+    model = load_sequence_classifier(model_path, labels, multi_label, cfg.model.dropout)
+    model = with_method(model, cfg, model_path, vocab)
     if cfg.model.first_token_only:
         first_token_last_layer(model)
     return model
 
 
-def build_token_model(cfg: FinetuneConfig, model_path: str, tags: list[str]) -> Any:
-    """AutoModelForTokenClassification on the pretrained encoder with our tag map (a new head), wrapped for
-    ``cfg.method``."""
+def build_token_model(
+    cfg: FinetuneConfig, model_path: str, tags: list[str], vocab: VocabExtension | None = None
+) -> Any:
+    """AutoModelForTokenClassification on the pretrained encoder with our tag map (a new head), its embeddings
+    grown for ``vocab``, wrapped for ``cfg.method``."""
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     config = load_pretrained(AutoConfig, model_path)
@@ -34,14 +41,22 @@ def build_token_model(cfg: FinetuneConfig, model_path: str, tags: list[str]) -> 
             if hasattr(config, key):
                 setattr(config, key, cfg.model.dropout)
     model = load_pretrained(AutoModelForTokenClassification, model_path, config=config)
-    return with_method(model, cfg, model_path)
+    return with_method(model, cfg, model_path, vocab)
 
 
-def with_method(model: Any, cfg: FinetuneConfig, model_path: str) -> Any:
-    """Apply the parameter-efficient method of ``cfg`` (LoRA, adapters...) to a freshly built model."""
+def with_method(model: Any, cfg: FinetuneConfig, model_path: str, vocab: VocabExtension | None = None) -> Any:
+    """Grow the embeddings for ``vocab``, then apply the parameter-efficient method of ``cfg`` (LoRA,
+    adapters...) to a freshly built model.
+
+    The resize comes first because a PEFT method trains the new rows through peft's trainable tokens, which
+    index the grown table when the method wraps the model.
+    """
+    if vocab is not None:
+        vocab.resize(model)
     if cfg.method == "full":
         return model
-    return apply_method(model, cfg, model_path)
+    new = range(vocab.old_size, vocab.new_size) if vocab is not None and vocab.extended else range(0)
+    return apply_method(model, cfg, model_path, new_tokens=new)
 
 
 def load_hf_run(model_dir: Path, meta: dict[str, Any]) -> tuple[Any, Any]:

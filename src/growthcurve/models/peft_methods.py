@@ -10,6 +10,10 @@ reloaded model gives the training process's predictions exactly.
   no bottleneck adapter, AdapterHub's ``adapters`` pins transformers 4.x, and peft's prefix tuning needs
   ``past_key_values``, which BERT-style encoders no longer take in transformers 5.
 - ``freeze`` trains only the top N encoder layers, the pooler and the head.
+
+With vocabulary extension (`growthcurve.models.vocab`) every method also trains the new embedding rows, and
+only those, through peft's trainable tokens (`TrainableTokensLayer`): the adapter then holds
+``new rows x hidden`` numbers instead of the whole embedding table.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +256,10 @@ class MethodModel(nn.Module):
         if self.method in MERGEABLE:
             with warnings.catch_warnings():  # AdaLoRA saves fully pruned modules as rank-0 tensors, by design
                 warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
-                self.model.save_pretrained(str(path), safe_serialization=True)
+                # peft's "auto" saves the whole embedding table once the vocabulary differs from the base
+                # checkpoint's; the trainable-token delta (the new rows) is saved either way, and the reload
+                # resizes the base before loading it (`load_method_model`).
+                self.model.save_pretrained(str(path), safe_serialization=True, save_embedding_layers=False)
         else:
             save_file(self.task_state_dict(), str(path / WEIGHTS_FILE), metadata={"format": "pt"})
         hf = self.hf_model
@@ -366,7 +374,24 @@ def _peft_task_type(task: str) -> Any:
     return {"text-classification": TaskType.SEQ_CLS, "token-classification": TaskType.TOKEN_CLS}.get(task)
 
 
-def _wrap_peft(model: nn.Module, method: str, opts: PeftConfig, task: str, heads: list[str], fresh: list[str]) -> Any:
+def _embedding_name(model: nn.Module) -> str:
+    """Full module name of the model's input embedding table (``bert.embeddings.word_embeddings``)."""
+    emb = model.get_input_embeddings()
+    name = next((n for n, m in model.named_modules() if m is emb), None)
+    if name is None:
+        raise ModelError(f"{type(model).__name__} has no input embedding module to add trainable tokens to")
+    return name
+
+
+def _wrap_peft(
+    model: nn.Module,
+    method: str,
+    opts: PeftConfig,
+    task: str,
+    heads: list[str],
+    fresh: list[str],
+    new_tokens: Sequence[int] = (),
+) -> Any:
     from peft import AdaLoraConfig, LoraConfig, get_peft_model
 
     targets = _lora_targets(model, opts, heads)
@@ -378,6 +403,8 @@ def _wrap_peft(model: nn.Module, method: str, opts: PeftConfig, task: str, heads
         "lora_dropout": opts.lora_dropout,
         "modules_to_save": heads + fresh,  # the head is always trained and saved with the adapter
         "exclude_modules": fresh_linear or None,
+        # rows added by vocabulary extension: peft trains and saves exactly these rows of the frozen table
+        "trainable_token_indices": {_embedding_name(model): list(new_tokens)} if new_tokens else None,
     }
     if method == "lora":
         pcfg = LoraConfig(r=opts.lora_r, **common)
@@ -431,10 +458,18 @@ def with_method_defaults(cfg: FinetuneConfig) -> FinetuneConfig:
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"learning_rate": lr})})
 
 
-def apply_method(model: nn.Module, cfg: FinetuneConfig, model_path: str, for_inference: bool = False) -> nn.Module:
+def apply_method(
+    model: nn.Module,
+    cfg: FinetuneConfig,
+    model_path: str,
+    for_inference: bool = False,
+    new_tokens: Sequence[int] = (),
+) -> nn.Module:
     """Wrap a freshly built classifier for ``cfg.method`` (``full`` returns it unchanged).
 
     ``for_inference`` builds the saved form (prefix tensor without its reparameterisation MLP).
+    ``new_tokens``: ids of embedding rows added by vocabulary extension (the table already resized); the
+    method trains these rows, and no other row, and saves them with its own weights.
     """
     method = cfg.method
     if method == "full":
@@ -454,16 +489,30 @@ def apply_method(model: nn.Module, cfg: FinetuneConfig, model_path: str, for_inf
         "heads": heads,
         "fresh": fresh,
     }
+    new_tokens = list(new_tokens)
+    if new_tokens:
+        # what the reload resizes the base model's table to before loading the trained rows
+        info["vocab"] = {"base_size": min(new_tokens), "size": model.get_input_embeddings().num_embeddings}
     if method in MERGEABLE:
-        wrapped = MethodModel(_wrap_peft(model, method, opts, cfg.task, heads, fresh), method, info)
+        wrapped = MethodModel(_wrap_peft(model, method, opts, cfg.task, heads, fresh, new_tokens), method, info)
         if method == "adalora":
             wrapped._orth_reg_weight = wrapped.model.peft_config["default"].orth_reg_weight
         return wrapped
 
     wrapped = MethodModel(model, method, info)
+    trainable_prefixes = [h + "." for h in heads] + [f + "." for f in fresh]
+    if new_tokens:
+        # Our own methods are not peft tuners, so their configs have no trainable_token_indices; peft's
+        # TrainableTokens tuner, injected on its own, is the same mechanism LoRA uses (a delta of the new rows
+        # only). `modules_to_save` on the embedding would train and save the whole table (MiniLM: 30,522+ rows
+        # x 384, ~47 MB per run instead of ~3 MB for 2,000 new characters) and let the old rows drift.
+        from peft import TrainableTokensConfig, inject_adapter_in_model
+
+        emb = _embedding_name(model)
+        inject_adapter_in_model(TrainableTokensConfig(target_modules=[emb], token_indices=new_tokens), model)
+        trainable_prefixes.append(emb + ".trainable_tokens_delta.")
     for p in model.parameters():
         p.requires_grad_(False)
-    trainable_prefixes = [h + "." for h in heads] + [f + "." for f in fresh]
     hidden = model.config.hidden_size
     if method == "adapter":
         bottleneck = max(1, hidden // opts.adapter_reduction_factor)
@@ -527,7 +576,11 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     config = load_pretrained(transformers.AutoConfig, str(model_dir))
     arch = (config.architectures or ["AutoModelForSequenceClassification"])[0]
     cls = getattr(transformers, arch, transformers.AutoModelForSequenceClassification)
+    vocab = info.get("vocab")
+    if vocab:  # extended vocabulary: load the base at its own size, then grow it to the run's tokenizer
+        config.vocab_size = vocab["base_size"]
     base = load_pretrained(cls, base_path, config=config)
+    new_tokens = _grow_embeddings(base, vocab, model_dir) if vocab else []
     if method in MERGEABLE:
         from peft import PeftModel
 
@@ -542,18 +595,35 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     cfg = FinetuneConfig(
         method=method, task=meta.get("task", "text-classification"), peft=PeftConfig(**info["options"])
     )
-    wrapped = apply_method(base, cfg, base_path, for_inference=True)
+    wrapped = apply_method(base, cfg, base_path, for_inference=True, new_tokens=new_tokens)
     assert isinstance(wrapped, MethodModel)
     wrapped.info = {k: v for k, v in info.items() if k != "method"}
     tensors = load_file(str(model_dir / WEIGHTS_FILE))
     result = wrapped.load_state_dict(tensors, strict=False)
-    lost = [k for k in result.missing_keys if k.startswith("extra.")]
+    lost = [k for k in result.missing_keys if k.startswith("extra.") or ".trainable_tokens_delta." in k]
     if result.unexpected_keys or lost:
         raise ModelError(
             f"'{model_dir / WEIGHTS_FILE}' does not fit the base model '{base_name}' "
             f"({(result.unexpected_keys or lost)[0]}); was the base model changed?"
         )
     return _as_trained(wrapped, meta)
+
+
+def _grow_embeddings(base: nn.Module, vocab: dict[str, int], model_dir: Path) -> list[int]:
+    """Resize the base model's embeddings to the run's extended vocabulary; the ids of the added rows.
+
+    The added rows are zero placeholders: the saved trainable-token delta replaces them in every forward.
+    """
+    have = base.get_input_embeddings().num_embeddings
+    if have != vocab["base_size"]:
+        raise ModelError(
+            f"the base model has {have} embedding rows but the run in '{model_dir}' was trained on one with "
+            f"{vocab['base_size']}; was the base model changed?"
+        )
+    base.resize_token_embeddings(vocab["size"], mean_resizing=False)
+    with torch.no_grad():
+        base.get_input_embeddings().weight[vocab["base_size"] :] = 0.0
+    return list(range(vocab["base_size"], vocab["size"]))
 
 
 def _as_trained(model: MethodModel, meta: dict[str, Any]) -> MethodModel:

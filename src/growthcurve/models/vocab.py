@@ -184,18 +184,10 @@ def extend_vocab(
 def extend_vocab_for(cfg: Any, tokenizer: Any, texts: Iterable[str], echo: bool = True) -> VocabExtension:
     """`extend_vocab` as a finetune config asks (``model.extend_vocab``), printing the coverage line.
 
-    Parameter-efficient methods keep the base embeddings frozen and save only their own weights, so new
-    rows would be lost: they measure and report coverage but do not extend.
+    The same for every method: parameter-efficient ones train and save the new rows with their adapter
+    (peft's trainable tokens, `growthcurve.models.peft_methods.apply_method`).
     """
     mode = cfg.model.extend_vocab
-    if cfg.method != "full":
-        if mode:
-            from growthcurve.errors import ConfigError
-
-            raise ConfigError(
-                f"model.extend_vocab=true needs method=full (method={cfg.method} keeps the embeddings frozen)"
-            )
-        mode = False
     ext = extend_vocab(mode, tokenizer, texts, seed=cfg.train.seed, init=cfg.model.new_rows_init)
     if echo:
         from tqdm.auto import tqdm
