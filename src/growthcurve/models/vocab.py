@@ -14,11 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
 
 AUTO_THRESHOLD = 0.9  # model.extend_vocab=null extends when distinct-character coverage is below this
+INITS = ("mean_noise", "pieces", "cooc")
+COOC_SHARE = 0.75  # init="cooc": share of a new row's variance from its distributional vector (rest: noise)
+COOC_WINDOW = 2  # characters either side that count as context
+COOC_DIM = 64
 
 
 @dataclass
@@ -70,6 +75,64 @@ def char_coverage(tokenizer: Any, texts: Iterable[str], chunk: int = 4096) -> Ch
     )
 
 
+def cooc_vectors(texts: list[str], chars: list[str], window: int = COOC_WINDOW, dim: int = COOC_DIM, seed: int = 0):
+    """One distributional vector per character of ``chars``: truncated SVD of its positive PMI with the
+    characters within ``window`` positions in ``texts`` (Levy & Goldberg 2014; context counts smoothed to
+    the power 0.75), weighted by the square root of the singular values and scaled to unit variance on
+    average over the columns. A character never seen gets a zero vector.
+
+    Hand-written counting because no library in our stack builds a character co-occurrence matrix; the
+    matrix algebra is scipy's and the SVD scikit-learn's.
+    """
+    import scipy.sparse as sp
+    from sklearn.decomposition import TruncatedSVD
+
+    row_of = {c: i for i, c in enumerate(chars)}
+    ctx_of: dict[str, int] = {}
+    # every text's characters in one array of context ids, texts separated by `window` -1s (no pair crosses)
+    flat: list[int] = []
+    for text in texts:
+        flat.extend(ctx_of.setdefault(c, len(ctx_of)) for c in text if not c.isspace())
+        flat.extend([-1] * window)
+    ids = np.asarray(flat, dtype=np.int64)
+    inv = {i: c for c, i in ctx_of.items()}
+    row_ids = np.asarray([row_of.get(inv.get(int(i), ""), -1) for i in range(len(ctx_of))] + [-1], dtype=np.int64)
+    rows_of_pos = row_ids[ids]  # -1 indexes the trailing -1: separators and unknown characters are no row
+    rows_parts, cols_parts = [], []
+    for off in range(1, window + 1):
+        for a, b in ((rows_of_pos[:-off], ids[off:]), (rows_of_pos[off:], ids[:-off])):
+            ok = (a >= 0) & (b >= 0)
+            rows_parts.append(a[ok])
+            cols_parts.append(b[ok])
+    rows_i = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
+    cols_i = np.concatenate(cols_parts) if cols_parts else np.zeros(0, dtype=np.int64)
+    out = np.zeros((len(chars), min(dim, max(1, len(chars) - 1))), dtype=np.float32)
+    if not len(rows_i) or len(chars) < 3:
+        return out
+    m = sp.coo_matrix(
+        (np.ones(len(rows_i), dtype=np.float64), (rows_i, cols_i)), shape=(len(chars), len(ctx_of))
+    ).tocsr()
+    m.sum_duplicates()
+    total = m.sum()
+    row_p = np.asarray(m.sum(1)).ravel() / total
+    ctx_w = np.asarray(m.sum(0)).ravel() ** 0.75
+    ctx_p = ctx_w / ctx_w.sum()
+    coo = m.tocoo()
+    pmi = np.log(coo.data / total / (row_p[coo.row] * ctx_p[coo.col]))
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=m.shape)
+    k = min(out.shape[1], min(ppmi.shape) - 1)
+    if k < 1 or ppmi.nnz == 0:
+        return out
+    svd = TruncatedSVD(n_components=k, random_state=seed)
+    z = svd.fit_transform(ppmi) / np.sqrt(np.maximum(svd.singular_values_, 1e-12))  # U * sqrt(S)
+    # one scale for all columns (not per column, which would blow weak, noisy directions up to full size)
+    z = (z - z.mean(0)) / max(float(np.sqrt(z.var(0).mean())), 1e-8)
+    seen = np.asarray(m.sum(1)).ravel() > 0
+    out[:, :k] = np.where(seen[:, None], z, 0.0)
+    return out
+
+
 @dataclass
 class VocabExtension:
     """What `extend_vocab` found and did; call `resize(model)` once the model is built."""
@@ -81,8 +144,9 @@ class VocabExtension:
     new_size: int = 0
     init_noise: float = 1.0
     seed: int = 0
-    init: str = "mean_noise"  # "mean_noise" | "pieces" (see `resize`)
+    init: str = "mean_noise"  # "mean_noise" | "pieces" | "cooc" (see `resize`)
     pieces: dict[str, list[int]] = field(default_factory=dict)  # old-vocabulary ids of each added character
+    cooc: np.ndarray | None = None  # init="cooc": one distributional vector per added character (`cooc_vectors`)
 
     @property
     def extended(self) -> bool:
@@ -121,7 +185,11 @@ class VocabExtension:
         deviation, so new characters start as distinct as ordinary tokens while sitting in the centre of the
         embedding distribution (Hewitt 2021, "Initializing new word embeddings for pretrained LMs").
         ``pieces``: the mean of the rows of the non-[UNK] pieces the old tokenizer split the character into,
-        and the plain mean of the old rows for a character it made [UNK] (docs/chinese.md compares the two).
+        and the plain mean of the old rows for a character it made [UNK] (docs/chinese.md compares them).
+        ``cooc``: mean plus the character's distributional vector (`cooc_vectors`) mapped into the embedding
+        space by a seeded random orthogonal projection and scaled to the old rows' spread, mixed with a
+        quarter of the noise: characters used alike start alike, so what the classifier learns for a
+        frequent character carries over to its rare neighbours.
         """
         if not self.extended or not hasattr(model, "resize_token_embeddings"):
             return
@@ -135,8 +203,14 @@ class VocabExtension:
             base = weight[:n_old].float()
             mean, std = base.mean(0), base.std(0)
             gen = torch.Generator().manual_seed(self.seed)
-            noise = torch.randn(self.new_size - n_old, base.shape[1], generator=gen) * std * self.init_noise
-            rows = mean + noise
+            unit = torch.randn(self.new_size - n_old, base.shape[1], generator=gen)
+            if self.init == "cooc" and self.cooc is not None:
+                z = torch.from_numpy(self.cooc).float()  # (added, k), unit variance per column on average
+                k, d = z.shape[1], base.shape[1]
+                q, _ = torch.linalg.qr(torch.randn(d, k, generator=gen))  # (d, k) orthonormal columns
+                mapped = z @ q.T * (d / k) ** 0.5  # unit variance per output dimension on average
+                unit = COOC_SHARE**0.5 * mapped + (1 - COOC_SHARE) ** 0.5 * unit
+            rows = mean + unit * std * self.init_noise
             if self.init == "pieces":
                 for i, c in enumerate(self.added):
                     ids = self.pieces.get(c, [])
@@ -161,8 +235,8 @@ def extend_vocab(
     """
     texts = list(texts)
     before = char_coverage(tokenizer, texts)
-    if init not in ("mean_noise", "pieces"):
-        raise ValueError(f"unknown new-row initialisation '{init}' (mean_noise or pieces)")
+    if init not in INITS:
+        raise ValueError(f"unknown new-row initialisation '{init}' ({', '.join(INITS)})")
     ext = VocabExtension(before, None, old_size=len(tokenizer), init_noise=init_noise, seed=seed, init=init)
     do = mode if mode is not None else before.distinct < threshold
     if do and before.missing:
@@ -176,6 +250,8 @@ def extend_vocab(
         tokenizer.add_tokens([AddedToken(c, normalized=True) for c in sorted(before.missing)])
         ext.added = sorted(before.missing)
         ext.new_size = len(tokenizer)
+        if init == "cooc":
+            ext.cooc = cooc_vectors([_normalise(tokenizer, t) for t in texts], ext.added, seed=seed)
         ext.after = char_coverage(tokenizer, texts)
     log.info(ext.message())
     return ext

@@ -24,7 +24,7 @@ def adapt(
     extend_vocab: Annotated[
         bool | None, typer.Option("--extend-vocab/--no-extend-vocab", help="add missing characters (default: auto)")
     ] = None,
-    new_rows_init: Annotated[str, typer.Option(help="mean_noise or pieces")] = "mean_noise",
+    new_rows_init: Annotated[str, typer.Option(help="mean_noise, pieces or cooc (docs/chinese.md)")] = "mean_noise",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option("--lr", min=0.0)] = 2e-4,
     max_length: Annotated[int, typer.Option(min=8, max=4096)] = 128,
@@ -41,11 +41,12 @@ def adapt(
 
     from growthcurve.models.adapt import DEFAULT_MINUTES, DEFAULT_STEPS, adapt_mlm, read_texts
     from growthcurve.models.hf import load_tokenizer, resolve_model_path
+    from growthcurve.models.vocab import INITS
     from growthcurve.models.vocab import extend_vocab as extend
     from growthcurve.training.hardware import resolve_precision
 
-    if new_rows_init not in ("mean_noise", "pieces"):
-        raise ConfigError(f"--new-rows-init '{new_rows_init}': use mean_noise or pieces")
+    if new_rows_init not in INITS:
+        raise ConfigError(f"--new-rows-init '{new_rows_init}': use {', '.join(INITS)}")
     if steps is not None and steps < 1:
         raise ConfigError("--steps must be at least 1")
     if minutes is not None and minutes <= 0:
