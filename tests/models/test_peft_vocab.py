@@ -191,3 +191,27 @@ def test_lora_token_classification_with_extension_round_trips(tiny_encoder: Path
         assert torch.equal(trained.eval()(**enc).logits, loaded(**enc).logits)
     got = Predictor(out).predict(["他今天去深圳工作"])[0]
     assert [(e["type"], e["text"]) for e in got["entities"]] == [("LOC", "深圳")]
+
+
+def test_merge_folds_the_new_rows_into_a_plain_table(
+    lora_runs: dict[str, Any], tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    from growthcurve.training.merge import merge_run
+    from growthcurve.training.text import finetune_text
+
+    sets = {"method": "freeze", "model.name_or_path": tiny_encoder, "data.train": lora_runs["data"]["train"],
+            "data.dev_fraction": 0, "output_dir": tmp_path / "freeze", "train.epochs": 1, "train.precision": "fp32",
+            "model.max_length": 32}  # fmt: skip
+    finetune_text(load_finetune_config(None, [f"{k}={v}" for k, v in sets.items()]), progress=False)
+    for run_dir in (lora_runs["null"][2], tmp_path / "freeze"):
+        run = load_run(run_dir)
+        merged_dir = merge_run(run_dir, tmp_path / f"{run_dir.name}-merged").out_dir
+        with safe_open(str(merged_dir / "model.safetensors"), "pt") as fh:
+            keys = [k for k in fh.keys() if "word_embeddings" in k]  # noqa: SIM118 (not a dict)
+        assert keys == ["bert.embeddings.word_embeddings.weight"]
+        merged = load_run(merged_dir)
+        enc = run.tokenizer(PROBE, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            torch.testing.assert_close(run.model(**enc).logits, merged.model(**enc).logits, rtol=0, atol=1e-5)

@@ -626,6 +626,24 @@ def _grow_embeddings(base: nn.Module, vocab: dict[str, int], model_dir: Path) ->
     return list(range(vocab["base_size"], vocab["size"]))
 
 
+def fold_trainable_tokens(model: nn.Module) -> nn.Module:
+    """``model`` with every injected trainable-token layer folded back into a plain ``nn.Embedding``.
+
+    The new rows of our own methods live in peft's `TrainableTokensLayer` (see `apply_method`); a merged
+    (plain) model folder needs them written into the table, under the embedding's usual parameter name.
+    peft folds them itself for LoRA/AdaLoRA (``merge_and_unload``) but has no unload for a tuner injected on
+    its own, so this merges with the layer's own ``merge`` and puts its base layer back in its place.
+    """
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    for name, layer in list(model.named_modules()):
+        if isinstance(layer, TrainableTokensLayer):
+            layer.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, layer.get_base_layer())
+    return model
+
+
 def _as_trained(model: MethodModel, meta: dict[str, Any]) -> MethodModel:
     """The last-layer path the run trained with (`growthcurve.models.fastpath`): bit-identical logits."""
     if meta.get("task", "text-classification") != "token-classification" and meta.get("first_token_only", True):

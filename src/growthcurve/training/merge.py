@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from growthcurve.errors import ModelError
-from growthcurve.models.peft_methods import MERGEABLE, task_specific_bytes
+from growthcurve.models.peft_methods import MERGEABLE, fold_trainable_tokens, task_specific_bytes
 from growthcurve.training.runfolder import load_run, read_meta, write_model_folder
 
 # Why a run cannot be merged, one actionable line per method.
@@ -45,7 +45,7 @@ def merge_run(run_dir: str | Path, out_dir: str | Path | None = None) -> MergeRe
         raise ModelError(f"cannot merge '{run_dir}': {reason} (merge applies to lora, adalora and freeze runs)")
     run = load_run(run_dir)
     wrapped = run.model
-    merged = wrapped.model.merge_and_unload() if method in MERGEABLE else wrapped.model
+    merged = wrapped.model.merge_and_unload() if method in MERGEABLE else fold_trainable_tokens(wrapped.model)
     merged.eval()
     out = Path(out_dir) if out_dir else model_dir.parent / "merged"
     merged_meta = {**meta, "method": "full", "merged_from": method, "merged_run": str(run_dir)}
