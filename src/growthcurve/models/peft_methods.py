@@ -578,9 +578,16 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     cls = getattr(transformers, arch, transformers.AutoModelForSequenceClassification)
     vocab = info.get("vocab")
     if vocab:  # extended vocabulary: load the base at its own size, then grow it to the run's tokenizer
+        have = load_pretrained(transformers.AutoConfig, base_path).vocab_size
+        if have != vocab["base_size"]:
+            raise ModelError(
+                f"the base model '{base_name}' has {have} embedding rows but this {method} run in '{model_dir}' "
+                f"was trained on one with {vocab['base_size']}; was the base model changed? Restore it, or point "
+                "base_model in model/run.json at the original"
+            )
         config.vocab_size = vocab["base_size"]
     base = load_pretrained(cls, base_path, config=config)
-    new_tokens = _grow_embeddings(base, vocab, model_dir) if vocab else []
+    new_tokens = _grow_embeddings(base, vocab) if vocab else []
     if method in MERGEABLE:
         from peft import PeftModel
 
@@ -609,17 +616,11 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     return _as_trained(wrapped, meta)
 
 
-def _grow_embeddings(base: nn.Module, vocab: dict[str, int], model_dir: Path) -> list[int]:
+def _grow_embeddings(base: nn.Module, vocab: dict[str, int]) -> list[int]:
     """Resize the base model's embeddings to the run's extended vocabulary; the ids of the added rows.
 
     The added rows are zero placeholders: the saved trainable-token delta replaces them in every forward.
     """
-    have = base.get_input_embeddings().num_embeddings
-    if have != vocab["base_size"]:
-        raise ModelError(
-            f"the base model has {have} embedding rows but the run in '{model_dir}' was trained on one with "
-            f"{vocab['base_size']}; was the base model changed?"
-        )
     base.resize_token_embeddings(vocab["size"], mean_resizing=False)
     with torch.no_grad():
         base.get_input_embeddings().weight[vocab["base_size"] :] = 0.0
