@@ -127,6 +127,8 @@ class TrainConfig(_Strict):
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (benchmarks)
     # After this share of the steps, warn when the train loss is still within 2% of its start (0: never check).
     stall_check: float = Field(0.25, ge=0.0, lt=1.0)
+    # Opt-in torch.compile of the repeated encoder layers (growthcurve.training.compile); off: the eager path.
+    compile: Literal["off", "regions"] = "off"
     augment: bool = True  # image classification: standard augmentation
     augment_hflip: bool = False  # image classification: random horizontal flips (off: digits/text are not symmetric)
     # Experiment trackers fed through accelerate's tracker API (TensorBoard under RUN/tensorboard; MLflow in an
@@ -138,6 +140,12 @@ class TrainConfig(_Strict):
     def _yaml_on_off(cls, v: object) -> object:
         """YAML reads on/off as booleans; accept them for this on/off/auto switch."""
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        """YAML reads ``off`` as false; ``on`` (true) stays an error: it names no compile mode."""
+        return "off" if v is False else v
 
     @field_validator("report_to")
     @classmethod

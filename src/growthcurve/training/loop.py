@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from growthcurve.data.fingerprint import data_fingerprint
 from growthcurve.errors import ConfigError, GrowthcurveError
 from growthcurve.io import atomic_path, write_json
 from growthcurve.training.batching import Encoded, collate, plan_batches
+from growthcurve.training.compile import RegionCompile, compile_report
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class FitHooks:
     save_best: Callable[[torch.nn.Module], None]
     collate: Callable[[Any, np.ndarray, int], dict[str, torch.Tensor]] = collate
     pad_id: int = 0
+    compiled: RegionCompile | None = None  # train.compile=regions: the compiled layers (training/compile.py)
 
 
 def seed_everything(seed: int) -> None:
@@ -324,6 +327,19 @@ def fit(
         with atomic_path(run_dir / CHECKPOINT) as tmp:
             torch.save(payload, tmp)
 
+    def forward_backward(batch: dict[str, torch.Tensor], labels: torch.Tensor, last_micro: bool) -> torch.Tensor:
+        with nullcontext() if last_micro else accelerator.no_sync(model):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**batch).logits
+            loss = loss_fn(logits.float(), labels)
+            accelerator.backward(loss / tc.grad_accum_steps)
+        return loss
+
+    def clear_grads() -> None:
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+
+    compiled = hooks.compiled
     # ---- epochs
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     stop_early = best["bad_epochs"] >= (tc.early_stopping_patience or math.inf)
@@ -354,11 +370,10 @@ def fit(
                     batch = {k: v.to(device) for k, v in collate_fn(train, plan[b], pad_id).items()}
                     labels = batch.pop("labels")
                     last_micro = micro == tc.grad_accum_steps - 1 or b + 1 >= len(plan)
-                    with nullcontext() if last_micro else accelerator.no_sync(model):
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                            logits = model(**batch).logits
-                        loss = loss_fn(logits.float(), labels)
-                        accelerator.backward(loss / tc.grad_accum_steps)
+                    if compiled is not None and compiled.pending:  # compiles now: timed, falls back to eager
+                        loss = compiled.first_step(partial(forward_backward, batch, labels, last_micro), clear_grads)
+                    else:
+                        loss = forward_backward(batch, labels, last_micro)
                     n = len(plan[b])
                     epoch_loss[0] += float(loss.detach()) * n
                     epoch_loss[1] += n
@@ -418,7 +433,8 @@ def fit(
                 }
                 epoch_loss = [0.0, 0]
                 line = f"epoch {epoch + 1}: train loss {entry['train_loss']:.4f}"
-                dev = validate(accelerator.unwrap_model(model))
+                with compiled.eager() if compiled is not None else nullcontext():
+                    dev = validate(accelerator.unwrap_model(model))
                 if dev is not None:
                     entry["dev"] = dev
                     score = score_of(dev, tc.early_stopping_metric)
@@ -465,6 +481,7 @@ def fit(
         stall["warnings"] = []
     outcome.extra["warnings"] = list(stall["warnings"])
     outcome.extra["epochs_run"] = round(global_step / steps_per_epoch, 4)
+    outcome.extra["compile"] = compile_report(compiled)
     return outcome
 
 
