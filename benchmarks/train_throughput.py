@@ -209,9 +209,12 @@ def run_growthcurve(cfg: dict[str, Any]) -> dict[str, Any]:
             sets.append(f"train.sparse_embeddings={cfg['sparse_embeddings']}")
         if "first_token_only" in cfg:
             sets.append(f"model.first_token_only={str(cfg['first_token_only']).lower()}")
+        if "compile" in cfg:
+            sets.append(f"train.compile={cfg['compile']}")
     if cfg.get("max_steps"):
         sets.append(f"train.max_steps={cfg['max_steps']}")
     config = load_finetune_config(None, sets)
+    steps = _step_clock() if cfg.get("step_times") else None
     t = time.perf_counter()
     res = finetune_text(config, progress=False)
     wall = time.perf_counter() - t
@@ -227,7 +230,27 @@ def run_growthcurve(cfg: dict[str, Any]) -> dict[str, Any]:
         row["test_accuracy"] = res.test["accuracy"]
         row["test_macro_f1"] = res.test["macro_f1"]
     row["peak_rss_mb"] = _peak_rss_mb()
+    if steps is not None:  # --compile rows: steady speed over the second half of the steps, compile info
+        half = len(steps) // 2
+        row["steady_samples_per_s"] = (len(steps) - 1 - half) * config.train.batch_size / (steps[-1] - steps[half])
+        row["compile"] = json.loads((tmp / "run" / "metrics.json").read_text())["train"].get("compile")
     return row
+
+
+def _step_clock() -> list[float]:
+    """Timestamps of every optimiser step (the loop clips once per step), so steady speed can be read after
+    the compiling steps; the same bucketed batch plan (same seed) makes eager and compiled halves comparable."""
+    from growthcurve.training import loop
+
+    stamps: list[float] = []
+    clip = loop.clip_grad_norm
+
+    def timed(params: Any, max_norm: float) -> float:
+        stamps.append(time.perf_counter())
+        return clip(params, max_norm)
+
+    loop.clip_grad_norm = timed
+    return stamps
 
 
 def run_tfidf(_: dict[str, Any]) -> dict[str, Any]:
@@ -286,6 +309,20 @@ def run_isolated(fn_name: str, cfg: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
+COMPILE_STEPS = 150
+
+
+def compile_rows() -> list[tuple[str, str, dict[str, Any]]]:
+    """--compile: bf16 best-row settings for 150 steps, eager vs train.compile=regions with a fresh inductor
+    cache (cold) and the same cache again (warm)."""
+    base = {"mode": "best", "precision": "bf16", "accuracy": False, "max_steps": COMPILE_STEPS, "step_times": True}
+    return [
+        ("growthcurve_bf16_eager_150", "run_growthcurve", {**base, "compile": "off"}),
+        ("growthcurve_bf16_compiled_cold", "run_growthcurve", {**base, "compile": "regions", "cache": "fresh"}),
+        ("growthcurve_bf16_compiled_warm", "run_growthcurve", {**base, "compile": "regions", "cache": "reuse"}),
+    ]
+
+
 def configurations(quick: bool) -> list[tuple[str, str, dict[str, Any]]]:
     """(name, runner, options) for every row of the comparison."""
     acc = not quick
@@ -341,6 +378,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="throughput on small slices, no accuracy runs")
     parser.add_argument("--only", default="", help="comma-separated row names to run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--compile", action="store_true", help="only the train.compile=regions rows (eager, cold, warm cache)"
+    )
     args = parser.parse_args()
     if not (DATA / "train.csv").is_file():
         print(f"skipped: BANKING77 not found at {DATA} (set GROWTHCURVE_SHARED_DATA)")
@@ -359,14 +399,22 @@ def main() -> int:
 
     only = {x for x in args.only.split(",") if x}
     results: dict[str, Any] = {}
-    prior = json.loads(args.out.read_text()) if only and args.out.is_file() else {}
+    prior = json.loads(args.out.read_text()) if (only or args.compile) and args.out.is_file() else {}
     if prior:
         results.update(prior.get("rows", {}))
-    for name, runner, opts in configurations(args.quick):
+    inductor_cache = tempfile.mkdtemp(prefix="bench-inductor-")  # --compile: cold, then warm on the same one
+    for name, runner, opts in compile_rows() if args.compile else configurations(args.quick):
         if only and name not in only:
             continue
         print(f"running {name} ...", flush=True)
+        if opts.get("cache") == "fresh":
+            import shutil
+
+            shutil.rmtree(inductor_cache, ignore_errors=True)
+        if "cache" in opts:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache  # the spawned child inherits it
         row = run_isolated(runner, opts)
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
         prec = "bf16" if opts.get("precision") == "bf16" or row.get("precision") == "bf16" else "fp32"
         if "samples_per_s" in row and peak.get(prec):
             row["mfu"] = row["samples_per_s"] * flops / (peak[prec] * 1e9)
@@ -444,6 +492,32 @@ def main() -> int:
         "rows": results,
         "summary": summary,
     }
+    if args.compile:  # the other rows, their run's date, command and machine stay as they were
+        eager, cold, warm = (results.get(n, {}) for n, _, _ in compile_rows())
+        steady = {k: r.get("steady_samples_per_s") for k, r in (("eager", eager), ("cold", cold), ("warm", warm))}
+        block = {
+            "date": doc["date"],
+            "command": doc["command"],
+            "torch": doc["machine"]["torch"],
+            "cpu_model": doc["machine"]["cpu_model"],
+            "cpu_flags": doc["machine"]["cpu_flags"],
+            "load_average_start": LOAD_START,
+            "load_average_end": list(os.getloadavg()),
+            "steps": COMPILE_STEPS,
+            "wall_seconds": {
+                k: r.get("wall_seconds_incl_tokenise_eval") for k, r in zip(steady, (eager, cold, warm), strict=True)
+            },
+            "first_step_s": {
+                k: (r.get("compile") or {}).get("first_step_s") for k, r in (("cold", cold), ("warm", warm))
+            },
+            "steady_samples_per_s": steady,
+            "steady_speedup_warm": (
+                round(steady["warm"] / steady["eager"], 3) if steady["warm"] and steady["eager"] else None
+            ),
+            "note": "shared 2-core machine (another engineer's benchmark running): absolute numbers are noisy",
+        }
+        doc = {**prior, "rows": results} if prior else doc
+        doc.setdefault("summary", {})["compile"] = block
     from growthcurve.io import write_json
 
     write_json(args.out, doc)
