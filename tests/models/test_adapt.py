@@ -168,6 +168,9 @@ def test_run_with_extension_and_adaptation_reloads_identically(tiny_mlm_base: Pa
     assert ad["steps"] == 20 and ad["mlm_loss_after"] < ad["mlm_loss_before"] and ad["seconds"] > 0
     run_json = json.loads((res.run_dir / "model" / "run.json").read_text())
     assert run_json["adaptation"]["steps"] == 20 and run_json["vocab"]["added_tokens"] > 0
+    card = (res.run_dir / "README.md").read_text(encoding="utf-8")  # the run report says what it did and cost
+    assert "## Vocabulary and adaptation" in card and "| masked-LM adaptation | 20 steps on" in card
+    assert f"| characters added | {run_json['vocab']['added_tokens']:,} " in card
     pred = Predictor(res.run_dir)
     tok = pred.run.tokenizer
     assert all(tok.unk_token_id not in tok(t)["input_ids"] for t, _ in test_rows)  # the extended tokenizer

@@ -147,6 +147,30 @@ def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, float) else str(x)
 
 
+def _vocab_section(vocab: dict[str, Any] | None, adaptation: dict[str, Any] | None) -> list[str]:
+    """What vocabulary extension and masked-LM adaptation did and cost (none: no section)."""
+    if not vocab and not adaptation:
+        return []
+    lines = ["## Vocabulary and adaptation", "", "| field | value |", "|---|---|"]
+    if vocab:
+        lines += [
+            f"| character coverage | {vocab.get('coverage_before', 0):.1%} of {vocab.get('distinct_characters', 0):,} "
+            f"distinct characters ({vocab.get('occurrence_coverage_before', 0):.1%} of occurrences) "
+            f"-> {vocab.get('coverage_after', 0):.1%} |",
+            f"| characters added | {vocab.get('added_tokens', 0):,} (vocabulary {vocab.get('vocab_size', 0):,}) |",
+        ]
+        if vocab.get("new_rows_init"):
+            lines += [f"| new rows initialised by | {vocab['new_rows_init']} |"]
+    if adaptation:
+        lines += [
+            f"| masked-LM adaptation | {adaptation.get('steps', 0):,} steps on {adaptation.get('texts', 0):,} texts, "
+            f"{adaptation.get('seconds', 0):.0f} s (stopped by {adaptation.get('stopped_by', 'steps')}) |",
+            f"| masked-LM loss | {adaptation.get('mlm_loss_before', float('nan')):.3f} -> "
+            f"{adaptation.get('mlm_loss_after', float('nan')):.3f} (fixed masked sample) |",
+        ]
+    return [*lines, ""]
+
+
 def write_model_card(run_dir: Path) -> Path:
     """Write ``run_dir/README.md`` (atomically) from the run folder's files and return its path."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -295,6 +319,8 @@ def write_model_card(run_dir: Path) -> Path:
                 else f"| {k.replace('_', ' ')} | {v:,} |"
             ]
     lines += [""]
+
+    lines += _vocab_section(meta.get("vocab"), meta.get("adaptation") or metrics.get("adaptation"))
 
     lines += ["## Limitations found", ""]
     scores = per_class_scores(run_dir, report_split) if report_split else []
