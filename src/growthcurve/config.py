@@ -61,7 +61,7 @@ class ModelConfig(_Strict):
     extend_vocab: bool | None = None  # None: extend when character coverage < 90% (Chinese etc.)
     # New embedding rows: mean of the old rows + noise, or the mean of the rows of the pieces the old tokenizer
     # split the character into (mean + noise when it was [UNK]); docs/chinese.md has the measurement.
-    new_rows_init: Literal["mean_noise", "pieces"] = "mean_noise"
+    new_rows_init: Literal["mean_noise", "pieces", "cooc"] = "mean_noise"
     # Masked-LM adaptation on the run's texts before fine-tuning; auto: on when extension adds >= 500 characters.
     adapt: Literal["none", "mlm", "auto"] = "auto"
     adapt_steps: int | None = Field(None, ge=1)  # None with adapt_minutes None: 200 steps, at most 5 minutes
@@ -122,6 +122,9 @@ class TrainConfig(_Strict):
     batching: Literal["bucket", "random"] = "bucket"
     bucket_size_multiplier: int = Field(50, ge=1)  # batches per length-sorted mega-batch
     sparse_embeddings: Literal["auto", "on", "off"] = "auto"
+    # Learning rate of the word-embedding table relative to train.learning_rate (new rows of an extended
+    # vocabulary start with no meaning; docs/chinese.md has the measurement behind the default).
+    embedding_lr_scale: float = Field(1.0, gt=0)
     checkpoint_every_steps: int = Field(200, ge=1)
     eval_batch_size: int = Field(128, ge=1)
     max_steps: int | None = Field(None, ge=1)  # stop after this many optimiser steps (benchmarks)

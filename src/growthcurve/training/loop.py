@@ -250,12 +250,19 @@ def fit(
     groups = param_groups(model, tc.weight_decay, sparse_param)
     if not any(g["params"] for g in groups) and sparse_param is None:
         raise ConfigError("nothing to train: every parameter of the model is frozen")
+    emb_lr = tc.learning_rate * tc.embedding_lr_scale
+    if sparse_param is None and tc.embedding_lr_scale != 1.0:
+        # the dense word-embedding table in a group of its own, at its own rate (no decay, as below)
+        w = getattr(model.get_input_embeddings(), "weight", None) if hasattr(model, "get_input_embeddings") else None
+        if isinstance(w, torch.nn.Parameter) and w.requires_grad:
+            groups = [{**g, "params": [p for p in g["params"] if p is not w]} for g in groups]
+            groups.append({"params": [w], "weight_decay": 0.0, "lr": emb_lr})
     optimizers: list[torch.optim.Optimizer] = [
         torch.optim.AdamW(groups, lr=tc.learning_rate, fused=device.type in ("cpu", "cuda"))
     ]
     if sparse_param is not None:
         # Lazy Adam on the rows a batch touches (no weight decay on embeddings, as many BERT recipes do).
-        optimizers.append(torch.optim.SparseAdam([sparse_param], lr=tc.learning_rate))
+        optimizers.append(torch.optim.SparseAdam([sparse_param], lr=emb_lr))
     batches_per_epoch = len(train) // (tc.batch_size * world) or 1
     steps_per_epoch = math.ceil(batches_per_epoch / tc.grad_accum_steps)
     total_steps = math.ceil(tc.epochs * steps_per_epoch)
