@@ -176,6 +176,7 @@ class VocabExtension:
             "distinct_characters": self.before.n_distinct,
             "added_tokens": len(self.added),
             "vocab_size": self.new_size or self.old_size,
+            **({"new_rows_init": self.init} if self.added else {}),
         }
 
     def resize(self, model: Any) -> None:
