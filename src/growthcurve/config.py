@@ -59,9 +59,10 @@ class ModelConfig(_Strict):
     name_or_path: str = DEFAULT_MODEL
     max_length: int = Field(128, ge=8, le=4096)
     extend_vocab: bool | None = None  # None: extend when character coverage < 90% (Chinese etc.)
-    # New embedding rows: mean of the old rows + noise, or the mean of the rows of the pieces the old tokenizer
-    # split the character into (mean + noise when it was [UNK]); docs/chinese.md has the measurement.
-    new_rows_init: Literal["mean_noise", "pieces", "cooc"] = "mean_noise"
+    # New embedding rows: cooc (each character's distributional vector from the run's texts, mapped into the
+    # embedding space), mean_noise (mean of the old rows + noise) or pieces (mean of the rows of the pieces the
+    # old tokenizer split the character into); docs/chinese.md has the measurement behind the default.
+    new_rows_init: Literal["mean_noise", "pieces", "cooc"] = "cooc"
     # Masked-LM adaptation on the run's texts before fine-tuning; auto: on when extension adds >= 500 characters.
     adapt: Literal["none", "mlm", "auto"] = "auto"
     adapt_steps: int | None = Field(None, ge=1)  # None with adapt_minutes None: 200 steps, at most 5 minutes

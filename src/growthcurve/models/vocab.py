@@ -226,7 +226,7 @@ def extend_vocab(
     threshold: float = AUTO_THRESHOLD,
     seed: int = 0,
     init_noise: float = 1.0,
-    init: str = "mean_noise",
+    init: str = "cooc",
 ) -> VocabExtension:
     """Measure coverage on ``texts`` and add the missing characters to ``tokenizer`` when ``mode`` says so.
 

@@ -24,7 +24,7 @@ def adapt(
     extend_vocab: Annotated[
         bool | None, typer.Option("--extend-vocab/--no-extend-vocab", help="add missing characters (default: auto)")
     ] = None,
-    new_rows_init: Annotated[str, typer.Option(help="mean_noise, pieces or cooc (docs/chinese.md)")] = "mean_noise",
+    new_rows_init: Annotated[str, typer.Option(help="mean_noise, pieces or cooc (docs/chinese.md)")] = "cooc",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[float, typer.Option("--lr", min=0.0)] = 2e-4,
     max_length: Annotated[int, typer.Option(min=8, max=4096)] = 128,
