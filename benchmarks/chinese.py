@@ -31,7 +31,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GROWTHCURVE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULT = ROOT / "benchmarks" / "results" / "chinese.json"
 DATASETS = ("waimai", "shopping", "shopping_long", "msra")
-ROWS = ("tfidf", "textcnn", "bilstm", "minilm_ext", "minilm_adapt_mean_noise", "minilm_adapt_pieces")
+ROWS = (
+    "tfidf",
+    "textcnn",
+    "bilstm",
+    "minilm_ext",
+    "minilm_adapt_mean_noise",
+    "minilm_adapt_cooc",
+    "minilm_adapt_pieces",
+)
+
+
+# the MiniLM row the summary reports: adaptation with the default new-row initialisation
+def _default_row() -> str:
+    from growthcurve.config import ModelConfig
+
+    return f"minilm_adapt_{ModelConfig().new_rows_init}"
 
 
 def machine() -> dict[str, Any]:
@@ -49,7 +64,10 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "load_average_at_start": os.getloadavg(),
-        "note": "2 cores shared with 5 other engineers' jobs (load average ~12): timings are noisy and slow",
+        "note": (
+            f"{os.cpu_count()} cores; 1-minute load {os.getloadavg()[0]:.1f} at the start"
+            + (" (shared with other jobs: timings are noisy)" if os.getloadavg()[0] > 1.5 else "")
+        ),
     }
 
 
@@ -78,6 +96,7 @@ def prepare(name: str, tmp: Path, train_rows: int | None, eval_rows: int | None)
             ("test", "test", eval_rows),
         ):  # noqa: E501
             sents = (src / f"{fname}.conll").read_text(encoding="utf-8").strip().split("\n\n")
+            out[f"{split}_full"] = len(sents)
             sents = random.Random(0).sample(sents, n) if n and len(sents) > n else sents
             (tmp / f"msra_{split}.conll").write_text("\n\n".join(sents) + "\n", encoding="utf-8")
             out[split], out[f"{split}_rows"] = str(tmp / f"msra_{split}.conll"), len(sents)
@@ -93,6 +112,7 @@ def prepare(name: str, tmp: Path, train_rows: int | None, eval_rows: int | None)
             rows = [r for r in csv.DictReader(fh) if r["text"].strip()]
         if name == "shopping_long":
             rows = [r for r in rows if len(r["text"]) >= 60]
+        out[f"{split}_full"] = len(rows)
         rows = _subsample(rows, n, 0)
         out[split] = str(_write_csv(tmp / f"{name}_{split}.csv", rows, ["text", "label"]))
         out[f"{split}_rows"] = len(rows)
@@ -119,8 +139,9 @@ def overrides(row: str, data: dict[str, Any], out: Path, args: argparse.Namespac
         sets.update(
             {
                 "model.max_length": args.max_length,
-                "train.max_steps": args.steps,
-                "train.epochs": 50,  # the step budget decides
+                **(
+                    {"train.max_steps": args.steps, "train.epochs": 50} if args.steps else {"train.epochs": args.epochs}
+                ),
                 "model.adapt": "none" if row == "minilm_ext" else "mlm",
                 "model.extend_vocab": True,
             }
@@ -184,13 +205,13 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     s: dict[str, Any] = {
         "waimai_tfidf_acc": acc("waimai", "tfidf"),
-        "waimai_minilm_acc": acc("waimai", "minilm_adapt_mean_noise"),
+        "waimai_minilm_acc": acc("waimai", _default_row()),
         "shopping_tfidf_acc": acc("shopping", "tfidf"),
-        "shopping_minilm_acc": acc("shopping", "minilm_adapt_mean_noise"),
+        "shopping_minilm_acc": acc("shopping", _default_row()),
         "shopping_long_tfidf_acc": acc("shopping_long", "tfidf"),
-        "shopping_long_minilm_acc": acc("shopping_long", "minilm_adapt_mean_noise"),
+        "shopping_long_minilm_acc": acc("shopping_long", _default_row()),
         "msra_bilstm_f1": f1("bilstm"),
-        "msra_minilm_f1": f1("minilm_adapt_mean_noise"),
+        "msra_minilm_f1": f1(_default_row()),
     }
     adapt = [
         (r.get("adaptation") or {}).get("seconds", 0.0) / 60
@@ -217,8 +238,9 @@ def main() -> int:
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated benchmark rows")
     ap.add_argument("--train-rows", type=int, default=3000, help="subsample the training split to this many rows")
     ap.add_argument("--eval-rows", type=int, default=800, help="subsample dev and test to this many rows")
-    ap.add_argument("--steps", type=int, default=100, help="MiniLM fine-tuning steps (batch 32)")
-    ap.add_argument("--adapt-steps", type=int, default=60, help="masked-LM adaptation steps")
+    ap.add_argument("--epochs", type=float, default=3.0, help="MiniLM fine-tuning epochs (batch 32)")
+    ap.add_argument("--steps", type=int, default=None, help="MiniLM fine-tuning steps instead of --epochs")
+    ap.add_argument("--adapt-steps", type=int, default=200, help="masked-LM adaptation steps (the default's)")
     ap.add_argument("--scratch-steps", type=int, default=400, help="TextCNN/BiLSTM steps")
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -245,12 +267,13 @@ def main() -> int:
                 "dev_rows": data["dev_rows"],
                 "test_rows": data["test_rows"],
                 "minilm_steps": args.steps,
+                "minilm_epochs": None if args.steps else args.epochs,
                 "adapt_steps": args.adapt_steps,
                 "scratch_steps": args.scratch_steps,
                 "batch_size": 32,
                 "max_length": args.max_length,
                 "threads": args.threads,
-                "subsampled": True,
+                "subsampled": any(data[f"{x}_rows"] < data[f"{x}_full"] for x in ("train", "dev", "test")),
             }
             for row in wanted:
                 if (ds == "msra" and row in ("tfidf", "textcnn")) or (ds != "msra" and row == "bilstm"):
