@@ -48,6 +48,18 @@ def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
+def keyword_rows(
+    n: int, seed: int, classes: dict[str, list[str]], prefix: list[str], suffix: list[str]
+) -> list[tuple[str, str]]:
+    """A clearly synthetic task: each row is a shared prefix, one keyword of its class, a shared suffix."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        label = rng.choice(sorted(classes))
+        out.append((rng.choice(prefix) + rng.choice(classes[label]) + rng.choice(suffix), label))
+    return out
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

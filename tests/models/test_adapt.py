@@ -15,7 +15,7 @@ from growthcurve.config import load_finetune_config
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.models.adapt import adapt_mlm, cjk_words, read_texts, wants_adaptation
 from growthcurve.models.vocab import extend_vocab
-from tests.conftest import tiny_bert_config, write_csv
+from tests.conftest import keyword_rows, tiny_bert_config, write_csv
 
 KNOWN_ZH = ["我", "的", "吗", "今", "天"]
 CLASSES = {  # clearly synthetic: each class has a keyword; prefixes and suffixes are shared
@@ -27,12 +27,7 @@ SUFFIX = ["吗", "怎么样", "的情况", "好不好"]
 
 
 def zh_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        label = rng.choice(sorted(CLASSES))
-        out.append((rng.choice(PREFIX) + rng.choice(CLASSES[label]) + rng.choice(SUFFIX), label))
-    return out
+    return keyword_rows(n, seed, CLASSES, PREFIX, SUFFIX)
 
 
 @pytest.fixture(scope="module")

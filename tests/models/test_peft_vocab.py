@@ -16,7 +16,7 @@ from growthcurve.models.build import build_model, build_token_model
 from growthcurve.models.peft_methods import METHOD_FILE, PEFT_METHODS, load_method_model
 from growthcurve.models.vocab import extend_vocab, extend_vocab_for
 from growthcurve.training.runfolder import load_run
-from tests.conftest import write_csv
+from tests.conftest import keyword_rows, write_csv
 
 CLASSES = {  # synthetic 2-class Chinese task: the class is given by a keyword the tiny vocabulary lacks
     "weather": ["暴雨", "台风", "霜冻", "冰雹"],
@@ -28,12 +28,7 @@ PROBE = ["请问饺子怎么样", "今天暴雨吗", "关于台风的情况", "�
 
 
 def zh_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        label = rng.choice(sorted(CLASSES))
-        out.append((rng.choice(PREFIX) + rng.choice(CLASSES[label]) + rng.choice(SUFFIX), label))
-    return out
+    return keyword_rows(n, seed, CLASSES, PREFIX, SUFFIX)
 
 
 def _tok(path: Path) -> Any:

@@ -13,7 +13,7 @@ import torch
 
 from growthcurve.config import load_finetune_config
 from growthcurve.models.vocab import char_coverage, extend_vocab, extend_vocab_for
-from tests.conftest import tiny_bert_config
+from tests.conftest import keyword_rows, tiny_bert_config
 
 KNOWN_ZH = ["我", "的", "吗", "今", "天"]  # the only Chinese characters in the tiny vocabulary
 CLASSES = {  # clearly synthetic: the class is given by a keyword whose characters the vocabulary lacks
@@ -27,12 +27,7 @@ SUFFIX = ["吗", "怎么样", "的情况", ""]
 
 
 def zh_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        label = rng.choice(sorted(CLASSES))
-        out.append((rng.choice(PREFIX) + rng.choice(CLASSES[label]) + rng.choice(SUFFIX), label))
-    return out
+    return keyword_rows(n, seed, CLASSES, PREFIX, SUFFIX)
 
 
 @pytest.fixture(scope="module")
