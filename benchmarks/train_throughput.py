@@ -401,7 +401,15 @@ def main() -> int:
     results: dict[str, Any] = {}
     prior = json.loads(args.out.read_text()) if (only or args.compile) and args.out.is_file() else {}
     if prior:
-        results.update(prior.get("rows", {}))
+        # rows of several invocations sit together: each keeps the run it was measured in (date, command, peak)
+        earlier = {k: prior.get(k) for k in ("date", "command", "matmul_peak_gflops", "quick")}
+        results.update({n: {**r, "run": r.get("run", earlier)} for n, r in prior.get("rows", {}).items()})
+    this_run = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "matmul_peak_gflops": peak,
+        "quick": args.quick,
+    }
     inductor_cache = tempfile.mkdtemp(prefix="bench-inductor-")  # --compile: cold, then warm on the same one
     for name, runner, opts in compile_rows() if args.compile else configurations(args.quick):
         if only and name not in only:
@@ -420,6 +428,7 @@ def main() -> int:
             row["mfu"] = row["samples_per_s"] * flops / (peak[prec] * 1e9)
             row["mfu_dtype"] = prec
         row["options"] = opts
+        row["run"] = this_run
         results[name] = row
         print(f"  {json.dumps({k: v for k, v in row.items() if k != 'options'}, default=str)}", flush=True)
 
@@ -514,10 +523,23 @@ def main() -> int:
             "steady_speedup_warm": (
                 round(steady["warm"] / steady["eager"], 3) if steady["warm"] and steady["eager"] else None
             ),
-            "note": "shared 2-core machine (another engineer's benchmark running): absolute numbers are noisy",
+            "note": (
+                f"1-minute load {LOAD_START[0]:.1f} at the start on {os.cpu_count()} cores"
+                + (": shared with other jobs, absolute numbers are noisy" if LOAD_START[0] > 1.5 else "")
+            ),
         }
         doc = {**prior, "rows": results} if prior else doc
         doc.setdefault("summary", {})["compile"] = block
+    elif prior:  # --only: the file keeps its main run's date, command and machine; this one is named beside it
+        doc = {
+            **prior,
+            "rows": results,
+            "summary": {
+                **summary,
+                **({"compile": prior["summary"]["compile"]} if "compile" in prior.get("summary", {}) else {}),
+            },
+            "latest_invocation": {**this_run, "machine": doc["machine"]},
+        }
     from growthcurve.io import write_json
 
     write_json(args.out, doc)
