@@ -60,6 +60,17 @@ def keyword_rows(
     return out
 
 
+def city_ner_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """A synthetic character-level Chinese NER set: one city (B-LOC, I-LOC) between shared prefixes/suffixes."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        city = rng.choice(["北京", "上海", "广州", "深圳"])
+        pre, suf = rng.choice(["我在", "今天去", "他住在", ""]), rng.choice(["工作", "吗", "的天气", ""])
+        rows.append({"text": pre + city + suf, "tags": ["O"] * len(pre) + ["B-LOC", "I-LOC"] + ["O"] * len(suf)})
+    return rows
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

@@ -5,7 +5,6 @@ new-row initialisations."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from growthcurve.config import load_finetune_config
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.models.adapt import adapt_mlm, cjk_words, read_texts, wants_adaptation
 from growthcurve.models.vocab import extend_vocab
-from tests.conftest import keyword_rows, tiny_bert_config, write_csv
+from tests.conftest import city_ner_rows, keyword_rows, tiny_bert_config, write_csv
 
 KNOWN_ZH = ["我", "的", "吗", "今", "天"]
 CLASSES = {  # clearly synthetic: each class has a keyword; prefixes and suffixes are shared
@@ -200,13 +199,7 @@ def test_char_level_ner_with_extension_and_adaptation(tiny_mlm_base: Path, tmp_p
     from growthcurve.training.dispatch import run_finetune
     from growthcurve.training.inference import Predictor
 
-    rng = random.Random(0)
-    rows = []
-    for _ in range(200):
-        city = rng.choice(["北京", "上海", "广州", "深圳"])
-        pre, suf = rng.choice(["我在", "今天去", "他住在", ""]), rng.choice(["工作", "吗", "的天气", ""])
-        tags = ["O"] * len(pre) + ["B-LOC", "I-LOC"] + ["O"] * len(suf)
-        rows.append({"text": pre + city + suf, "tags": tags})
+    rows = city_ner_rows(200, 0)
     path = tmp_path / "zh_ner.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "ner"

@@ -4,7 +4,6 @@ with the adapter (not the whole table), and runs reload with identical logits on
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from growthcurve.models.build import build_model, build_token_model
 from growthcurve.models.peft_methods import METHOD_FILE, PEFT_METHODS, load_method_model
 from growthcurve.models.vocab import extend_vocab, extend_vocab_for
 from growthcurve.training.runfolder import load_run
-from tests.conftest import keyword_rows, write_csv
+from tests.conftest import city_ner_rows, keyword_rows, write_csv
 
 CLASSES = {  # synthetic 2-class Chinese task: the class is given by a keyword the tiny vocabulary lacks
     "weather": ["暴雨", "台风", "霜冻", "冰雹"],
@@ -161,12 +160,7 @@ def test_lora_token_classification_with_extension_round_trips(tiny_encoder: Path
     from growthcurve.training.dispatch import run_finetune
     from growthcurve.training.inference import Predictor
 
-    rng = random.Random(0)
-    rows = []
-    for _ in range(160):
-        city = rng.choice(["北京", "上海", "广州", "深圳"])
-        pre, suf = rng.choice(["我在", "今天去", "他住在", ""]), rng.choice(["工作", "吗", "的天气", ""])
-        rows.append({"text": pre + city + suf, "tags": ["O"] * len(pre) + ["B-LOC", "I-LOC"] + ["O"] * len(suf)})
+    rows = city_ner_rows(160, 0)
     path = tmp_path / "zh_ner.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "ner"

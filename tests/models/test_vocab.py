@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 from growthcurve.config import load_finetune_config
 from growthcurve.models.vocab import char_coverage, extend_vocab, extend_vocab_for
-from tests.conftest import keyword_rows, tiny_bert_config
+from tests.conftest import city_ner_rows, keyword_rows, tiny_bert_config
 
 KNOWN_ZH = ["我", "的", "吗", "今", "天"]  # the only Chinese characters in the tiny vocabulary
 CLASSES = {  # clearly synthetic: the class is given by a keyword whose characters the vocabulary lacks
@@ -148,15 +147,7 @@ def test_char_level_ner_with_extension(tiny_bert_en: Path, tmp_path: Path) -> No
     from growthcurve.training.dispatch import run_finetune
     from growthcurve.training.inference import Predictor
 
-    rng = random.Random(0)
-    cities = ["北京", "上海", "广州", "深圳"]
-    rows = []
-    for _ in range(200):
-        city = rng.choice(cities)
-        pre, suf = rng.choice(["我在", "今天去", "他住在", ""]), rng.choice(["工作", "吗", "的天气", ""])
-        text = pre + city + suf
-        tags = ["O"] * len(pre) + ["B-LOC", "I-LOC"] + ["O"] * len(suf)
-        rows.append({"text": text, "tags": tags})
+    rows = city_ner_rows(200, 0)
     path = tmp_path / "zh_ner.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "ner"

@@ -619,7 +619,8 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
 def _grow_embeddings(base: nn.Module, vocab: dict[str, int]) -> list[int]:
     """Resize the base model's embeddings to the run's extended vocabulary; the ids of the added rows.
 
-    The added rows are zero placeholders: the saved trainable-token delta replaces them in every forward.
+    The added rows are filled with zeros here because their trained values come from the adapter: the saved
+    trainable-token tensor is loaded over them and is what every forward reads for those ids.
     """
     base.resize_token_embeddings(vocab["size"], mean_resizing=False)
     with torch.no_grad():
