@@ -130,6 +130,27 @@ def test_forced_pruner_prunes_and_marks_the_run_interrupted(tmp_path: Path) -> N
     assert not (out / "importance.png").exists() and not (out / "parallel_coordinate.png").exists()
 
 
+class _PruneAlways(optuna.pruners.BasePruner):
+    """Says prune at every report."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_a_trial_is_never_pruned_at_its_last_epoch(tmp_path: Path) -> None:
+    # a 1-epoch study: every report is the last one, so even a pruner that always says prune keeps the result
+    spec = load_tune_spec(_config(tmp_path, **{"train": {"epochs": 1, "batch_size": 16}}))
+    tuner = Tuner(trials=2, out=tmp_path / "out", storage=_storage(tmp_path), pruner=_PruneAlways(), progress=False)
+    s = tuner.fit(spec).summary_
+    assert (s.complete, s.pruned) == (2, 0)
+    # with 2 epochs the same pruner stops every trial after epoch 1
+    two = tmp_path / "two"
+    two.mkdir()
+    tuner2 = Tuner(trials=1, out=two / "out", storage=_storage(two), pruner=_PruneAlways(), progress=False)
+    s2 = tuner2.fit(load_tune_spec(_config(two))).summary_
+    assert (s2.complete, s2.pruned) == (0, 1)
+
+
 def test_study_resumes_to_n_then_refuses_a_changed_space(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg, out, url = _config(tmp_path), tmp_path / "out", _storage(tmp_path)
     assert _tune(str(cfg), "--trials", "2", "--out", str(out), "--storage", url, "-q") == 0

@@ -645,6 +645,7 @@ class Tuner:
             trial.set_user_attr("run_dir", str(run_dir))
             cfg = load_finetune_config(base_file, self._trial_overrides(spec, params, run_dir))
             seen: dict[str, Any] = {}
+            last_epoch = math.ceil(cfg.train.epochs)
 
             def report(epoch: int, dev: dict[str, float] | None) -> None:
                 if dev is None:
@@ -653,7 +654,8 @@ class Tuner:
                     raise ConfigError(f"metric '{spec.metric}' is not computed for this task ({', '.join(dev)})")
                 seen.update(epoch=epoch, dev=dev)
                 trial.report(float(dev[spec.metric]), epoch)
-                if trial.should_prune():
+                # the last epoch's training is already spent: pruning there would only discard a finished result
+                if epoch < last_epoch and trial.should_prune():
                     raise optuna.TrialPruned(f"dev {spec.metric} {dev[spec.metric]:.4f} at epoch {epoch}")
 
             try:
