@@ -207,3 +207,18 @@ def test_merge_folds_the_new_rows_into_a_plain_table(
         enc = run.tokenizer(PROBE, padding=True, return_tensors="pt")
         with torch.no_grad():
             torch.testing.assert_close(run.model(**enc).logits, merged.model(**enc).logits, rtol=0, atol=1e-5)
+
+
+def test_peft_new_rows_are_the_scaled_group(tiny_encoder: Path) -> None:
+    # with vocabulary extension a PEFT run trains only the added rows (peft's trainable tokens): those are scaled
+    from growthcurve.training.loop import embedding_rows
+
+    tok = _tok(tiny_encoder)
+    cfg = load_finetune_config(None, ["method=lora", f"model.name_or_path={tiny_encoder}"])
+    vocab = extend_vocab_for(cfg, tok, ["今天暴雨吗", "请问饺子怎么样"], echo=False)
+    model = build_model(cfg, str(tiny_encoder), ["a", "b"], False, vocab)
+    rows = embedding_rows(model)
+    assert rows and all(p.requires_grad for p in rows)
+    assert sum(p.shape[0] for p in rows) == vocab.new_size - vocab.old_size  # one delta row per added character
+    plain = build_model(cfg, str(tiny_encoder), ["a", "b"], False, None)
+    assert embedding_rows(plain) == []  # LoRA alone: the table is frozen

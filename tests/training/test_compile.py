@@ -157,3 +157,25 @@ def test_recipe_records_the_compile_and_matches_eager(
     assert info["first_step_s"] > 0 and info["fallback"] is None and info["cache_dir"]
     off = json.loads((tmp_path / "off" / "metrics.json").read_text())["train"]["compile"]
     assert off == {"mode": "off"}
+
+
+@pytest.mark.parametrize("kind", ["textcnn", "tfidf"])
+def test_baselines_say_they_train_eagerly(
+    tiny_bert: Path, toy_data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    # the setting is never silently ignored: one warning line, and metrics.json says no layer was compiled
+    from growthcurve.training.dispatch import run_finetune
+
+    sets = toy_overrides(
+        tiny_bert, toy_data, tmp_path / kind, **{"model.type": kind, "train.epochs": 1, "train.compile": "regions"}
+    )
+    run_finetune(load_finetune_config(None, sets), progress=False)
+    err = capsys.readouterr()
+    warning = "no repeated layers to compile" if kind == "textcnn" else "has no torch layers to compile"
+    assert "warning: train.compile=regions: " in err.out + err.err and warning in err.out + err.err
+    metrics = json.loads((tmp_path / kind / "metrics.json").read_text())
+    if kind == "textcnn":
+        info = metrics["train"]["compile"]
+        assert info["mode"] == "off" and info["requested"] == "regions" and "TextCNN" in info["fallback"]
+    else:
+        assert any("train.compile" in w for w in metrics["warnings"])

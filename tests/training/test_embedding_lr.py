@@ -53,3 +53,14 @@ def test_scale_must_be_positive(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="embedding_lr_scale"):
         load_finetune_config(None, ["train.embedding_lr_scale=0"])
+
+
+def test_a_frozen_table_refuses_the_scale(tiny_bert: Path, toy_data: dict[str, Path], tmp_path: Path) -> None:
+    # LoRA freezes the word embeddings and this English toy adds no rows: the scale would be silently ignored
+    from growthcurve.errors import ConfigError
+
+    sets = toy_overrides(
+        tiny_bert, toy_data, tmp_path / "run", **{"method": "lora", "train.embedding_lr_scale": 5, "train.epochs": 1}
+    )
+    with pytest.raises(ConfigError, match="embedding_lr_scale=5 has nothing to act on"):
+        run_finetune(load_finetune_config(None, sets), progress=False)

@@ -21,6 +21,7 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.baselines import NullTokenizer, TfidfClassifier, WordTokenizer, build_text_baseline
 from growthcurve.models.build import count_parameters
 from growthcurve.training.batching import encode_splits
+from growthcurve.training.compile import compile_regions
 from growthcurve.training.loop import FitHooks, FitOutcome, fit
 from growthcurve.training.recipe import (
     RunContext,
@@ -89,7 +90,9 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
 
     # ---- fit
     loss = classification_loss(splits.multi_label, weight)
-    hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), pad_id=pad_id)
+    # TextCNN and BiLSTM have no repeated layers: train.compile=regions says so in one warning and trains eagerly
+    compiled = compile_regions(model, cfg.train.compile, lambda m: report_warnings(run, [m]))
+    hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), pad_id=pad_id, compiled=compiled)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, False, run.progress)
 
     # ---- finish: reports of the best model
@@ -102,12 +105,17 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
         return metrics
 
     extra = {"tokenize_seconds": tokenize_seconds, "vocab_size": len(tokenizer), "model_type": cfg.model.type}
+    extra["compile"] = outcome.extra["compile"]  # train.compile: what was asked and that it trained eagerly
     return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra)
 
 
 def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> RunResult:
     """One fit of the TF-IDF + logistic-regression pipeline; the 'epoch' is the whole fit."""
     cfg = run.cfg
+    if cfg.train.compile != "off":
+        msg = "train.compile=regions: TF-IDF + logistic regression has no torch layers to compile; fitting as usual"
+        report_warnings(run, [msg])
+        splits.warnings.append(msg)
     if run.progress:
         tqdm.write(f"fitting TF-IDF + logistic regression on {len(splits.train)} texts")
     t0 = time.perf_counter()

@@ -32,8 +32,9 @@ T = TypeVar("T")
 
 
 def repeated_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The blocks of every outermost ``ModuleList`` of two or more same-class modules (BERT's
-    ``encoder.layer``), found with accelerate's own test for a repeated block."""
+    """The blocks of every outermost ``ModuleList`` of two or more same-class composite modules (BERT's
+    ``encoder.layer``), found with accelerate's own test for a repeated block. Leaf modules do not count:
+    TextCNN's list of ``Conv1d`` of three widths is not a stack of layers, and compiling a lone conv gains nothing."""
     from accelerate.utils.other import is_repeated_blocks
 
     found: list[torch.nn.Module] = []
@@ -41,7 +42,7 @@ def repeated_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     for module in model.modules():
         if id(module) in inside:
             continue
-        if is_repeated_blocks(module) and len(module) >= 2:
+        if is_repeated_blocks(module) and len(module) >= 2 and any(True for _ in module[0].children()):
             found.extend(module)
             inside.update(id(m) for m in module.modules())
     return found

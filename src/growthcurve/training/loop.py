@@ -163,6 +163,16 @@ def sparse_embedding(model: torch.nn.Module, mode: str, world: int) -> torch.nn.
     return emb
 
 
+def embedding_rows(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The word-embedding parameters that train: the dense table when it is trainable, else the rows PEFT
+    trains as trainable tokens (``trainable_tokens_delta``: a PEFT run's added characters)."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    w = getattr(emb, "weight", None)
+    if isinstance(w, torch.nn.Parameter) and w.requires_grad:
+        return [w]
+    return [p for n, p in model.named_parameters() if "trainable_tokens_delta" in n and p.requires_grad]
+
+
 def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> float:
     """Global-norm clipping that also handles a sparse embedding gradient.
 
@@ -252,11 +262,16 @@ def fit(
         raise ConfigError("nothing to train: every parameter of the model is frozen")
     emb_lr = tc.learning_rate * tc.embedding_lr_scale
     if sparse_param is None and tc.embedding_lr_scale != 1.0:
-        # the dense word-embedding table in a group of its own, at its own rate (no decay, as below)
-        w = getattr(model.get_input_embeddings(), "weight", None) if hasattr(model, "get_input_embeddings") else None
-        if isinstance(w, torch.nn.Parameter) and w.requires_grad:
-            groups = [{**g, "params": [p for p in g["params"] if p is not w]} for g in groups]
-            groups.append({"params": [w], "weight_decay": 0.0, "lr": emb_lr})
+        # the trained embedding rows in a group of their own, at their own rate (no decay, as below)
+        rows = embedding_rows(model)
+        if not rows:
+            raise ConfigError(
+                f"train.embedding_lr_scale={tc.embedding_lr_scale:g} has nothing to act on: the word-embedding "
+                "table is frozen and no added rows train (set it to 1, or train the embeddings)"
+            )
+        ids = {id(p) for p in rows}
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in ids]} for g in groups]
+        groups.append({"params": rows, "weight_decay": 0.0, "lr": emb_lr})
     optimizers: list[torch.optim.Optimizer] = [
         torch.optim.AdamW(groups, lr=tc.learning_rate, fused=device.type in ("cpu", "cuda"))
     ]
