@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,22 @@ def test_baselines_say_they_train_eagerly(
         assert info["mode"] == "off" and info["requested"] == "regions" and "TextCNN" in info["fallback"]
     else:
         assert any("train.compile" in w for w in metrics["warnings"])
+
+
+def test_the_default_inductor_cache_is_split_per_cpu_isa(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kernels built for one vector ISA gave NaN or a heap abort under another (docs/finetune.md): one folder each
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from growthcurve.training.compile import isa_cache_dir
+
+    default = os.path.abspath(default_cache_dir())
+    for isa in ("AVX2", "AVX512"):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda isa=isa: isa)
+        for start in (None, default):  # unset, or inductor's own default already written into the variable
+            if start is None:
+                monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+            else:
+                monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", start)
+            assert isa_cache_dir() == os.path.join(default, f"cpu-{isa.lower()}")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/gc-my-cache")  # the user's own folder: left alone
+    assert isa_cache_dir() == "/tmp/gc-my-cache"

@@ -55,6 +55,24 @@ def inductor_cache_dir() -> str:
     return str(cache_dir())
 
 
+def isa_cache_dir() -> str:
+    """Point inductor's default cache at one folder per CPU vector ISA (``.../torchinductor_<user>/cpu-avx512``)
+    and return the cache folder; a folder the user set in ``TORCHINDUCTOR_CACHE_DIR`` is left alone.
+
+    Why: torch 2.13's cache served kernels built for one ISA to a process whose ATen ran another (AVX-512
+    kernels under ``ATEN_CPU_CAPABILITY=avx2``, and back): NaN losses one way, a heap-corruption abort the
+    other, reproduced here and gone with one folder each. Machines of several CPU families sharing a home
+    folder, or a capability override, must not meet in one cache."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    default = os.path.abspath(default_cache_dir())
+    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if env is None or os.path.abspath(env) == default:  # inductor writes its default into the variable itself
+        isa = torch.backends.cpu.get_cpu_capability().lower()
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(default, f"cpu-{isa}")
+    return inductor_cache_dir()
+
+
 def _missing_compiler() -> str | None:
     """Why inductor cannot build CPU kernels here (no C++ compiler), or None. Checked up front so the usual
     failure costs no traced graph."""
@@ -153,6 +171,7 @@ def compile_regions(
     if reason is not None:
         warn(f"train.compile=regions: {reason}; training eagerly")
         return RegionCompile([], warn, fallback=reason, pending=False)
+    isa_cache_dir()
     for layer in layers:
         layer.compile(dynamic=True, backend=backend)
     return RegionCompile(layers, warn)

@@ -405,6 +405,14 @@ def fit(
                     mine = [epoch_loss[0] - step_start[0], epoch_loss[1] - step_start[1]]
                     total = accelerator.reduce(torch.tensor(mine, dtype=torch.float64, device=device), "sum")
                     epoch_loss = [step_start[0] + float(total[0]), step_start[1] + int(total[1])]
+                step_loss = (epoch_loss[0] - step_start[0]) / max(epoch_loss[1] - step_start[1], 1)
+                if not math.isfinite(step_loss):  # before the update: no nan weight reaches a checkpoint
+                    bar.close()
+                    raise ConfigError(
+                        f"training diverged: the train loss is {step_loss} at step {global_step + 1}/{total_steps} "
+                        f"(epoch {epoch + 1}); this step was not applied. Lower train.learning_rate (now "
+                        f"{tc.learning_rate:g}), keep train.max_grad_norm at about 1, or set train.precision=fp32"
+                    )
                 if tc.max_grad_norm:
                     clip_grad_norm(trainable, tc.max_grad_norm)
                 for opt in optimizers:
@@ -418,7 +426,6 @@ def fit(
                 global_step += 1
                 bar.update(1)
                 if stall_at >= 4:
-                    step_loss = (epoch_loss[0] - step_start[0]) / max(epoch_loss[1] - step_start[1], 1)
                     warning = _stall_check(
                         stall, step_loss, global_step, stall_at, stall_window, total_steps, tc, model
                     )

@@ -27,7 +27,15 @@ from growthcurve.io import atomic_path, write_json
 from growthcurve.training.hardware import compute_report, peak_rss_mb
 from growthcurve.training.loop import CHECKPOINT, FitOutcome, load_checkpoint, seed_everything
 from growthcurve.training.modelcard import write_model_card
-from growthcurve.training.runfolder import RunResult, clear_run, load_run, run_artefacts, save_model_dir, write_config
+from growthcurve.training.runfolder import (
+    MODEL_DIR,
+    RunResult,
+    clear_run,
+    load_run,
+    run_artefacts,
+    save_model_dir,
+    write_config,
+)
 from growthcurve.training.tracking import finish_tracking, make_trackers, start_tracking
 
 # Recipe defaults for models trained from scratch. They replace the transformer-oriented defaults of
@@ -106,9 +114,16 @@ def _claim(cfg: FinetuneConfig) -> dict[str, Any] | None:
         return None
     state = load_checkpoint(cfg)  # refuses a checkpoint of another config or other data
     if state is None:
+        names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
+        if not (run_dir / "metrics.json").exists() and not (run_dir / MODEL_DIR).exists():
+            # e.g. a run stopped by an error before its first checkpoint: nothing to resume, nothing finished
+            raise ConfigError(
+                f"'{run_dir}' holds a run that stopped before its first checkpoint ({names}); set resume=false to "
+                "start over there, or pick another output_dir"
+            )
         raise ConfigError(
-            f"'{run_dir}' holds a finished run ({', '.join(p.name for p in old[:3])}, ...) with no checkpoint to "
-            "resume; pick another output_dir, or set resume=false to replace that run"
+            f"'{run_dir}' holds a finished run ({names}) with no checkpoint to resume; pick another output_dir, "
+            "or set resume=false to replace that run"
         )
     return state
 
