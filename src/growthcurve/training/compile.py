@@ -1,11 +1,12 @@
 """Opt-in regional ``torch.compile`` of the repeated encoder layers (``train.compile=regions``).
 
-Measured on a 2-core Sapphire Rapids (docs/finetune.md, benchmarks/train_throughput.py --compile): compiling
-costs minutes on 2 cores and the steady-state steps are no faster for MiniLM-L6, so this is never the
-default. Each layer of the repeated stack (``encoder.layer``) is compiled in place with ``dynamic=True``:
-one graph serves every sequence length and batch size (a static compile with lengths padded to multiples of
-16 compiles one graph per (batch, length) pair), the layers share it, and inductor's FX graph cache
-(``TORCHINDUCTOR_CACHE_DIR``, default ``/tmp/torchinductor_<user>``) keeps the kernels for the next run.
+Measured on a quiet 2-core Sapphire Rapids (docs/finetune.md, benchmarks/train_throughput.py --compile):
+the first step compiles for ~58 s cold, ~9 s with a warm cache, and steady steps of MiniLM-L6 are at most
+~10% faster, so this is never the default. Each layer of the repeated stack (``encoder.layer``) is compiled
+in place with ``dynamic=True``: one graph serves every sequence length and batch size (a static compile with
+lengths padded to multiples of 16 compiles one graph per (batch, length) pair), the layers share it, and
+inductor's FX graph cache (``TORCHINDUCTOR_CACHE_DIR``, by default one folder per CPU ISA, see
+``isa_cache_dir``) keeps the kernels for the next run.
 
 In place rather than accelerate's ``compile_regions``: that returns a copy whose layers become
 ``OptimizedModule`` wrappers (other module names) and also compiles every non-repeated leaf (embeddings,
