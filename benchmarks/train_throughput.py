@@ -370,67 +370,8 @@ def configurations(quick: bool) -> list[tuple[str, str, dict[str, Any]]]:
 LOAD_START: list[float] = []
 
 
-def main() -> int:
-    LOAD_START.extend(os.getloadavg())
-    # the same OpenMP policy for every row, chosen as the CLI chooses it (PASSIVE on a busy machine)
-    choose_openmp_policy()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="throughput on small slices, no accuracy runs")
-    parser.add_argument("--only", default="", help="comma-separated row names to run")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--compile", action="store_true", help="only the train.compile=regions rows (eager, cold, warm cache)"
-    )
-    args = parser.parse_args()
-    if not (DATA / "train.csv").is_file():
-        print(f"skipped: BANKING77 not found at {DATA} (set GROWTHCURVE_SHARED_DATA)")
-        return 0
-    import pandas as pd
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(_model_path())
-    lengths = [
-        len(x)
-        for x in tok(pd.read_csv(DATA / "train.csv")["text"].tolist(), truncation=True, max_length=128)["input_ids"]
-    ]
-    mean_tok = sum(lengths) / len(lengths)
-    flops = _flops_per_sample(mean_tok, sum(x * x for x in lengths) / len(lengths))
-    peak = _matmul_peak()
-
-    only = {x for x in args.only.split(",") if x}
-    results: dict[str, Any] = {}
-    prior = json.loads(args.out.read_text()) if (only or args.compile) and args.out.is_file() else {}
-    if prior:
-        # rows of several invocations sit together: each keeps the run it was measured in (date, command, peak)
-        earlier = {k: prior.get(k) for k in ("date", "command", "matmul_peak_gflops", "quick")}
-        results.update({n: {**r, "run": r.get("run", earlier)} for n, r in prior.get("rows", {}).items()})
-    this_run = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "matmul_peak_gflops": peak,
-        "quick": args.quick,
-    }
-    inductor_cache = tempfile.mkdtemp(prefix="bench-inductor-")  # --compile: cold, then warm on the same one
-    for name, runner, opts in compile_rows() if args.compile else configurations(args.quick):
-        if only and name not in only:
-            continue
-        print(f"running {name} ...", flush=True)
-        if opts.get("cache") == "fresh":
-            import shutil
-
-            shutil.rmtree(inductor_cache, ignore_errors=True)
-        if "cache" in opts:
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache  # the spawned child inherits it
-        row = run_isolated(runner, opts)
-        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
-        prec = "bf16" if opts.get("precision") == "bf16" or row.get("precision") == "bf16" else "fp32"
-        if "samples_per_s" in row and peak.get(prec):
-            row["mfu"] = row["samples_per_s"] * flops / (peak[prec] * 1e9)
-            row["mfu_dtype"] = prec
-        row["options"] = opts
-        row["run"] = this_run
-        results[name] = row
-        print(f"  {json.dumps({k: v for k, v in row.items() if k != 'options'}, default=str)}", flush=True)
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """The summary block: ratios of rows measured side by side, the recipe's accuracy and time, the targets."""
 
     def ratio(a: str, b: str) -> float | None:
         ra, rb = results.get(a, {}), results.get(b, {})
@@ -474,6 +415,74 @@ def main() -> int:
             "recipe_train_minutes_max": 12,
         },
     }
+    return summary
+
+
+def main() -> int:
+    LOAD_START.extend(os.getloadavg())
+    # the same OpenMP policy for every row, chosen as the CLI chooses it (PASSIVE on a busy machine)
+    choose_openmp_policy()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="throughput on small slices, no accuracy runs")
+    parser.add_argument("--only", default="", help="comma-separated row names to run")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--compile", action="store_true", help="only the train.compile=regions rows (eager, cold, warm cache)"
+    )
+    args = parser.parse_args()
+    if not (DATA / "train.csv").is_file():
+        print(f"skipped: BANKING77 not found at {DATA} (set GROWTHCURVE_SHARED_DATA)")
+        return 0
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(_model_path())
+    lengths = [
+        len(x)
+        for x in tok(pd.read_csv(DATA / "train.csv")["text"].tolist(), truncation=True, max_length=128)["input_ids"]
+    ]
+    mean_tok = sum(lengths) / len(lengths)
+    flops = _flops_per_sample(mean_tok, sum(x * x for x in lengths) / len(lengths))
+    peak = _matmul_peak()
+
+    only = {x for x in args.only.split(",") if x}
+    results: dict[str, Any] = {}
+    # every invocation keeps the rows it does not measure (the recipe rows of an --only run, the compile rows),
+    # each with the run it was measured in; rows it measures are replaced
+    prior = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if prior:
+        # rows of several invocations sit together: each keeps the run it was measured in (date, command, peak)
+        earlier = {k: prior.get(k) for k in ("date", "command", "matmul_peak_gflops", "quick")}
+        results.update({n: {**r, "run": r.get("run", earlier)} for n, r in prior.get("rows", {}).items()})
+    this_run = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "matmul_peak_gflops": peak,
+        "quick": args.quick,
+    }
+    inductor_cache = tempfile.mkdtemp(prefix="bench-inductor-")  # --compile: cold, then warm on the same one
+    for name, runner, opts in compile_rows() if args.compile else configurations(args.quick):
+        if only and name not in only:
+            continue
+        print(f"running {name} ...", flush=True)
+        if opts.get("cache") == "fresh":
+            import shutil
+
+            shutil.rmtree(inductor_cache, ignore_errors=True)
+        if "cache" in opts:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache  # the spawned child inherits it
+        row = run_isolated(runner, opts)
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        prec = "bf16" if opts.get("precision") == "bf16" or row.get("precision") == "bf16" else "fp32"
+        if "samples_per_s" in row and peak.get(prec):
+            row["mfu"] = row["samples_per_s"] * flops / (peak[prec] * 1e9)
+            row["mfu_dtype"] = prec
+        row["options"] = opts
+        row["run"] = this_run
+        results[name] = row
+        print(f"  {json.dumps({k: v for k, v in row.items() if k != 'options'}, default=str)}", flush=True)
+
+    summary = summarise(results)
     doc = {
         "benchmark": "train_throughput",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -530,6 +539,9 @@ def main() -> int:
         }
         doc = {**prior, "rows": results} if prior else doc
         doc.setdefault("summary", {})["compile"] = block
+    elif prior and not only:  # a main run: its own date, command and machine; the compile block stays
+        if "compile" in prior.get("summary", {}):
+            doc["summary"]["compile"] = prior["summary"]["compile"]
     elif prior:  # --only: the file keeps its main run's date, command and machine; this one is named beside it
         doc = {
             **prior,

@@ -19,3 +19,8 @@ class ConfigError(GrowthcurveError):
 
 class ModelError(GrowthcurveError):
     """A model path or model option cannot be used."""
+
+
+class DivergedError(ConfigError):
+    """Training produced a non-finite loss (usually a learning rate far too high); a search fails the trial
+    and goes on, a single run stops."""

@@ -45,7 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel
 
 from growthcurve.config import FinetuneConfig, TrainConfig, load_finetune_config, load_yaml
-from growthcurve.errors import ConfigError, DataError
+from growthcurve.errors import ConfigError, DataError, DivergedError
 from growthcurve.io import atomic_path, write_json, write_text
 from growthcurve.store import masked_url as mask_url  # tune's name, kept for its callers
 
@@ -665,6 +665,8 @@ class Tuner:
                 trial.set_user_attr("pruned_at_epoch", seen.get("epoch"))
                 self._mark_trial(run_dir, trial.number, "pruned", params, seen)
                 raise
+            except DivergedError as exc:  # a config of the space that diverges is a result, not the end of the search
+                return self._diverged(trial, run_dir, params, seen, str(exc))
             except (KeyboardInterrupt, Interrupted):
                 # Optuna marks this trial FAIL; queue its params so the next `growthcurve tune` reruns the config
                 trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
@@ -675,11 +677,20 @@ class Tuner:
                 raise
             value = float(res.dev[spec.metric])
             if not math.isfinite(value):
-                raise DataError(f"trial {trial.number}: dev {spec.metric} is {value} (the run diverged); see {run_dir}")
+                return self._diverged(trial, run_dir, params, seen, f"dev {spec.metric} is {value}")
             self._mark_trial(run_dir, trial.number, "complete", params, {"epoch": res.best_epoch, "dev": res.dev})
             return value
 
         return objective
+
+    def _diverged(
+        self, trial: optuna.Trial, run_dir: Path, params: dict[str, Any], seen: dict[str, Any], reason: str
+    ) -> float:
+        """Record a trial whose run diverged and hand Optuna nan, which it marks FAIL; the study goes on."""
+        trial.set_user_attr("fail_reason", reason[:500])
+        self._mark_trial(run_dir, trial.number, "failed", params, seen)
+        self.echo(f"trial {trial.number} failed ({', '.join(f'{k}={_fmt(v)}' for k, v in params.items())}): {reason}")
+        return float("nan")
 
     def _mark_trial(self, run_dir: Path, number: int, state: str, params: dict[str, Any], seen: dict[str, Any]) -> None:
         """``trial.json`` in the trial folder, and the trial's registry row: a pruned run ends ``interrupted``."""
@@ -867,10 +878,10 @@ class Tuner:
 
 
 def write_trials_csv(path: Path, trials: Sequence[FrozenTrial], keys: Sequence[str]) -> None:
-    """One row per trial: number, state, value, duration, pruned epoch, run folder and every param."""
+    """One row per trial: number, state, value, duration, pruned epoch, why it failed, run folder, every param."""
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
-    w.writerow(["number", "state", "value", "duration_s", "pruned_at_epoch", "run_dir", *keys])
+    w.writerow(["number", "state", "value", "duration_s", "pruned_at_epoch", "fail_reason", "run_dir", *keys])
     for t in trials:
         dur = t.duration.total_seconds() if t.duration is not None else None
         w.writerow(
@@ -880,6 +891,7 @@ def write_trials_csv(path: Path, trials: Sequence[FrozenTrial], keys: Sequence[s
                 "" if t.value is None else t.value,
                 "" if dur is None else round(dur, 3),
                 t.user_attrs.get("pruned_at_epoch") or "",
+                t.user_attrs.get("fail_reason", ""),
                 t.user_attrs.get("run_dir", ""),
                 *(t.params.get(k, "") for k in keys),
             ]

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from growthcurve.config import FinetuneConfig
 from growthcurve.data.fingerprint import data_fingerprint
-from growthcurve.errors import ConfigError, GrowthcurveError
+from growthcurve.errors import ConfigError, DivergedError, GrowthcurveError
 from growthcurve.io import atomic_path, write_json
 from growthcurve.training.batching import Encoded, collate, plan_batches
 from growthcurve.training.compile import RegionCompile, compile_report
@@ -408,7 +408,7 @@ def fit(
                 step_loss = (epoch_loss[0] - step_start[0]) / max(epoch_loss[1] - step_start[1], 1)
                 if not math.isfinite(step_loss):  # before the update: no nan weight reaches a checkpoint
                     bar.close()
-                    raise ConfigError(
+                    raise DivergedError(
                         f"training diverged: the train loss is {step_loss} at step {global_step + 1}/{total_steps} "
                         f"(epoch {epoch + 1}); this step was not applied. Lower train.learning_rate (now "
                         f"{tc.learning_rate:g}), keep train.max_grad_norm at about 1, or set train.precision=fp32"
