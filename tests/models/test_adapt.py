@@ -92,6 +92,18 @@ def test_minutes_budget_stops_early_and_no_budget_is_an_error(tiny_mlm_base: Pat
         adapt_mlm(str(tiny_mlm_base), _tok(tiny_mlm_base), [" ", ""], steps=1)
 
 
+def test_a_diverging_adaptation_stops_before_saving(tiny_mlm_base: Path, tmp_path: Path) -> None:
+    from growthcurve.errors import DivergedError
+
+    texts = [t for t, _ in zh_rows(64, 2)]
+    with pytest.raises(DivergedError, match=r"masked-LM adaptation diverged: the loss is (nan|inf)"):
+        adapt_mlm(
+            str(tiny_mlm_base), _tok(tiny_mlm_base), texts, tmp_path / "adapted", steps=20, batch_size=16,
+            learning_rate=1e12, progress=False,
+        )  # fmt: skip
+    assert not (tmp_path / "adapted").exists() and not list(tmp_path.glob(".adapted*"))  # nothing half-written
+
+
 def test_auto_mode_and_peft(tmp_path: Path) -> None:
     auto = load_finetune_config(None, [])
     assert auto.model.adapt == "auto"

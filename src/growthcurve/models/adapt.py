@@ -25,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import torch
 
-from growthcurve.errors import DataError
+from growthcurve.errors import DataError, DivergedError
 from growthcurve.io import swap_in_dir, write_json
 
 # CJK ideographs (BERT's `_is_chinese_char` ranges) and CJK/full-width punctuation: each is its own word.
@@ -262,13 +262,19 @@ def adapt_mlm(
             plan = _plan(lengths, batch_size, rng)
         batch = batch_of(plan.pop())
         loss, _ = _mlm_loss(mlm, batch, bf16)
+        value = float(loss.detach())
+        if not math.isfinite(value):  # before the update: no nan weight reaches the adapted encoder
+            bar.close()
+            raise DivergedError(
+                f"masked-LM adaptation diverged: the loss is {value} at step {done + 1}; nothing was saved. Lower "
+                f"the learning rate (now {learning_rate:g}: `adapt --lr`, or train.learning_rate in a finetune)"
+            )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         done += 1
-        value = float(loss.detach())
         running = value if done == 1 else 0.9 * running + 0.1 * value
         bar.update(1)
         if done % 10 == 0:
