@@ -99,7 +99,7 @@ def test_a_diverging_adaptation_stops_before_saving(tiny_mlm_base: Path, tmp_pat
     with pytest.raises(DivergedError, match=r"masked-LM adaptation diverged: the loss is (nan|inf)"):
         adapt_mlm(
             str(tiny_mlm_base), _tok(tiny_mlm_base), texts, tmp_path / "adapted", steps=20, batch_size=16,
-            learning_rate=1e12, progress=False,
+            learning_rate=1e30, progress=False,
         )  # fmt: skip
     assert not (tmp_path / "adapted").exists() and not list(tmp_path.glob(".adapted*"))  # nothing half-written
 
