@@ -21,7 +21,6 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.baselines import NullTokenizer, TfidfClassifier, WordTokenizer, build_text_baseline
 from growthcurve.models.build import count_parameters
 from growthcurve.training.batching import encode_splits
-from growthcurve.training.compile import compile_regions
 from growthcurve.training.loop import FitHooks, FitOutcome, fit
 from growthcurve.training.recipe import (
     RunContext,
@@ -90,9 +89,7 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
 
     # ---- fit
     loss = classification_loss(splits.multi_label, weight)
-    # TextCNN and BiLSTM have no repeated layers: train.compile=regions says so in one warning and trains eagerly
-    compiled = compile_regions(model, cfg.train.compile, lambda m: report_warnings(run, [m]))
-    hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), pad_id=pad_id, compiled=compiled)
+    hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), pad_id=pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, False, run.progress)
 
     # ---- finish: reports of the best model
@@ -105,7 +102,6 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
         return metrics
 
     extra = {"tokenize_seconds": tokenize_seconds, "vocab_size": len(tokenizer), "model_type": cfg.model.type}
-    extra["compile"] = outcome.extra["compile"]  # train.compile: what was asked and that it trained eagerly
     return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra)
 
 

@@ -43,7 +43,7 @@ def repeated_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     for module in model.modules():
         if id(module) in inside:
             continue
-        if is_repeated_blocks(module) and len(module) >= 2 and any(True for _ in module[0].children()):
+        if is_repeated_blocks(module) and len(module) >= 2 and next(module[0].children(), None) is not None:
             found.extend(module)
             inside.update(id(m) for m in module.modules())
     return found

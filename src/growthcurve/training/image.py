@@ -23,7 +23,6 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.build import count_parameters
 from growthcurve.models.savable import NullTokenizer
 from growthcurve.models.vision import IMAGENET_MEAN, IMAGENET_STD, build_image_model
-from growthcurve.training.compile import compile_regions
 from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.recipe import (
     claim_folder,
@@ -175,13 +174,8 @@ def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps:
         return split_metrics(m, splits.dev, meta, cfg.train.eval_batch_size, run.device)[0]
 
     # ---- fit
-    compiled = compile_regions(model, cfg.train.compile, lambda m: report_warnings(run, [m]))
     hooks = FitHooks(
-        classification_loss(False, weight),
-        validate,
-        saver(run, NullTokenizer(), splits.labels, meta),
-        collate,
-        compiled=compiled,
+        classification_loss(False, weight), validate, saver(run, NullTokenizer(), splits.labels, meta), collate
     )
     outcome = fit(cfg, run.accelerator, model, _LoopData(train), hooks, state, False, run.progress, stop_after_steps)
 
@@ -201,6 +195,5 @@ def finetune_image(cfg: FinetuneConfig, progress: bool = True, stop_after_steps:
         "train_images": len(train),
         "image_size": size,
         "steps_per_epoch": math.ceil(len(train) / cfg.train.batch_size),
-        "compile": outcome.extra["compile"],  # train.compile: on or off, the first (compiling) step's time
     }
     return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra)

@@ -30,7 +30,7 @@ from growthcurve.data.fingerprint import data_fingerprint
 from growthcurve.errors import ConfigError, DivergedError, GrowthcurveError
 from growthcurve.io import atomic_path, write_json
 from growthcurve.training.batching import Encoded, collate, plan_batches
-from growthcurve.training.compile import RegionCompile, compile_report
+from growthcurve.training.compile import compile_regions, compile_report
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ class FitHooks:
     save_best: Callable[[torch.nn.Module], None]
     collate: Callable[[Any, np.ndarray, int], dict[str, torch.Tensor]] = collate
     pad_id: int = 0
-    compiled: RegionCompile | None = None  # train.compile=regions: the compiled layers (training/compile.py)
 
 
 def seed_everything(seed: int) -> None:
@@ -253,6 +252,8 @@ def fit(
     world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     progress = progress and main
     run_dir = Path(cfg.output_dir)
+    # train.compile=regions for every recipe: the repeated layers compile in place, or one warning says why not
+    compiled = compile_regions(model, tc.compile, lambda m: tqdm.write(f"warning: {m}") if main else None)
 
     # ---- optimiser and schedule
     sparse = sparse_embedding(model, tc.sparse_embeddings, world)
@@ -361,7 +362,6 @@ def fit(
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
 
-    compiled = hooks.compiled
     # ---- epochs
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     stop_early = best["bad_epochs"] >= (tc.early_stopping_patience or math.inf)
@@ -408,6 +408,8 @@ def fit(
                 step_loss = (epoch_loss[0] - step_start[0]) / max(epoch_loss[1] - step_start[1], 1)
                 if not math.isfinite(step_loss):  # before the update: no nan weight reaches a checkpoint
                     bar.close()
+                    if writer:
+                        end_trackers(writer)
                     raise DivergedError(
                         f"training diverged: the train loss is {step_loss} at step {global_step + 1}/{total_steps} "
                         f"(epoch {epoch + 1}); this step was not applied. Lower train.learning_rate (now "

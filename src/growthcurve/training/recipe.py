@@ -234,6 +234,8 @@ def finish_run(
                 "peak_rss_mb": peak_rss_mb(),
                 **compute_report(run.device, precision),
                 "sparse_embeddings": outcome.sparse_embeddings,
+                # train.compile: what ran, the first (compiling) step's time (absent where no loop ran: TF-IDF)
+                **({"compile": outcome.extra["compile"]} if "compile" in outcome.extra else {}),
                 **(train_extra or {}),
             },
             "labels": labels,

@@ -23,7 +23,6 @@ from growthcurve.models.hf import load_tokenizer, resolve_model_path
 from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
 from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import collate, encode_splits
-from growthcurve.training.compile import compile_regions
 from growthcurve.training.hardware import resolve_precision
 from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.recipe import (
@@ -93,8 +92,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
         return score(m, "dev", "dev")[0] if "dev" in enc else None
 
     # ---- fit
-    compiled = compile_regions(model, cfg.train.compile, lambda m: report_warnings(run, [m]))
-    hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), collate, pad_id, compiled)
+    hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), collate, pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
     splits.warnings.extend(outcome.extra.get("warnings", []))  # e.g. "the train loss is not falling"
 
@@ -108,5 +106,4 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
-    size["compile"] = outcome.extra["compile"]  # train.compile: on or off, the first (compiling) step's time
     return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size, adapt_info)

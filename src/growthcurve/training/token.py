@@ -27,7 +27,6 @@ from growthcurve.models.hf import load_tokenizer, resolve_model_path
 from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
 from growthcurve.models.vocab import VocabExtension, extend_vocab_for
 from growthcurve.training.batching import IGNORE, TokenEncoded, collate_tokens, encode_words
-from growthcurve.training.compile import compile_regions
 from growthcurve.training.hardware import resolve_precision
 from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.recipe import (
@@ -139,8 +138,7 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
         return score(m, "dev", "dev")[0] if "dev" in enc else None
 
     # ---- fit
-    compiled = compile_regions(model, cfg.train.compile, lambda m: report_warnings(run, [m]))
-    hooks = FitHooks(token_loss, validate, saver(run, tokenizer, splits.tags, meta), collate_tokens, pad_id, compiled)
+    hooks = FitHooks(token_loss, validate, saver(run, tokenizer, splits.tags, meta), collate_tokens, pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
     splits.warnings.extend(outcome.extra.get("warnings", []))  # e.g. "the train loss is not falling"
 
@@ -154,7 +152,6 @@ def finetune_tokens(cfg: FinetuneConfig, progress: bool = True, stop_after_steps
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
-    size["compile"] = outcome.extra["compile"]  # train.compile: on or off, the first (compiling) step's time
     extra = {
         "tag_scheme": splits.scheme,
         "vocab": meta["vocab"],
