@@ -165,9 +165,12 @@ def _vocab_section(vocab: dict[str, Any] | None, adaptation: dict[str, Any] | No
         lines += [
             f"| masked-LM adaptation | {adaptation.get('steps', 0):,} steps on {adaptation.get('texts', 0):,} texts, "
             f"{adaptation.get('seconds', 0):.0f} s (stopped by {adaptation.get('stopped_by', 'steps')}) |",
-            f"| masked-LM loss | {adaptation.get('mlm_loss_before', float('nan')):.3f} -> "
-            f"{adaptation.get('mlm_loss_after', float('nan')):.3f} (fixed masked sample) |",
         ]
+        if "mlm_loss_before" in adaptation and "mlm_loss_after" in adaptation:  # no "nan" row for a missing value
+            lines += [
+                f"| masked-LM loss | {adaptation['mlm_loss_before']:.3f} -> {adaptation['mlm_loss_after']:.3f} "
+                "(fixed masked sample) |"
+            ]
     return [*lines, ""]
 
 
