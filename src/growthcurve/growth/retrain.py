@@ -29,10 +29,9 @@ from growthcurve.data.splits import stratified_indices
 from growthcurve.data.text import load_text_splits
 from growthcurve.errors import ConfigError, DataError, GrowthcurveError, ModelError
 from growthcurve.io import atomic_open, write_json, write_text
-from growthcurve.serving.handlers import model_version
 from growthcurve.store import get_engine, masked_url
 from growthcurve.store.schema import feedback, predictions
-from growthcurve.training.runfolder import read_meta, run_artefacts
+from growthcurve.training.runfolder import model_version, read_meta, run_artefacts
 
 # Why a feedback request gives no training row (counted per request, reported to the user).
 NO_TEXT = "no input text stored (served with --no-log-text?)"

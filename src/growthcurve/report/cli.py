@@ -51,7 +51,7 @@ def report_cmd(
     inputs = ReportInputs(db=db, goals=goals, team=team, criteria=criteria, training=training, as_of=day)
     sock = None
     if serve:  # bind before the (slow) first build: a port in use fails at once
-        from growthcurve.serving.cli import bind_socket
+        from growthcurve.serving.launch import bind_socket
 
         sock = bind_socket("127.0.0.1", port)
     with console.status("building the growth report ..."):
@@ -61,7 +61,7 @@ def report_cmd(
         console.print(f"[yellow]no data:[/] {title}", highlight=False)
     if sock is not None:
         from growthcurve.report.serve import report_app
-        from growthcurve.serving.cli import serve_app
+        from growthcurve.serving.launch import serve_app
 
         console.print(f"serving the report on http://127.0.0.1:{port}/ (rebuilt on every reload; Ctrl+C stops)")
         serve_app(report_app(inputs), sock)

@@ -122,8 +122,31 @@ runs = sa.Table(
     sa.Column("artefact", sa.Text(), nullable=True),
     # no foreign key: a parent may live in another store (a tune study's workers on other machines)
     sa.Column("parent", sa.String(40), nullable=True),
+    # the model lineage (revision 0006): a finished run that made a servable model is version `version` of
+    # model `model` ("intents@v2"); `fingerprint` is the served model_version hash of its model folder
+    sa.Column("model", sa.String(128), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("fingerprint", sa.String(64), nullable=True),
     sa.Index("ix_runs_kind_started", "kind", "started_at"),
     sa.Index("ix_runs_parent", "parent"),
+    sa.Index("ix_runs_model_version", "model", "version"),
+    sa.Index("ix_runs_fingerprint", "fingerprint"),
 )
-"""One recorded run (finetune, tune, retrain, ab analyze, plan allocate): what ran, on which data and code,
-with which result, where its artefact lies and which run it came from (see ``store/registry.py``)."""
+"""One recorded run (finetune, tune, retrain, compress, ab analyze, plan allocate): what ran, on which data and
+code, with which result, where its artefact lies, which run it came from and which model version it is
+(see ``store/registry.py``)."""
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    # the arms: [{variant, role, model, version, fingerprint, run, weight}]; the variant *is* the version's name
+    sa.Column("arms", sa.JSON(), nullable=False),
+    # the analysis every reader computes from (metrics, types, aggregation, control, alpha, ...), as the
+    # `analysis`/`metrics` sections of an `ab analyze` config; the source is the store itself
+    sa.Column("config", sa.JSON(), nullable=False),
+    sa.Column("salt", sa.String(128), nullable=False),
+)
+"""One served experiment: which model versions its arms serve and how it is analysed (written by `serve`)."""

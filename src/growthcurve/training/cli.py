@@ -65,6 +65,16 @@ def _print_result(result: object) -> None:
 
     names = sorted({p.name + ("/" if p.is_dir() else "") for p in run_artefacts(Path(run_dir))})
     console.print(f"run folder: {run_dir} ({', '.join(names)})")
+    ref = getattr(result, "ref", None)
+    if ref:
+        from growthcurve.store import default_url, masked_url
+
+        console.print(
+            f"model version: {ref} in the store {masked_url(default_url())} "
+            f"(use {ref} wherever a run folder is asked for; `name:` in the config names the model)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def evaluate(
