@@ -53,11 +53,11 @@ def print_records(
         console.print(table)
         return
     if title:
-        console.print(Text.from_markup(f"[italic]{title}[/]"), soft_wrap=True)
+        console.print(Text.from_markup(f"[italic]{title}[/]"))
     room = max(console.width - 2, 20)
     for r in rows:
         head = "  ".join(cell for c, cell in zip(columns, r, strict=True) if c.key and cell)
-        console.print(Text.from_markup(f"[bold]{head}[/]" if head else ""), soft_wrap=True)
+        console.print(Text.from_markup(f"[bold]{head}[/]" if head else ""))
         line, used = "", 0
         for c, cell in zip(columns, r, strict=True):
             if c.key or not cell:
@@ -65,8 +65,8 @@ def print_records(
             item = f"[dim]{c.header}[/] {cell}"
             w = _width(item)
             if used and used + 3 + w > room:
-                console.print(Text.from_markup("  " + line), soft_wrap=True)
+                console.print(Text.from_markup("  " + line))
                 line, used = "", 0
             line, used = (f"{line} · {item}", used + 3 + w) if used else (item, w)
         if line:
-            console.print(Text.from_markup("  " + line), soft_wrap=True)
+            console.print(Text.from_markup("  " + line))

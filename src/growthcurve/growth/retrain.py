@@ -10,12 +10,10 @@ the label list pinned (``data.labels``), so the classifier head carries over eve
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
-import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ CONTRADICTING = "contradicting feedback on one prediction"
 CONTRADICTING_DUPLICATES = "same text with different labels across requests"
 DUPLICATE = "duplicate text (kept once)"
 NO_LABEL_KIND = "no label feedback (rating/click only)"
+IN_TEST_SPLIT = "text in the test split retention is scored on (--drop-test-overlap)"
 
 
 @dataclass
@@ -173,6 +172,29 @@ def collect_feedback(url: str, version: str, labels: Sequence[str]) -> FeedbackR
     return FeedbackRows(version, texts, out_labels, sources, len(by_request), len(rows), dict(skipped))
 
 
+def _test_overlap(rows: FeedbackRows, test_texts: Sequence[str]) -> list[int]:
+    """Indices of usable feedback rows whose text (trimmed) is in the retention test split."""
+    test = {t.strip() for t in test_texts}
+    return [i for i, t in enumerate(rows.texts) if t.strip() in test]
+
+
+def _without(rows: FeedbackRows, drop: Sequence[int], reason: str) -> FeedbackRows:
+    """``rows`` without the rows at ``drop``, counted under ``reason``."""
+    gone = set(drop)
+    keep = [i for i in range(len(rows.texts)) if i not in gone]
+    skipped = dict(rows.skipped)
+    skipped[reason] = skipped.get(reason, 0) + len(gone)
+    return FeedbackRows(
+        rows.version,
+        [rows.texts[i] for i in keep],
+        [rows.labels[i] for i in keep],
+        [rows.sources[i] for i in keep],
+        rows.requests,
+        rows.feedback_rows,
+        skipped,
+    )
+
+
 def _check_run(run: Path) -> tuple[Path, dict[str, Any], list[str], FinetuneConfig]:
     """The served run must be a full fine-tuning of a transformer text classifier with its config.yaml."""
     model_dir, meta, labels = read_meta(run)
@@ -223,26 +245,9 @@ def _predict(run_dir: Path, texts: list[str]) -> np.ndarray:
     return probs.argmax(axis=1)
 
 
-@contextlib.contextmanager
-def _parent_env(run_id: str | None) -> Iterator[None]:
-    """The finetune inside records the retrain row as its parent (the registry reads this env var)."""
-    from growthcurve.store.registry import PARENT_ENV
-
-    before = os.environ.get(PARENT_ENV)
-    if run_id:
-        os.environ[PARENT_ENV] = run_id
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(PARENT_ENV, None)
-        else:
-            os.environ[PARENT_ENV] = before
-
-
 def retrain(
     run: str | Path,
-    feedback_url: str,
+    feedback_url: str | None = None,
     out: str | Path | None = None,
     rehearsal: float | None = 0.3,
     rehearsal_rows: int | None = None,
@@ -251,13 +256,21 @@ def retrain(
     seed: int = 0,
     overrides: Sequence[str] = (),
     progress: bool = True,
+    drop_test_overlap: bool = False,
 ) -> RetrainResult:
-    """Fine-tune the served run ``run`` on its feedback in ``feedback_url`` (+ rehearsal) into ``out``.
+    """Fine-tune the served run ``run`` on its feedback in the store ``feedback_url`` (None: the workspace store)
+    (+ rehearsal) into ``out``, which becomes the next version of the same model.
 
     ``rehearsal``: fraction of the original training rows mixed in (None/0: none); ``rehearsal_rows`` a count
     instead; ``holdout``: fraction of the usable feedback rows kept out of training to measure the gain;
-    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``).
+    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``). Feedback texts
+    that are also in the test split retention is scored on are refused (``drop_test_overlap``: dropped and
+    counted), since a score on texts the new model trained on says nothing about retention.
     """
+    from growthcurve.store import store_url
+
+    given = feedback_url or store_url(None)  # as the user wrote it, for messages about reading it
+    feedback_url = store_url(feedback_url)  # absolute: what the records and suggested commands name
     run = Path(run)
     if not 0.0 <= holdout < 1.0:
         raise ConfigError(f"--holdout must be in [0, 1) (got {holdout})")
@@ -269,20 +282,10 @@ def retrain(
         raise ConfigError(f"--method must be full or lora (got '{method}')")
     model_dir, meta, labels, base_cfg = _check_run(run)
     version = served_version(run)
-    rows = collect_feedback(feedback_url, version, labels)
+    rows = collect_feedback(given, version, labels)
     if not rows.texts:
         raise DataError(f"no usable feedback rows for model version {version} of '{run}': {rows.summary()}")
     warnings: list[str] = []
-
-    # ---- hold out part of the feedback: the gain is measured on rows the new model never trained on
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(rows.texts))
-    n_hold = int(round(holdout * len(order)))
-    if n_hold >= len(order):
-        n_hold = len(order) - 1
-    if holdout > 0 and n_hold == 0:
-        warnings.append(f"only {len(order)} usable feedback row(s): none held out, the gain is not measured")
-    held, used = np.sort(order[:n_hold]), np.sort(order[n_hold:])
 
     # ---- rehearsal: a stratified sample of the rows the served run was trained on (never its dev/test)
     splits = load_text_splits(base_cfg.data, seed=base_cfg.train.seed, label_names=labels)
@@ -301,6 +304,29 @@ def retrain(
         raise DataError(f"'{run}' has neither a test file nor a dev split to measure retention on")
     if splits.test is None:
         warnings.append("the served run has no test file: retention is measured on its dev split")
+    overlap = _test_overlap(rows, test.texts)
+    if overlap and not drop_test_overlap:
+        shown = rows.texts[overlap[0]][:60]
+        raise DataError(
+            f"{len(overlap)} of the {len(rows.texts)} usable feedback texts are also in the test split that retention "
+            f"is scored on (e.g. '{shown}'): the new model would be scored on texts it trained on. Replay other "
+            "texts, or pass --drop-test-overlap to drop them (they are counted in retrain.json)"
+        )
+    if overlap:
+        rows = _without(rows, overlap, IN_TEST_SPLIT)
+        if not rows.texts:
+            raise DataError(f"every usable feedback text of '{run}' is in its test split: {rows.summary()}")
+        warnings.append(f"dropped {len(overlap)} feedback text(s) that are in the test split retention is scored on")
+
+    # ---- hold out part of the feedback: the gain is measured on rows the new model never trained on
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows.texts))
+    n_hold = int(round(holdout * len(order)))
+    if n_hold >= len(order):
+        n_hold = len(order) - 1
+    if holdout > 0 and n_hold == 0:
+        warnings.append(f"only {len(order)} usable feedback row(s): none held out, the gain is not measured")
+    held, used = np.sort(order[:n_hold]), np.sort(order[n_hold:])
 
     # ---- the new run folder: refuse a finished run there before writing anything
     out = Path(out) if out else run.parent / f"{run.name}-retrain-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -318,7 +344,8 @@ def retrain(
     resolved["data"].update(train=str(train_file), dev=None, test=str(test_file), labels=list(labels))
     resolved["data"]["dev_fraction"] = resolved["data"]["dev_fraction"] or 0.1  # the best epoch on the new mix
     resolved["model"].update(name_or_path=str(model_dir), extend_vocab=False, adapt="none")
-    resolved.update(method=method, output_dir=str(out), resume=False)
+    lineage = _lineage(run, model_dir, base_cfg, feedback_url)
+    resolved.update(method=method, output_dir=str(out), resume=False, name=lineage.model, registry=False)
     if method == "full":
         resolved["peft"] = base_cfg.peft.model_dump(mode="json")
     write_text(data_dir / "base.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
@@ -335,20 +362,22 @@ def retrain(
         "seed": seed,
         "overrides": list(overrides),
     }
-    parent = _registry(lambda: _find_parent(run), warnings)
+    parent = lineage.run_id
+    # one registry row for the whole retrain (the fine-tuning inside records none of its own): it becomes the
+    # next version of the served model, with the served version as its parent
     rid = _registry(
-        lambda: _start("retrain", out, cfg, options, [train_file, held_file, test_file], parent),
+        lambda: _start("retrain", out, cfg, options, [train_file, held_file, test_file], parent, feedback_url),
         warnings,
     )
     from growthcurve.training.dispatch import run_finetune
 
     try:
-        with _parent_env(rid):
-            result = run_finetune(cfg, progress=progress)
+        result = run_finetune(cfg, progress=progress)
         old_test, new_test = _predict(run, list(test.texts)), _predict(out, list(test.texts))
         report: dict[str, Any] = {
             "served_run": str(run),
             "served_version": version,
+            "served_ref": lineage.ref,
             "served_registry_id": parent,
             "new_run": str(out),
             "registry_id": rid,
@@ -363,6 +392,7 @@ def retrain(
                 "trained_on": int(len(used)),
                 "held_out": int(n_hold),
                 "skipped": rows.skipped,
+                "dropped_in_test_split": len(overlap),
             },
             "rehearsal": {"rows": int(len(reh_idx)), "of": n_train, "fraction": len(reh_idx) / max(n_train, 1)},
             "train_rows": len(train_texts),
@@ -381,16 +411,30 @@ def retrain(
             "interrupted" if isinstance(exc, KeyboardInterrupt) or getattr(exc, "exit_code", 0) == 130 else "failed"
         )
         if rid:
-            _registry(lambda: _finish(rid, status, {}), warnings)
+            _registry(lambda: _finish(rid, status, {}, url=feedback_url), warnings)
         raise
-    exp = f"retrain-{out.name}"[:64]
+    report["worse_on"] = [
+        name for name, key in (("original test split", "retention"), ("held-out feedback", "gain"))
+        if report.get(key) is not None and report[key]["delta_points"] < 0
+    ]  # fmt: skip
+    new_ref = None
+    if rid:
+        summary = {
+            "dev": result.dev,
+            **({"test": result.test} if result.test else {}),
+            "best_epoch": result.best_epoch,
+            **{k: report[k] for k in ("retention", "gain", "feedback", "rehearsal", "worse_on")},
+        }
+        version = _registry(lambda: _finish(rid, "finished", summary, out, feedback_url), warnings)
+        new_ref = f"{lineage.model}@v{version}" if version else None
+    report["new_ref"] = new_ref
+    old_name, new_name = lineage.ref or str(run), new_ref or str(out)
+    exp = f"retrain-{new_ref or out.name}".replace("@", "-")[:64]
+    store_opt = "" if feedback_url == store_url(None) else f" --store {masked_url(feedback_url)}"
     report["serve_command"] = (
-        f"growthcurve serve {run} {out} --experiment {exp} --store {feedback_url} --ab-config {out / 'ab.yaml'}"
+        None if report["worse_on"] else f"growthcurve serve {old_name} {new_name} --experiment {exp}{store_opt}"
     )
     write_json(out / "retrain.json", report)
-    if rid:
-        summary = {k: report[k] for k in ("retention", "gain", "feedback", "rehearsal")}
-        _registry(lambda: _finish(rid, "finished", summary), warnings)
     return RetrainResult(out, report, rid, report["serve_command"], warnings)
 
 
@@ -424,28 +468,58 @@ def _registry(call: Any, warnings: list[str]) -> Any:
         return None
 
 
-def _find_parent(run: Path) -> str | None:
-    from growthcurve.store.registry import find_by_artefact
+@dataclass
+class _Lineage:
+    """The served version a retrain continues: its model name, registry id and name (None when unknown)."""
 
-    rec = find_by_artefact(run)
-    return rec.id if rec is not None else None
+    model: str
+    run_id: str | None
+    ref: str | None
+
+
+def _lineage(run: Path, model_dir: Path, cfg: FinetuneConfig, url: str) -> _Lineage:
+    """The served run's version in the store (by folder and weights; a finished folder the store does not know
+    is registered, as `serve` does); its config's model name when the store cannot be written."""
+    from growthcurve.serving.versions import served_version as version_in_store
+
+    try:
+        rec = version_in_store(run, url).record
+    except GrowthcurveError:
+        return _Lineage(cfg.model_name, None, None)
+    return _Lineage(rec.model or cfg.model_name, rec.id, rec.ref)
 
 
 def _start(
-    kind: str, out: Path, cfg: FinetuneConfig, options: dict[str, Any], files: list[Path | None], parent: str | None
+    kind: str,
+    out: Path,
+    cfg: FinetuneConfig,
+    options: dict[str, Any],
+    files: list[Path | None],
+    parent: str | None,
+    url: str,
 ) -> str:
     from growthcurve.store.registry import start_run
 
     config = {"retrain": options, "finetune": cfg.model_dump(mode="json")}
     return start_run(
-        kind, name=out.name, task=cfg.task, config=config, data_files=files, artefact=out, parent=parent, url=None
+        kind,
+        name=out.name,
+        task=cfg.task,
+        config=config,
+        data_files=files,
+        artefact=out,
+        parent=parent,
+        model=cfg.model_name,
+        url=url,
     )
 
 
-def _finish(rid: str, status: str, metrics: dict[str, Any]) -> None:
+def _finish(rid: str, status: str, metrics: dict[str, Any], out: Path | None = None, url: str | None = None) -> Any:
     from growthcurve.store.registry import finish_run
+    from growthcurve.training.runfolder import MODEL_DIR
 
-    finish_run(rid, status, metrics=metrics)
+    fingerprint = model_version(out / MODEL_DIR) if out is not None and status == "finished" else None
+    return finish_run(rid, status, metrics=metrics, fingerprint=fingerprint, url=url)
 
 
 __all__ = ["FeedbackRows", "RetrainResult", "collect_feedback", "retrain", "served_version"]

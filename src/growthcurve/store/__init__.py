@@ -26,6 +26,7 @@ __all__ = [
     "masked_url",
     "decisions",
     "default_url",
+    "open_current",
     "open_existing",
     "store_url",
     "experiment_events",
@@ -112,6 +113,13 @@ def open_existing(url: str | None = None, option: str = "--store") -> sa.Engine:
         engine.dispose()
         raise store_error(u, exc) from None
     return engine
+
+
+def open_current(url: str | None = None, option: str = "--store") -> sa.Engine:
+    """An engine on a store that must already exist, upgraded to the newest schema first (readers of tables a
+    newer growthcurve added); a missing file is an error naming it and is never created."""
+    open_existing(url, option).dispose()
+    return init_db(url)
 
 
 def validate_identifier(name: str, what: str = "identifier", dotted: bool = False) -> str:

@@ -487,6 +487,20 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _data_roles(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` section of a run's config (a retrain row keeps its fine-tuning config under ``finetune``)."""
+    inner = config.get("finetune") if isinstance(config.get("finetune"), dict) else config
+    data = inner.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A retrain row's config with its fine-tuning keys at the top, so it compares key by key with a finetune."""
+    if isinstance(config.get("finetune"), dict):
+        return {**config["finetune"], **{k: v for k, v in config.items() if k != "finetune"}}
+    return config
+
+
 def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     """What changed from run ``a`` to run ``b``: per-metric deltas (B − A over flattened numeric metrics), the
     config keys whose values differ, and each input file whose fingerprint changed. Input files are paired
@@ -499,7 +513,7 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
             continue
         delta = vb - va if _is_number(va) and _is_number(vb) else None
         metrics.append({"key": key, "a": va, "b": vb, "delta": delta})
-    ca, cb = flatten(a.config), flatten(b.config)
+    ca, cb = flatten(_comparable(a.config)), flatten(_comparable(b.config))
     config = [
         {"key": k, "a": ca.get(k), "b": cb.get(k)}
         for k in sorted(set(ca) | set(cb))
@@ -508,14 +522,14 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     data = []
     seen_a: set[str] = set()
     seen_b: set[str] = set()
-    roles_a = a.config.get("data") if isinstance(a.config.get("data"), dict) else {}
-    roles_b = b.config.get("data") if isinstance(b.config.get("data"), dict) else {}
+    roles_a, roles_b = _data_roles(a.config), _data_roles(b.config)
     for role in sorted(set(roles_a) | set(roles_b)):
         pa, pb = roles_a.get(role), roles_b.get(role)
+        pa, pb = (pa if isinstance(pa, str) else None), (pb if isinstance(pb, str) else None)  # not data.labels
         if not (pa in a.data_fingerprint or pb in b.data_fingerprint):
             continue
-        seen_a.add(pa)
-        seen_b.add(pb)
+        seen_a.update([pa] if pa else [])
+        seen_b.update([pb] if pb else [])
         fa, fb = a.data_fingerprint.get(pa), b.data_fingerprint.get(pb)
         data.append({"input": role, "path_a": pa, "path_b": pb, "a": fa, "b": fb, "changed": fa != fb})
     for path in sorted((set(a.data_fingerprint) - seen_a) | (set(b.data_fingerprint) - seen_b)):
@@ -524,6 +538,8 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     return {
         "a": a.id,
         "b": b.id,
+        "a_ref": a.ref,
+        "b_ref": b.ref,
         "metrics": metrics,
         "config": config,
         "data": data,
