@@ -132,18 +132,10 @@ def render_html(rep: GrowthReport) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    comps = {
-        ex.experiment: [
-            (m, c) for m in ex.result.metrics for c in m.comparisons if c.frequentist is not None and not c.error
-        ]
-        for ex in rep.serving.experiments
-        if ex.result is not None
-    }
     return env.get_template("report.html.j2").render(
         r=rep,
         titles=SECTION_TITLES,
         img={k: plots.data_uri(v) for k, v in rep.images.items()},
-        comps=comps,
         version=__version__,
         pct=_pct,
         spct=_spct,
