@@ -92,7 +92,7 @@ def list_cmd(
         _print_json([r.to_dict() for r in shown])
         return
     if not runs:
-        console.print(f"no runs recorded in the store {_where(db)} yet (growthcurve finetune records one)")
+        console.print(f"no runs recorded yet in the store {_where(db)} (growthcurve finetune records one)")
         return
     cols = [Column("id", key=True), Column("version", key=True)]
     cols += [Column(c) for c in ("kind", "name", "task", "status", "started (UTC)", "took", "result", "parent")]

@@ -42,6 +42,7 @@ __all__ = [
     "model_versions",
     "parse_ref",
     "resolve_run",
+    "run_folder",
     "version_by_fingerprint",
     "version_of_folder",
 ]
@@ -121,6 +122,12 @@ def resolve_run(ref: str | os.PathLike[str], url: str | None = None) -> Path:
     if not rec.artefact or not Path(rec.artefact).is_dir():
         raise ModelError(f"{rec.ref}'s run folder '{rec.artefact}' is gone: restore it or use another version")
     return Path(rec.artefact)
+
+
+def run_folder(ref: str) -> Path:
+    """A CLI argument parser (``typer.Argument(parser=run_folder)``): a run folder, or a model version of the
+    workspace store (``intents@v2``, ``intents@latest``) turned into its run folder."""
+    return resolve_run(ref)
 
 
 def adopt_folder(

@@ -8,6 +8,7 @@ Plain SQLAlchemy Core on the shared store (SQLite by default, PostgreSQL/DuckDB 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import functools
@@ -17,7 +18,7 @@ import os
 import re
 import secrets
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "flatten",
     "get_run",
     "list_runs",
+    "parent_run",
     "record_finished",
     "start_run",
 ]
@@ -118,6 +120,26 @@ def parse_ref(text: str) -> tuple[str, int | None]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def parent_run(run_id: str | None, trial: bool = False) -> Iterator[None]:
+    """Around fits started by another run (a tune study): their rows name ``run_id`` as parent (env
+    ``GROWTHCURVE_PARENT_RUN``, read by :func:`start_run`, inherited by `accelerate launch` workers); ``trial``:
+    their models become versions only when the study picks one (env ``GROWTHCURVE_TUNE_TRIAL``)."""
+    saved = {k: os.environ.get(k) for k in (PARENT_ENV, TRIAL_ENV)}
+    if run_id:
+        os.environ[PARENT_ENV] = run_id
+    if trial:
+        os.environ[TRIAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _utcnow() -> dt.datetime:

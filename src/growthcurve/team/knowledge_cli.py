@@ -12,6 +12,7 @@ from rich.console import Console
 
 from growthcurve.errors import ConfigError
 from growthcurve.serving.launch import Store
+from growthcurve.store.lineage import run_folder
 
 console = Console()
 decisions_app = typer.Typer(help="The decision log: who shipped or rejected what, why, on which evidence.")
@@ -24,7 +25,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(decisions_app, name="decisions")
 
 
-def card_cmd(run: Annotated[Path, typer.Argument(help="run folder (config.yaml, metrics.json, model/)")]) -> None:
+def card_cmd(
+    run: Annotated[
+        Path, typer.Argument(parser=run_folder, metavar="RUN", help="run folder or model version (intents@v2)")
+    ],
+) -> None:
     """(Re)write RUN/README.md, the run's model card in the Hugging Face format."""
     from growthcurve.training.modelcard import write_model_card
 

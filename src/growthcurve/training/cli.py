@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from growthcurve.errors import ConfigError, DataError
+from growthcurve.store.lineage import run_folder
 
 console = Console()
 
@@ -78,7 +79,9 @@ def _print_result(result: object) -> None:
 
 
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
+    run: Annotated[
+        Path, typer.Argument(parser=run_folder, metavar="RUN", help="run folder or model version (intents@v2)")
+    ],
     data: Annotated[Path, typer.Argument(help="labelled CSV/TSV/JSONL/Parquet file")],
     out: Annotated[Path | None, typer.Option(help="folder for the reports (default RUN/eval-<name>)")] = None,
     text_column: Annotated[str | None, typer.Option(help="text column if not the training one")] = None,
@@ -100,7 +103,9 @@ def evaluate(
 
 
 def predict(
-    run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
+    run: Annotated[
+        Path, typer.Argument(parser=run_folder, metavar="RUN", help="run folder or model version (intents@v2)")
+    ],
     file: Annotated[
         str, typer.Argument(help="text lines, JSONL with a text field, or CSV/TSV/Parquet; '-' reads stdin")
     ] = "-",
@@ -133,7 +138,10 @@ def predict(
 
 
 def merge(
-    run: Annotated[Path, typer.Argument(help="run folder of a lora, adalora or freeze run")],
+    run: Annotated[
+        Path,
+        typer.Argument(parser=run_folder, metavar="RUN", help="run folder or version of a lora, adalora or freeze run"),
+    ],
     out: Annotated[Path | None, typer.Option(help="folder for the plain model (default RUN/merged)")] = None,
 ) -> None:
     """Fold a LoRA/AdaLoRA run's low-rank updates into the base weights: a plain model folder for export."""
