@@ -105,6 +105,8 @@ def compress(
         torch.set_num_threads(threads)
     res = compress_run(run, prune, structured, recover_epochs, recover_lr, quantize, out)
     _print_compress(res.out_dir, res.report)
+    if res.ref:
+        console.print(f"model version: {res.ref}", highlight=False)
 
 
 def _print_compress(out_dir: Path, rep: dict[str, Any]) -> None:
