@@ -81,14 +81,18 @@ def served_version(run_dir: str | Path) -> str:
 
 
 def _read_engine(url: str) -> sa.Engine:
-    """An engine on an existing store; reading never creates an empty SQLite file."""
+    """An engine on an existing store; reading never creates an empty SQLite file, and a corrupt or
+    unreachable store is one line naming it."""
+    from growthcurve.store import open_existing
+
     engine = get_engine(url)
     db = engine.url.database
     if engine.url.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(db).is_file():
         raise DataError(
             f"feedback store '{url}' does not exist (no file '{db}'); give the --store URL the service used"
         )
-    return engine
+    engine.dispose()
+    return open_existing(url)
 
 
 def collect_feedback(url: str, version: str, labels: Sequence[str]) -> FeedbackRows:

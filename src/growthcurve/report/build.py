@@ -25,7 +25,7 @@ from growthcurve.report.sections import (
     serving_section,
     team_section,
 )
-from growthcurve.store import default_url
+from growthcurve.store import store_url
 
 SECTION_TITLES = {
     "quality": "1. Growth curve of model quality",
@@ -69,7 +69,7 @@ class GrowthReport:
 
 def build_report(inputs: ReportInputs) -> GrowthReport:
     """Read every source and draw every chart; a section without data carries its ``empty`` line."""
-    url = inputs.db or default_url()
+    url = store_url(inputs.db)
     as_of = inputs.as_of or dt.date.today()
     quality = quality_section(url)
     rep = GrowthReport(

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
 def report_cmd(
     out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
     db: Annotated[
-        str | None, typer.Option(help="store URL: registry, serving and goal tables (default: GROWTHCURVE_DB_URL)")
+        str | None,
+        typer.Option("--store", "--db", help="store URL (default: the workspace store, GROWTHCURVE_STORE)"),
     ] = None,
     goals: Annotated[Path | None, typer.Option(help="goals YAML instead of the goal store")] = None,
     team: Annotated[Path | None, typer.Option(help="candidates CSV, as for `team score` (needs --criteria)")] = None,
@@ -44,6 +45,10 @@ def report_cmd(
             raise ConfigError(f"{opt} '{path}' is not a file")
     if out.is_dir():
         raise ConfigError(f"--out '{out}' is a folder: give an HTML file path such as {out / 'report.html'}")
+    if db is not None:  # a store named on the command line must exist (the workspace store may be new)
+        from growthcurve.store import open_existing
+
+        open_existing(db).dispose()
     try:
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -54,6 +59,9 @@ def report_cmd(
         from growthcurve.serving.launch import bind_socket
 
         sock = bind_socket("127.0.0.1", port)
+    from growthcurve.store import masked_url, store_url
+
+    console.print(f"reading the store {masked_url(store_url(db))}", highlight=False)
     with console.status("building the growth report ..."):
         rep = write_report(inputs, out)
     console.print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {len(rep.images)} charts)", highlight=False)

@@ -102,11 +102,15 @@ def serve_cmd(
         "backend": backend if quantize is None else f"{backend}-{quantize}",
     }
 
-    def check(_settings: ServeSettings) -> None:  # cheap checks of every folder before the store is touched
+    def check(settings: ServeSettings) -> None:  # cheap checks of every folder before the store is touched
         from growthcurve.serving.handlers import check_servable
+        from growthcurve.serving.versions import check_finished, check_one_model
 
         for f in folders:
             check_servable(f, backend, quantize)
+            check_finished(f)
+        if settings.experiment:
+            check_one_model(folders, allow_mixed_models)
 
     def load(settings: ServeSettings, url: str) -> Loaded:
         return _load(folders, backend, quantize, inference_threads(backend, threads), settings, url, host, port,
@@ -131,11 +135,15 @@ def _load(
     from growthcurve.serving.app import create_app
     from growthcurve.serving.handlers import load_handler
     from growthcurve.serving.storage import open_store
-    from growthcurve.serving.versions import check_one_model, served_version
+    from growthcurve.serving.versions import served_version
 
     versions = [served_version(f, url) for f in folders]
-    if settings.experiment:
-        check_one_model(versions, allow_mixed)
+    models = sorted({v.record.model or "" for v in versions})
+    if settings.experiment and len(models) > 1 and not allow_mixed:  # a store that names them otherwise
+        raise ConfigError(
+            f"the runs are versions of different models ({', '.join(v.ref for v in versions)}): pass "
+            "--allow-mixed-models to compare them anyway"
+        )
     if threads is not None:
         import torch
 

@@ -62,11 +62,7 @@ def served_version(run_dir: str | Path, url: str, kind: str = "finetune") -> Ser
     """The version ``run_dir`` holds in the store at ``url``; a finished folder without one is registered."""
     run = Path(run_dir)
     model_dir, meta, _labels = read_meta(run)
-    if not is_finished(run):
-        raise ModelError(
-            f"'{run}' has not finished (no metrics.json): it is not a model version yet; wait for the run to end, "
-            "or serve a finished version"
-        )
+    check_finished(run)
     fp = model_version(model_dir)
     rec = version_of_folder(run, fp, url) or version_by_fingerprint(fp, url)
     if rec is not None:
@@ -90,12 +86,22 @@ def served_version(run_dir: str | Path, url: str, kind: str = "finetune") -> Ser
     return ServedVersion(run, rec, True)
 
 
-def check_one_model(versions: list[ServedVersion], allow_mixed: bool) -> None:
-    """An experiment compares versions of one model; arms of different models need ``allow_mixed``."""
-    models = sorted({v.record.model or "" for v in versions})
-    if len(models) > 1 and not allow_mixed:
-        served = ", ".join(v.ref for v in versions)
+def check_finished(run: Path) -> None:
+    """An unfinished folder (still training, interrupted, half-written) is no model version: refused."""
+    if not is_finished(run):
+        raise ModelError(
+            f"'{run}' has not finished (no metrics.json): it is not a model version yet; wait for the run to end, "
+            "or serve a finished version"
+        )
+
+
+def check_one_model(folders: list[Path], allow_mixed: bool) -> None:
+    """An experiment compares versions of one model; folders whose configs name different models need
+    ``allow_mixed`` (checked from the folders alone, before any store is opened)."""
+    names = {f: model_name_of(f, {}) for f in folders}
+    if len(set(names.values())) > 1 and not allow_mixed:
+        served = ", ".join(f"{f} ({n})" for f, n in names.items())
         raise ConfigError(
-            f"the runs serve different models ({served}): an experiment compares versions of one model; pass "
-            "--allow-mixed-models to compare them anyway (the analysis will say so)"
+            f"the runs are versions of different models ({served}): an experiment compares versions of one model; "
+            "pass --allow-mixed-models to compare them anyway (the analysis will say so)"
         )

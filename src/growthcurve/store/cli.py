@@ -86,6 +86,7 @@ def list_cmd(
     """The recorded runs, oldest first (the newest --limit of them)."""
     from growthcurve.tables import Column, print_records
 
+    _given(db)
     runs = list_runs(db, kind=_choice(kind, KINDS, "kind"), task=task, status=_choice(status, STATUSES, "status"))
     shown = runs[-limit:]
     if as_json:
@@ -115,6 +116,15 @@ def list_cmd(
     print_records(console, cols, rows, title=f"runs ({len(shown)} of {len(runs)}) in {_where(db)}")
 
 
+def _given(db: str | None) -> None:
+    """A store named with --store must exist: a typo is an error naming it, never an empty new file (the
+    workspace store, when absent, just has nothing recorded yet)."""
+    if db is not None:
+        from growthcurve.store import open_existing
+
+        open_existing(db).dispose()
+
+
 def _where(db: str | None) -> str:
     from growthcurve.store import masked_url, store_url
 
@@ -136,6 +146,7 @@ def show_cmd(
     as_json: _Json = False,
 ) -> None:
     """One run: what ran, on which data and code, with which metrics, and where its artefact is."""
+    _given(db)
     r = get_run(run, db)
     if as_json:
         _print_json(r.to_dict())
@@ -181,6 +192,7 @@ def compare_cmd(
     as_json: _Json = False,
 ) -> None:
     """Metric deltas (B − A), the config keys that changed, and any input file whose contents changed."""
+    _given(db)
     ra, rb = get_run(a, db), get_run(b, db)
     cmp = compare_runs(ra, rb)
     if as_json:
@@ -261,6 +273,7 @@ def models_list_cmd(db: _Db = None, as_json: _Json = False) -> None:
     from growthcurve.store.lineage import list_models
     from growthcurve.tables import Column, print_records
 
+    _given(db)
     models = list_models(db)
     served = _served(db)
     if as_json:
@@ -299,6 +312,7 @@ def models_show_cmd(
     from growthcurve.store.registry import get_version, is_ref
     from growthcurve.tables import Column, print_records
 
+    _given(db)
     name = model.split("@", 1)[0] if is_ref(model) else model
     versions = [get_version(model, db)] if is_ref(model) else model_versions(name, db)
     if not versions:
