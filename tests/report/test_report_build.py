@@ -196,12 +196,16 @@ def test_ner_run_shows_its_entity_report(tmp_path: Path) -> None:
     assert "entity F1 per type" in _section(render_html(rep), "latest")
 
 
-def test_empty_store_says_so_in_every_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_store_says_so_in_every_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from growthcurve.cli import main
 
     out = tmp_path / "report.html"
     db = tmp_path / "nothing.db"
-    main(["report", "--out", str(out), "--db", f"sqlite:///{db}"])  # exit 0: SystemExit would fail the test
+    # a workspace store that does not exist yet is an empty one (a --store naming a missing file is an error)
+    monkeypatch.setenv("GROWTHCURVE_STORE", f"sqlite:///{db}")
+    main(["report", "--out", str(out)])  # exit 0: SystemExit would fail the test
     html = out.read_text(encoding="utf-8")
     for key, msg in [
         ("quality", EMPTY_QUALITY),
