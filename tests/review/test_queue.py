@@ -147,19 +147,24 @@ def test_estimate_reviews_everything_and_recovers_the_true_accuracy(traffic: Tra
 
 
 def test_estimate_partial_review_is_close(traffic: Traffic) -> None:
-    """Review only the first 20 items the page hands out: both intervals hold the truth (seeded)."""
+    """Review only the first 30 items the page hands out: both intervals hold the truth (seeded)."""
     rq.build_queue(traffic.url, "w1", labels=LABELS, config=rq.QueueConfig(double_share=0.0, seed=3))
     engine = get_engine(traffic.url)
+    streams = []
     for _ in range(30):
         snap = rq.snapshot(engine, "w1")
-        it, _ = rq.next_item(snap, "ann")
-        rq.record_answer(engine, "w1", it.id, "ann", "label", traffic.truth[it.text])
+        it, st = rq.next_item(snap, "ann")
+        streams.append(st)
+        rq.record_answer(engine, "w1", it.id, "ann", "label", traffic.truth[it.text], stream=st)
     est = estimate(rq.snapshot(engine, "w1"), "v1")
     engine.dispose()
     truth = (sum(1 for i in range(60) if i % 3) + 4) / 64
     assert est.random is not None and est.random.covers(truth)
     assert est.weighted is not None and est.weighted.covers(truth)
     assert 0 < est.reviewed < est.items
+    # the page keeps the mix: 0.4 / 0.3 / 0.15 / 0.15 of 30 answers
+    for name, want in {"uncertainty": 12, "random": 9, "disagreement": 4.5, "handoff": 4.5}.items():
+        assert abs(streams.count(name) - want) <= 1, (name, streams.count(name))
 
 
 def test_reviewed_rows_for_training(traffic: Traffic) -> None:
