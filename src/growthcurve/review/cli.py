@@ -102,7 +102,7 @@ def build_cmd(
     except ValueError as exc:
         raise ConfigError(f"invalid review option: {exc}".replace("\n", " ")) from None
     label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
-    _engine(store, create=True).dispose()
+    _engine(store, create=bool(file)).dispose()  # traffic needs an existing store; files may start a new one
     s = build_queue(
         store,
         name,
