@@ -252,12 +252,15 @@ def retrain(
     seed: int = 0,
     overrides: Sequence[str] = (),
     progress: bool = True,
+    reviewed: str | None = None,
+    review_weight: int = 2,
 ) -> RetrainResult:
     """Fine-tune the served run ``run`` on its feedback in ``feedback_url`` (+ rehearsal) into ``out``.
 
     ``rehearsal``: fraction of the original training rows mixed in (None/0: none); ``rehearsal_rows`` a count
     instead; ``holdout``: fraction of the usable feedback rows kept out of training to measure the gain;
-    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``).
+    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``); ``reviewed``: a review
+    queue in the same store whose decided labels join the rows, each trained ``review_weight`` times.
     """
     run = Path(run)
     if not 0.0 <= holdout < 1.0:
@@ -270,7 +273,14 @@ def retrain(
         raise ConfigError(f"--method must be full or lora (got '{method}')")
     model_dir, meta, labels, base_cfg = _check_run(run)
     version = served_version(run)
-    rows = collect_feedback(feedback_url, version, labels)
+    try:
+        rows = collect_feedback(feedback_url, version, labels)
+    except DataError:
+        if reviewed is None:
+            raise
+        rows = FeedbackRows(version, [], [], [], 0, 0, {})  # reviewed labels alone are enough
+    if reviewed is not None:
+        rows = _add_reviewed(rows, feedback_url, reviewed, labels, review_weight)
     if not rows.texts:
         raise DataError(f"no usable feedback rows for model version {version} of '{run}': {rows.summary()}")
     warnings: list[str] = []
@@ -309,8 +319,12 @@ def retrain(
         raise ConfigError(f"'{out}' already holds a run; give another --out")
     data_dir = out / "retrain_data"
     header = (base_cfg.data.text_column, base_cfg.data.label_column)
-    train_texts = [rows.texts[i] for i in used] + [splits.train.texts[i] for i in reh_idx]
-    train_labels = [rows.labels[i] for i in used] + [labels[int(splits.train.labels[i])] for i in reh_idx]
+    # a reviewed row counts review_weight times (repeated: the training loop has no per-row loss weight)
+    reps = [review_weight if rows.sources[i] == "reviewed" else 1 for i in used]
+    train_texts = [rows.texts[i] for i, k in zip(used, reps, strict=True) for _ in range(k)]
+    train_labels = [rows.labels[i] for i, k in zip(used, reps, strict=True) for _ in range(k)]
+    train_texts += [splits.train.texts[i] for i in reh_idx]
+    train_labels += [labels[int(splits.train.labels[i])] for i in reh_idx]
     train_file = _write_rows(data_dir / "train.csv", header, train_texts, train_labels)
     held_texts, held_labels = [rows.texts[i] for i in held], [rows.labels[i] for i in held]
     held_file = _write_rows(data_dir / "feedback_heldout.csv", header, held_texts, held_labels) if n_hold else None
@@ -335,6 +349,8 @@ def retrain(
         "method": method,
         "seed": seed,
         "overrides": list(overrides),
+        "reviewed": reviewed,
+        "review_weight": review_weight if reviewed else None,
     }
     parent = _registry(lambda: _find_parent(run), warnings)
     rid = _registry(
@@ -361,6 +377,8 @@ def retrain(
                 "usable": len(rows.texts),
                 "corrected": rows.sources.count("corrected"),
                 "confirmed": rows.sources.count("confirmed"),
+                "reviewed": rows.sources.count("reviewed"),
+                "review_weight": review_weight if reviewed else None,
                 "trained_on": int(len(used)),
                 "held_out": int(n_hold),
                 "skipped": rows.skipped,
@@ -393,6 +411,35 @@ def retrain(
         summary = {k: report[k] for k in ("retention", "gain", "feedback", "rehearsal")}
         _registry(lambda: _finish(rid, "finished", summary), warnings)
     return RetrainResult(out, report, rid, report["serve_command"], warnings)
+
+
+def _add_reviewed(rows: FeedbackRows, url: str, queue: str, labels: Sequence[str], weight: int) -> FeedbackRows:
+    """The decided labels of review queue ``queue`` added to the feedback rows; where a reviewer and a user
+    labelled the same (near-duplicate) text, the reviewer's label wins."""
+    from growthcurve.review.queue import reviewed_rows
+    from growthcurve.review.sampling import dedupe_key
+
+    if weight < 1:
+        raise ConfigError(f"--review-weight must be an integer >= 1 (got {weight})")
+    rev = reviewed_rows(url, queue, labels, float(weight))
+    if not rev.texts:
+        raise DataError(f"review queue '{queue}' has no decided label yet ({rev.skipped or 'no answers'})")
+    mine = {dedupe_key(t) for t in rev.texts}
+    keep = [i for i, t in enumerate(rows.texts) if dedupe_key(t) not in mine]
+    skipped = dict(rows.skipped)
+    if len(keep) < len(rows.texts):
+        skipped["feedback on a text a reviewer labelled"] = len(rows.texts) - len(keep)
+    for reason, n in rev.skipped.items():
+        skipped[f"review: {reason}"] = n
+    return FeedbackRows(
+        rows.version,
+        [rows.texts[i] for i in keep] + rev.texts,
+        [rows.labels[i] for i in keep] + rev.labels,
+        [rows.sources[i] for i in keep] + ["reviewed"] * len(rev.texts),
+        rows.requests,
+        rows.feedback_rows,
+        skipped,
+    )
 
 
 def _side_by_side(old: np.ndarray, new: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:

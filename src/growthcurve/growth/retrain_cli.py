@@ -28,6 +28,10 @@ def retrain_cmd(
         list[str] | None, typer.Option("--set", "-s", help="fine-tuning override KEY=VALUE (e.g. train.epochs=2)")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    reviewed: Annotated[
+        str | None, typer.Option(help="also train on this review queue's decided labels (same store)")
+    ] = None,
+    review_weight: Annotated[int, typer.Option(min=1, help="times each reviewed row counts (feedback: 1)")] = 2,
 ) -> None:
     """Turn corrected labels and thumbs-up on the served model into training rows, fine-tune from the served
     run with rehearsal, and compare old and new on the original test split and on held-out feedback."""
@@ -46,12 +50,15 @@ def retrain_cmd(
         seed=seed,
         overrides=set_ or [],
         progress=not quiet,
+        reviewed=reviewed,
+        review_weight=review_weight,
     )
     rep = res.report
     fb = rep["feedback"]
     console.print(
         f"feedback on {rep['served_version']}: {fb['usable']} usable row(s) ({fb['corrected']} corrected, "
-        f"{fb['confirmed']} confirmed), {fb['trained_on']} trained on, {fb['held_out']} held out; "
+        f"{fb['confirmed']} confirmed, {fb['reviewed']} reviewed), {fb['trained_on']} trained on, "
+        f"{fb['held_out']} held out; "
         f"{rep['rehearsal']['rows']} rehearsal row(s)",
         highlight=False,
     )
