@@ -190,3 +190,18 @@ def test_uncertainty_scores() -> None:
     assert e[0] == pytest.approx(1.0) and e[1] == pytest.approx(0.0)
     assert normalise("  Where's my CARD?? ") == normalise("where s my card")
     assert np.all((u >= 0) & (u <= 1))
+
+
+def test_progress_counts_and_rate(traffic: Traffic) -> None:
+    rq.build_queue(traffic.url, "w1", labels=LABELS, config=rq.QueueConfig(double_share=0.0))
+    engine = get_engine(traffic.url)
+    assert rq.progress(engine, rq.snapshot(engine, "w1"), "ann")["per_minute"] == 0.0  # no answer: no rate
+    for _ in range(3):
+        it, st = rq.next_item(rq.snapshot(engine, "w1"), "ann")
+        rq.record_answer(engine, "w1", it.id, "ann", "label", traffic.truth[it.text], stream=st)
+    it, _ = rq.next_item(rq.snapshot(engine, "w1"), "ann")
+    rq.record_answer(engine, "w1", it.id, "ann", "skip")  # a skip is not progress
+    p = rq.progress(engine, rq.snapshot(engine, "w1"), "ann")
+    engine.dispose()
+    assert (p["done"], p["listed"], p["mine"]) == (3, 60, 3) and p["percent"] == 5.0
+    assert p["per_minute"] > 0 and p["eta_minutes"] is not None

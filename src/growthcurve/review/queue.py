@@ -756,13 +756,14 @@ def progress(engine: sa.Engine, snap: Snapshot, reviewer: str, window_minutes: f
             )
         ).scalar_one()
         recent = conn.execute(
-            sa.select(sa.func.count(), sa.func.min(a.ts)).where(
+            sa.select(sa.func.count(), sa.func.min(a.ts), sa.func.max(a.ts)).where(
                 a.queue == snap.queue.name, a.reviewer == reviewer, a.ts >= since, a.action != "skip"
             )
         ).one()
-    n_recent, first = int(recent[0]), recent[1]
-    minutes = max((_now() - first).total_seconds() / 60.0, 1.0 / 60) if first is not None else 0.0
-    rate = n_recent / minutes if n_recent and minutes else 0.0
+    # answers per minute between the first and the last answer of the window (n - 1 gaps): one answer has no rate
+    n_recent, first, last = int(recent[0]), recent[1], recent[2]
+    span = (last - first).total_seconds() / 60.0 if n_recent >= 2 else 0.0
+    rate = (n_recent - 1) / span if span > 0 else 0.0
     return {
         "done": done,
         "listed": len(listed),
