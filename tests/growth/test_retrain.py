@@ -150,10 +150,13 @@ def test_retrain_takes_reviewed_labels_with_their_weight(served: dict[str, Any])
     from growthcurve.review import queue as rq
     from growthcurve.store import get_engine
 
-    rq.build_queue(served["url"], "rq1", run=served["run"], config=rq.QueueConfig(double_share=0.0))
+    rq.build_queue(served["url"], "rq1", run=served["run"], config=rq.QueueConfig(double_share=0.0), rescore=True)
     truth = dict(served["traffic"])
     engine = get_engine(served["url"])
     snap = rq.snapshot(engine, "rq1")
+    # --rescore: the run's full probabilities replace the served top-1 (both labels, summing to 1)
+    top = next(iter(snap.items.values())).top
+    assert {lab for lab, _ in top} == {"neg", "pos"} and sum(p for _, p in top) == pytest.approx(1.0, abs=1e-4)
     by_text = {it.text: it.id for it in snap.items.values()}
     unlabelled = [t for t, _ in served["traffic"][103:113]]  # no label feedback on these
     for t in unlabelled:

@@ -31,6 +31,8 @@ def test_review_commands(traffic: Traffic, tmp_path: Path, capsys: pytest.Captur
     s = ["--store", traffic.url]
     out = cli(["review", "build", "w1", *s, "--labels", ",".join(LABELS), "--double-share", "0.5"], capsys)
     assert "queue w1: 60 item(s) from 86 request(s)" in out
+    out = cli(["review", "add", "w1", str(_texts(tmp_path)), *s], capsys)
+    assert "1 new item(s) in queue w1" in out  # the other text is already queued (near-duplicate)
     token = cli(["review", "token", "ann", *s, "--queue", "w1"], capsys).strip()
     assert len(token) >= 30
     engine = get_engine(traffic.url)
