@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from growthcurve.review.estimate import Interval, random_stream_interval, union_inclusion, weighted_interval
-from growthcurve.review.queue import REJECT, ItemState, Snapshot
+from growthcurve.review.queue import REJECT, ItemState, ReviewError, Snapshot
 
 
 def _nan_none(x: float) -> float | None:
@@ -129,8 +129,6 @@ def estimate(snap: Snapshot, version: str | None = None, alpha: float = 0.05) ->
     if version is None:
         version = snap.queue.model_version if snap.queue.model_version in versions else (versions or [None])[0]
     if version is None or version not in versions:
-        from growthcurve.review.queue import ReviewError
-
         raise ReviewError(
             f"queue '{snap.queue.name}' holds no request of model version {version} "
             f"(versions: {', '.join(versions) or 'none: only uploaded items'})",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,16 +157,10 @@ def _served_requests(
     )
     t = sa.select(a.session_id, a.turn, a.request_id, a.question, a.model_version, a.intent, a.confidence, a.outcome)
     t = t.where(a.channel != "eval")  # `assist eval` replays a labelled file: not traffic
-    for col, query in ((p.ts, "q"), (a.ts, "t")):
-        conds = []
-        if since is not None:
-            conds.append(col >= since)
-        if until is not None:
-            conds.append(col < until)
-        if query == "q":
-            q = q.where(*conds)
-        else:
-            t = t.where(*conds)
+    if since is not None:
+        q, t = q.where(p.ts >= since), t.where(a.ts >= since)
+    if until is not None:
+        q, t = q.where(p.ts < until), t.where(a.ts < until)
     if versions:
         q, t = q.where(p.model_version.in_(list(versions))), t.where(a.model_version.in_(list(versions)))
     with engine.connect() as conn:
@@ -438,7 +432,10 @@ def add_file(url: str | None, name: str, path: Path, text_column: str = "text") 
         rows = [r for r in _item_rows(groups) if r["dedupe_key"] not in have]
         if not rows:
             return 0
-        stream = "uncertainty" if "uncertainty" in cfg.mix else next(s for s in cfg.mix if s != "random")
+        others = [s for s in cfg.mix if s != "random"]
+        if not others:
+            raise ConfigError(f"queue '{name}' has only the random stream, which samples traffic: uploads need another")
+        stream = "uncertainty" if "uncertainty" in cfg.mix else others[0]
         rng = np.random.default_rng([cfg.seed, len(have)])
         now = _now()
         next_key = q.next_keys.get(stream)
@@ -836,10 +833,6 @@ def item_view(it: ItemState, stream: str, labels: Sequence[str]) -> dict[str, An
         "choices": [{"key": i + 1, "label": lab, "probability": probs.get(lab)} for i, lab in enumerate(shown[:9])],
         "seen_answers": len(it.decided()),
     }
-
-
-def mapping_counts(values: Mapping[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in values.items())
 
 
 __all__ = [
