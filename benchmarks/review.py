@@ -1,15 +1,19 @@
 """The review queue on BANKING77 with MiniLM-L6: does uncertainty ordering save labels, and do the accuracy
 estimates cover the truth? Side by side with random sampling in one invocation.
 
-    python benchmarks/review.py [--quick] [--initial-steps 200] [--round-steps 60] [--error-rate 0.02]
+    python benchmarks/review.py [--quick] [--model frozen|finetune] [--seeds 5] [--error-rate 0.02]
+    python benchmarks/review.py --model finetune [--initial-steps 200] [--round-steps 60]
 
 - Learning curve: a first model trained on 10 examples per intent (770 rows, seeded) serves a pool of the rest
   of train (near-duplicates collapsed as the queue does). Each round, simulated reviewers label 100 items (the
   true label; with probability ``--error-rate`` another label drawn uniformly) taken in the queue's order:
   ``uncertainty`` (the queue's uncertainty stream: priority keys U / w over margin weights, built by
   ``growthcurve.review.sampling`` from the current model's probabilities) or ``random`` (the random stream);
-  the model is then fine-tuned further (warm start, like ``growthcurve retrain``) for ``--round-steps`` steps on
-  every label so far; repeat to 1,000 labels. Test accuracy (the 3,080 test rows) after every round.
+  then the model is retrained on every label so far; repeat to 1,000 labels; test accuracy (the 3,080 test
+  rows) after every round. ``--model frozen`` (default): MiniLM is run once (mean-pooled sentence embeddings)
+  and each retrain is a logistic regression on them, averaged over ``--seeds`` seed sets (minutes);
+  ``--model finetune``: MiniLM is fine-tuned further every round (warm start, like ``growthcurve retrain``)
+  for ``--round-steps`` steps at batch 32 (hours on 2 shared cores).
 - Estimator: the first model, served on the test rows (its accuracy on them is known), is reviewed through
   a queue with a random stream and an uncertainty stream of ``--estimate-n`` items each, interleaved as the
   page interleaves them; over ``--reps`` seeded repetitions, how often the random stream's Wilson interval
