@@ -75,7 +75,7 @@ def test_answers_undo_and_bad_input_leave_the_queue_unchanged(traffic: Traffic) 
     rq.record_answer(engine, "w1", it.id, "ann", "label", "refund")
     # someone else's page still shows the item: their answer is refused as stale
     with pytest.raises(rq.ReviewError) as e:
-        rq.record_answer(engine, "w1", it.id, "bob", "label", "balance", seen_answers=0)
+        rq.record_answer(engine, "w1", it.id, "bob", "label", "balance")
     assert e.value.status == 409 and e.value.code == "stale_item"
     assert rq.undo_last(engine, "w1", "ann") == it.id
     snap = rq.snapshot(engine, "w1")
@@ -205,3 +205,19 @@ def test_progress_counts_and_rate(traffic: Traffic) -> None:
     engine.dispose()
     assert (p["done"], p["listed"], p["mine"]) == (3, 60, 3) and p["percent"] == 5.0
     assert p["per_minute"] > 0 and p["eta_minutes"] is not None
+
+
+def test_double_item_takes_a_second_reviewer_then_is_done(traffic: Traffic) -> None:
+    rq.build_queue(traffic.url, "w1", labels=LABELS, config=rq.QueueConfig(double_share=1.0))
+    engine = get_engine(traffic.url)
+    it, _ = rq.next_item(rq.snapshot(engine, "w1"), "ann")
+    rq.record_answer(engine, "w1", it.id, "ann", "label", "refund")
+    assert not rq.snapshot(engine, "w1").items[it.id].done
+    # bob's page showed the item before ann answered: his answer is the wanted second opinion, not stale
+    rq.record_answer(engine, "w1", it.id, "bob", "label", "refund")
+    snap = rq.snapshot(engine, "w1")
+    assert snap.items[it.id].outcome() == ("label", "refund")
+    with pytest.raises(rq.ReviewError) as e:
+        rq.record_answer(engine, "w1", it.id, "cy", "label", "balance")
+    assert e.value.code == "stale_item"
+    engine.dispose()

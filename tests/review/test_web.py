@@ -114,7 +114,7 @@ def test_bad_requests_are_4xx_and_change_nothing(site: tuple[TestClient, sa.Engi
     rq.record_answer(engine, "q", item["id"], "bob", "label", "balance")
     r = client.post(
         "/api/answer",
-        json={"item_id": item["id"], "action": "label", "label": "refund", "seen_answers": 0},
+        json={"item_id": item["id"], "action": "label", "label": "refund"},
         headers=h,
     )
     assert r.status_code == 409 and r.json()["error"]["code"] == "stale_item"

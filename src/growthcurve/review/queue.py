@@ -628,14 +628,13 @@ def record_answer(
     *,
     new_label: bool = False,
     seconds: float | None = None,
-    seen_answers: int | None = None,
     stream: str | None = None,
 ) -> dict[str, Any]:
     """Store one answer after checking everything; a refused answer leaves the queue unchanged.
 
-    ``seen_answers``: how many label/reject answers the item had when the page showed it: if others answered
-    since and the item is done, the page was stale (409). ``stream``: the stream that handed the item out (the
-    page keeps the mix by it).
+    ``stream``: the stream that handed the item out (the page keeps the mix by it). An item that is already
+    done (enough reviewers, or adjudicated) means the page was stale: 409. A doubly-reviewed item still takes
+    its second opinion after the first.
     """
     if action not in ACTIONS:
         raise ReviewError(f"action must be one of {', '.join(ACTIONS)}, got '{action}'", 422, "unknown_action")
@@ -669,12 +668,6 @@ def record_answer(
         if adjudicated or len(decided) >= needed:
             raise ReviewError(
                 f"item {item_id} was answered by someone else meanwhile (stale page): reload for the next item",
-                409,
-                "stale_item",
-            )
-        if seen_answers is not None and len(decided) != seen_answers and action != "skip":
-            raise ReviewError(
-                f"item {item_id} changed since the page showed it (stale page): reload for the next item",
                 409,
                 "stale_item",
             )
@@ -831,7 +824,6 @@ def item_view(it: ItemState, stream: str, labels: Sequence[str]) -> dict[str, An
         "stream": stream,
         "double": it.double,
         "choices": [{"key": i + 1, "label": lab, "probability": probs.get(lab)} for i, lab in enumerate(shown[:9])],
-        "seen_answers": len(it.decided()),
     }
 
 

@@ -45,7 +45,6 @@ class AnswerBody(BaseModel):
     action: StrictStr = Field(max_length=16)
     label: StrictStr | None = Field(None, min_length=1, max_length=256)
     new_label: StrictBool = False
-    seen_answers: StrictInt | None = Field(None, ge=0)
     stream: StrictStr | None = Field(None, max_length=16)
     seconds: StrictFloat | StrictInt | None = Field(None, ge=0, le=86_400, allow_inf_nan=False)
 
@@ -170,7 +169,6 @@ def create_review_app(engine: sa.Engine, queue: str) -> FastAPI:
                 body.label,
                 new_label=body.new_label,
                 seconds=None if body.seconds is None else float(body.seconds),
-                seen_answers=body.seen_answers,
                 stream=body.stream,
             )
         claims.pop(body.item_id, None)
