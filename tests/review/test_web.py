@@ -159,3 +159,21 @@ def test_store_url_roundtrip(site: tuple[TestClient, sa.Engine, str]) -> None:
     engine = get_engine(url)
     assert rq.load_queue(engine, "q").labels == LABELS
     engine.dispose()
+
+
+def test_new_label_offered_only_when_the_queue_allows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    engine = init_db(url)
+    row = {"ts": T0, "model_name": "m", "model_version": "v1", "label": "refund", "score": 0.5, "output": {}}
+    insert_rows(engine, predictions, [{**row, "request_id": f"r{i}", "input_text": f"t {i}"} for i in range(3)])
+    rq.build_queue(url, "open", labels=LABELS, config=rq.QueueConfig(allow_new_labels=True))
+    with TestClient(create_review_app(engine, "open")) as client:
+        csrf = login(client, add_reviewer(engine, "ann"))
+        st = state(client.get("/").text)
+        assert st["allow_new_labels"] is True
+        body = {"item_id": st["item"]["id"], "action": "label", "label": "crypto"}
+        r = client.post("/api/answer", json=body, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 422 and "send new_label=true" in r.json()["error"]["message"]
+        r = client.post("/api/answer", json={**body, "new_label": True}, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200 and r.json()["new_label"] is True
+    engine.dispose()
