@@ -205,3 +205,41 @@ def test_a_retrain_that_got_worse_says_so_and_suggests_no_serving(
     assert "original test split" in rep["worse_on"] and rep["serve_command"] is None
     assert rep["retention"]["delta_points"] < 0
     assert "worse:" in said and "do not serve it" in said and "variant B" not in said
+
+
+def test_retrain_takes_reviewed_labels_with_their_weight(served: dict[str, Any]) -> None:
+    """A review queue on the same store: decided labels join the rows, each repeated --review-weight times, and a
+    reviewer's label wins over a user's correction of the same text."""
+    import csv
+
+    from growthcurve.cli import main
+    from growthcurve.review import queue as rq
+    from growthcurve.store import get_engine
+
+    rq.build_queue(served["url"], "rq1", run=served["run"], config=rq.QueueConfig(double_share=0.0), rescore=True)
+    truth = dict(served["traffic"])
+    engine = get_engine(served["url"])
+    snap = rq.snapshot(engine, "rq1")
+    # --rescore: the run's full probabilities replace the served top-1 (both labels, summing to 1)
+    top = next(iter(snap.items.values())).top
+    assert {lab for lab, _ in top} == {"neg", "pos"} and sum(p for _, p in top) == pytest.approx(1.0, abs=1e-4)
+    by_text = {it.text: it.id for it in snap.items.values()}
+    unlabelled = [t for t, _ in served["traffic"][103:113]]  # no label feedback on these
+    for t in unlabelled:
+        rq.record_answer(engine, "rq1", by_text[t], "ann", "label", truth[t])
+    overruled = served["traffic"][0][0]  # the user corrected it to the truth; the reviewer says otherwise
+    flipped = "neg" if truth[overruled] == "pos" else "pos"
+    rq.record_answer(engine, "rq1", by_text[overruled], "ann", "label", flipped)
+    engine.dispose()
+    out = served["dir"] / "new-reviewed"
+    main(["retrain", str(served["run"]), "--feedback", served["url"], "--out", str(out), "--holdout", "0",
+          "--no-rehearsal", "--reviewed", "rq1", "--review-weight", "3", "-q", "--set", "train.epochs=1"])  # fmt: skip
+    rep = json.loads((out / "retrain.json").read_text())
+    fb = rep["feedback"]
+    assert fb["reviewed"] == len(set(unlabelled)) + 1 and fb["review_weight"] == 3
+    assert fb["skipped"]["feedback on a text a reviewer labelled"] == 1
+    assert rep["train_rows"] == (fb["usable"] - fb["reviewed"]) + 3 * fb["reviewed"]
+    with (out / "retrain_data" / "train.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))[1:]
+    assert [lab for t, lab in rows if t == overruled] == [flipped] * 3
+    assert all(sum(1 for t, _ in rows if t == u) == 3 for u in unlabelled)

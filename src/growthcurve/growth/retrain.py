@@ -261,14 +261,17 @@ def retrain(
     overrides: Sequence[str] = (),
     progress: bool = True,
     drop_test_overlap: bool = False,
+    reviewed: str | None = None,
+    review_weight: int = 2,
 ) -> RetrainResult:
     """Fine-tune the served run ``run`` on its feedback in the store ``feedback_url`` (None: the workspace store)
     (+ rehearsal) into ``out``, which becomes the next version of the same model.
 
     ``rehearsal``: fraction of the original training rows mixed in (None/0: none); ``rehearsal_rows`` a count
     instead; ``holdout``: fraction of the usable feedback rows kept out of training to measure the gain;
-    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``). Feedback texts
-    that are also in the test split retention is scored on are refused (``drop_test_overlap``: dropped and
+    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``); ``reviewed``: a review
+    queue in the same store whose decided labels join the rows, each trained ``review_weight`` times. Feedback
+    texts that are also in the test split retention is scored on are refused (``drop_test_overlap``: dropped and
     counted), since a score on texts the new model trained on says nothing about retention.
     """
     from growthcurve.store import store_url
@@ -286,7 +289,14 @@ def retrain(
         raise ConfigError(f"--method must be full or lora (got '{method}')")
     model_dir, meta, labels, base_cfg = _check_run(run)
     version = served_version(run)
-    rows = collect_feedback(given, version, labels)
+    try:
+        rows = collect_feedback(given, version, labels)
+    except DataError:
+        if reviewed is None:
+            raise
+        rows = FeedbackRows(version, [], [], [], 0, 0, {})  # reviewed labels alone are enough
+    if reviewed is not None:
+        rows = _add_reviewed(rows, feedback_url, reviewed, labels, review_weight)
     if not rows.texts:
         raise DataError(f"no usable feedback rows for model version {version} of '{run}': {rows.summary()}")
     warnings: list[str] = []
@@ -338,8 +348,12 @@ def retrain(
         raise ConfigError(f"'{out}' already holds a run; give another --out")
     data_dir = out / "retrain_data"
     header = (base_cfg.data.text_column, base_cfg.data.label_column)
-    train_texts = [rows.texts[i] for i in used] + [splits.train.texts[i] for i in reh_idx]
-    train_labels = [rows.labels[i] for i in used] + [labels[int(splits.train.labels[i])] for i in reh_idx]
+    # a reviewed row counts review_weight times (repeated: the training loop has no per-row loss weight)
+    reps = [review_weight if rows.sources[i] == "reviewed" else 1 for i in used]
+    train_texts = [rows.texts[i] for i, k in zip(used, reps, strict=True) for _ in range(k)]
+    train_labels = [rows.labels[i] for i, k in zip(used, reps, strict=True) for _ in range(k)]
+    train_texts += [splits.train.texts[i] for i in reh_idx]
+    train_labels += [labels[int(splits.train.labels[i])] for i in reh_idx]
     train_file = _write_rows(data_dir / "train.csv", header, train_texts, train_labels)
     held_texts, held_labels = [rows.texts[i] for i in held], [rows.labels[i] for i in held]
     held_file = _write_rows(data_dir / "feedback_heldout.csv", header, held_texts, held_labels) if n_hold else None
@@ -365,6 +379,8 @@ def retrain(
         "method": method,
         "seed": seed,
         "overrides": list(overrides),
+        "reviewed": reviewed,
+        "review_weight": review_weight if reviewed else None,
     }
     parent = lineage.run_id
     # one registry row for the whole retrain (the fine-tuning inside records none of its own): it becomes the
@@ -393,6 +409,8 @@ def retrain(
                 "usable": len(rows.texts),
                 "corrected": rows.sources.count("corrected"),
                 "confirmed": rows.sources.count("confirmed"),
+                "reviewed": rows.sources.count("reviewed"),
+                "review_weight": review_weight if reviewed else None,
                 "trained_on": int(len(used)),
                 "held_out": int(n_hold),
                 "skipped": rows.skipped,
@@ -440,6 +458,35 @@ def retrain(
     )
     write_json(out / "retrain.json", report)
     return RetrainResult(out, report, rid, report["serve_command"], warnings)
+
+
+def _add_reviewed(rows: FeedbackRows, url: str, queue: str, labels: Sequence[str], weight: int) -> FeedbackRows:
+    """The decided labels of review queue ``queue`` added to the feedback rows; where a reviewer and a user
+    labelled the same (near-duplicate) text, the reviewer's label wins."""
+    from growthcurve.review.queue import reviewed_rows
+    from growthcurve.review.sampling import dedupe_key
+
+    if weight < 1:
+        raise ConfigError(f"--review-weight must be an integer >= 1 (got {weight})")
+    rev = reviewed_rows(url, queue, labels, float(weight))
+    if not rev.texts:
+        raise DataError(f"review queue '{queue}' has no decided label yet ({rev.skipped or 'no answers'})")
+    mine = {dedupe_key(t) for t in rev.texts}
+    keep = [i for i, t in enumerate(rows.texts) if dedupe_key(t) not in mine]
+    skipped = dict(rows.skipped)
+    if len(keep) < len(rows.texts):
+        skipped["feedback on a text a reviewer labelled"] = len(rows.texts) - len(keep)
+    for reason, n in rev.skipped.items():
+        skipped[f"review: {reason}"] = n
+    return FeedbackRows(
+        rows.version,
+        [rows.texts[i] for i in keep] + rev.texts,
+        [rows.labels[i] for i in keep] + rev.labels,
+        [rows.sources[i] for i in keep] + ["reviewed"] * len(rev.texts),
+        rows.requests,
+        rows.feedback_rows,
+        skipped,
+    )
 
 
 def _side_by_side(old: np.ndarray, new: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:

@@ -33,6 +33,10 @@ def retrain_cmd(
     drop_test_overlap: Annotated[
         bool, typer.Option(help="drop feedback texts that are in the test split (else they are refused)")
     ] = False,
+    reviewed: Annotated[
+        str | None, typer.Option(help="also train on this review queue's decided labels (same store)")
+    ] = None,
+    review_weight: Annotated[int, typer.Option(min=1, help="times each reviewed row counts (feedback: 1)")] = 2,
 ) -> None:
     """Turn corrected labels and thumbs-up on the served model into training rows, fine-tune from the served
     run with rehearsal, and compare old and new on the original test split and on held-out feedback."""
@@ -54,13 +58,16 @@ def retrain_cmd(
         overrides=set_ or [],
         progress=not quiet,
         drop_test_overlap=drop_test_overlap,
+        reviewed=reviewed,
+        review_weight=review_weight,
     )
     rep = res.report
     fb = rep["feedback"]
     old_name, new_name = rep.get("served_ref") or str(folder), rep.get("new_ref") or str(res.run_dir)
     console.print(
         f"feedback on {old_name} ({rep['served_version']}): {fb['usable']} usable row(s) ({fb['corrected']} "
-        f"corrected, {fb['confirmed']} confirmed), {fb['trained_on']} trained on, {fb['held_out']} held out; "
+        f"corrected, {fb['confirmed']} confirmed, {fb['reviewed']} reviewed), {fb['trained_on']} trained on, "
+        f"{fb['held_out']} held out; "
         f"{rep['rehearsal']['rows']} rehearsal row(s)",
         highlight=False,
     )

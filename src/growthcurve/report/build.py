@@ -11,6 +11,7 @@ from typing import Any
 from growthcurve import __version__
 from growthcurve.io import write_text
 from growthcurve.report import plots
+from growthcurve.report.review import ReviewSection, review_section
 from growthcurve.report.sections import (
     GRID_MAX_LABELS,
     GoalsSection,
@@ -61,6 +62,7 @@ class GrowthReport:
     goals: GoalsSection
     team: TeamSection
     images: dict[str, bytes] = field(default_factory=dict)
+    review: ReviewSection = field(default_factory=ReviewSection)  # reviewed accuracy, shown with serving
 
     def empty_sections(self) -> list[str]:
         """Titles of the sections that have nothing to show."""
@@ -80,6 +82,7 @@ def build_report(inputs: ReportInputs) -> GrowthReport:
         serving=serving_section(url),
         goals=goals_section(url, inputs.goals, as_of),
         team=team_section(inputs.team, inputs.criteria, inputs.training, inputs.ranking_samples),
+        review=review_section(url),
     )
     img = rep.images
     if quality.series:
