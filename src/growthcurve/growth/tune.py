@@ -44,7 +44,14 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel
 
-from growthcurve.config import FinetuneConfig, TrainConfig, load_finetune_config, load_yaml
+from growthcurve.config import (
+    FinetuneConfig,
+    TrainConfig,
+    config_yaml,
+    load_finetune_config,
+    load_yaml,
+    resolve_input_paths,
+)
 from growthcurve.errors import ConfigError, DataError, DivergedError
 from growthcurve.io import atomic_path, write_json, write_text
 from growthcurve.store import masked_url as mask_url  # tune's name, kept for its callers
@@ -273,7 +280,8 @@ def load_tune_spec(
 ) -> TuneSpec:
     """Read a tune config (a finetune YAML + ``search:``/``metric:``) and validate it all before any file is
     written. ``search`` is a separate file holding the space (its own ``search:`` block or the bare mapping)."""
-    raw = load_yaml(config)
+    # data paths are read against the tune config's folder now: ``base`` is copied into the study folder
+    raw = resolve_input_paths(FinetuneConfig, load_yaml(config), Path(config).parent)
     space_raw, metric_raw = raw.pop("search", None), raw.pop("metric", None)
     if search is not None:
         extra = load_yaml(search)
@@ -828,7 +836,7 @@ class Tuner:
 
         sets = [*self._trial_overrides(spec, best.params, None), f"output_dir={out / 'best'}"]
         cfg = with_scratch_defaults(_validated(spec.base, sets))
-        write_text(out / "best.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+        write_text(out / "best.yaml", config_yaml(cfg))
 
     # -- the run registry -------------------------------------------------------------------------
 

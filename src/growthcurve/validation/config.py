@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from growthcurve.config import StrictModel, build_config
+from growthcurve.config import InputPath, StrictModel, build_config
 
 
 class SourceConfig(StrictModel):
     """Where the events live: a SQL table by URL, or a CSV/Parquet file loaded into an embedded SQLite."""
 
     url: str | None = None  # SQLAlchemy URL; None: env GROWTHCURVE_DB_URL or sqlite:///growthcurve.db
-    path: str | None = None  # CSV or Parquet file (relative to the config file); overrides url
+    path: InputPath = None  # CSV or Parquet file (relative to the config file); overrides url
     table: str = "experiment_events"
     format: Literal["long", "wide"] = "long"  # long: metric/value columns; wide: one column per metric
     experiment: str | None = None  # keep only rows whose experiment column equals this
@@ -96,7 +96,4 @@ class ABConfig(StrictModel):
 
 def load_ab_config(path: str | Path | None, overrides: list[str] | None = None) -> ABConfig:
     """Load an A/B config; a relative ``source.path`` is resolved against the config file's folder."""
-    cfg = build_config(ABConfig, path, overrides)
-    if path is not None and cfg.source.path and not Path(cfg.source.path).is_absolute():
-        cfg.source.path = str(Path(path).parent / cfg.source.path)
-    return cfg
+    return build_config(ABConfig, path, overrides)

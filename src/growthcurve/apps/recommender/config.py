@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from growthcurve.config import StrictModel, build_config
+from growthcurve.config import InputPath, StrictModel, build_config
 
 
 class RecDataConfig(StrictModel):
     """Where the interactions and item texts are, and which columns hold what (null files: synthetic set)."""
 
-    interactions: str | None = None
-    items: str | None = None
+    interactions: InputPath = None
+    items: InputPath = None
     user_column: str = "user_id"
     item_column: str = "item_id"
     rating_column: str | None = "rating"
@@ -99,12 +99,5 @@ class RecommenderConfig(StrictModel):
 
 
 def load_recommender_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RecommenderConfig:
-    """Load the config; relative data paths are resolved against the config file's folder."""
-    cfg = build_config(RecommenderConfig, path, overrides)
-    if path is not None:
-        base = Path(path).parent
-        for key in ("interactions", "items"):
-            value = getattr(cfg.data, key)
-            if value and not Path(value).is_absolute() and not Path(value).exists():
-                setattr(cfg.data, key, str(base / value))
-    return cfg
+    """Load the config; data paths come out absolute (see ``growthcurve.config.InputPath``)."""
+    return build_config(RecommenderConfig, path, overrides)

@@ -41,6 +41,7 @@ from growthcurve.apps.recommender.data import (
 )
 from growthcurve.apps.recommender.model import BlendedScorer, TextTwoTower, blend_scores
 from growthcurve.apps.recommender.synthetic import write_synthetic
+from growthcurve.config import config_yaml
 from growthcurve.errors import ConfigError, DataError, ModelError
 from growthcurve.io import swap_in_dir, write_json, write_text
 
@@ -369,7 +370,7 @@ def fit_run(cfg: RecommenderConfig, overwrite: bool = False, progress: bool = Tr
                 "loss": text.__dict__.get("history_loss_", []),
             },
         )
-        write_text(tmp / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_text(tmp / "config.yaml", config_yaml(cfg))
         write_json(tmp / RUN_FILE, run_meta)  # written last: its presence marks a finished run
         swap_in_dir(tmp, out)
     finally:
