@@ -1,4 +1,4 @@
-"""Bad input for the model commands (finetune, evaluate, predict, merge), one row per case.
+"""Bad input for the model commands (finetune, evaluate, predict, merge, export), one row per case.
 
 Each row runs the real CLI in a fresh folder that holds copies of three finished runs built once per session
 (``tfidf/``, ``rnn/`` and ``bert/``, a tiny transformer with its checkpoint) and asserts exit code 2, the
@@ -330,7 +330,23 @@ MERGE = [
     Case("mg-file", ["merge", "train.csv"], files=TOY, fragment="is a file"),
 ]
 
-CASES = FINETUNE + EVALUATE + PREDICT + MERGE
+# export --out over something export did not write: it used to exit 0 after deleting another run's 17 files or
+# putting a folder where a file was (an earlier export, one holding export.json, is replaced)
+EXPORT = [
+    Case("ex-out-other-run", ["export", "bert", "--out", "tfidf"], fragment=["tfidf", "not written by this command"]),
+    Case(
+        "ex-out-file", ["export", "bert", "--out", "notes.txt"], files={"notes.txt": "mine"}, fragment="existing file"
+    ),
+    Case("ex-out-parent", ["export", "bert", "--out", "."], fragment="is or contains 'bert'"),
+    Case(
+        "ex-out-user-folder",
+        ["export", "bert", "--out", "mine"],
+        files={"mine/notes.md": "keep me"},
+        fragment="not empty",
+    ),
+]
+
+CASES = FINETUNE + EVALUATE + PREDICT + MERGE + EXPORT
 
 
 @pytest.fixture(scope="session")
