@@ -273,19 +273,37 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that an impossible date (``2026-13-01``) fails with its line: the stock
+    timestamp constructor raises a bare ValueError without a position."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError as exc:
+        problem = f"'{node.value}' is not a valid date ({exc})"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def load_yaml(path: str | Path | None) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or non-mapping content is a ConfigError."""
+    """Read a YAML mapping; a missing file, invalid YAML (with its line) or non-mapping content is a ConfigError."""
     if path is None:
         return {}
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file '{p}' does not exist")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file '{p}' is not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        what = f": {problem}" if isinstance(exc, yaml.constructor.ConstructorError) and problem else ""
+        raise ConfigError(f"config file '{p}' is not valid YAML{where}{what}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

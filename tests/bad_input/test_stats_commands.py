@@ -612,6 +612,18 @@ PLAN_CASES = [
         fragment="YYYY-MM-DD",
     ),
     Case("goals-file-missing", ["plan", "goals", "status", "--goals", "g.yaml"], fragment="g.yaml"),
+    Case(  # PyYAML reads 2026-13-01 as a date and raised a bare ValueError: an internal error
+        "goals-due-month-13",
+        ["plan", "goals", "status", "--goals", "g.yaml"],
+        {"g.yaml": GOALS.replace("start_date: 2026-07-01", "start_date: 2026-13-01", 1)},
+        fragment=("g.yaml", "at line 14", "'2026-13-01' is not a valid date", "month must be in 1..12"),
+    ),
+    Case(
+        "goals-add-checkin-day-32",
+        ["plan", "goals", "add", "g.yaml", "--db", "sqlite:///g.db"],
+        {"g.yaml": GOALS.replace("start_date: 2026-07-01", "start_date: 2026-07-32", 1)},
+        fragment=("g.yaml", "at line 14", "'2026-07-32' is not a valid date"),
+    ),
     Case(
         "goals-out-below-a-file",
         ["plan", "goals", "status", "--goals", "g.yaml", "--as-of", "2026-11-15", "--out", "afile/o"],
