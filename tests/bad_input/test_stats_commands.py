@@ -313,6 +313,11 @@ AB_OPTION_CASES = [
     Case("plan-sd-negative", [*PLAN, "--sd", "-1"], fragment="--sd"),
     Case("plan-sd-zero", [*PLAN, "--sd", "0"], fragment="--sd"),
     Case("plan-baseline-above-1", ["ab", "plan", "--baseline", "1.5", "--mde", "0.05"], fragment="(0, 1)"),
+    Case(  # a treated rate of 5.1: statsmodels returned NaN and the CLI crashed converting it to int
+        "plan-mde-beyond-rate-1",
+        ["ab", "plan", "--baseline", "0.1", "--mde", "50"],
+        fragment=("--mde 50", "rate of 5.1, above 1", "largest relative lift", "is 9"),
+    ),
     Case("plan-baseline-inf", ["ab", "plan", "--baseline", "inf", "--mde", "0.05"], fragment="--baseline"),
     Case("plan-json-below-a-file", [*PLAN, "--json", "afile/plan.json"], {"afile": "x"}, fragment="afile"),
     Case("plan-json-is-a-folder", [*PLAN, "--json", "adir"], {"adir/keep": "x"}, fragment=("adir", "folder")),
