@@ -309,6 +309,13 @@ class StreamMonitor:
                     summary.bad_lines += 1
                     if summary.bad_lines <= MAX_PRINTED_BAD:
                         self.log(f"warning: skipped {b}")
+                if bad and not records and summary.processed == 0 and not self.follow:
+                    # a batch without a usable line reads to the end: every new line of the stream is malformed,
+                    # a wrong file or format rather than a quiet hour; nothing is committed, so a fix reruns it
+                    raise DataError(
+                        f"none of the {len(bad)} new lines of '{self.source}' is usable (first: {bad[0]}); nothing "
+                        'was recorded: each line must be a JSON object {"timestamp": ..., "text": ...}'
+                    )
                 if not items:
                     if not self.follow:
                         break
