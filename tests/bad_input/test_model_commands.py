@@ -1,4 +1,4 @@
-"""Bad input for the model commands (finetune, evaluate, predict, merge, export), one row per case.
+"""Bad input for the model commands (finetune, evaluate, predict, merge, export, card), one row per case.
 
 Each row runs the real CLI in a fresh folder that holds copies of three finished runs built once per session
 (``tfidf/``, ``rnn/`` and ``bert/``, a tiny transformer with its checkpoint) and asserts exit code 2, the
@@ -346,7 +346,19 @@ EXPORT = [
     ),
 ]
 
-CASES = FINETUNE + EVALUATE + PREDICT + MERGE + EXPORT
+# card on a run without config.yaml wrote "the run's config names no data files" without naming the missing file
+CARD = [
+    Case(
+        "card-config-missing",
+        ["card", "tfidf"],
+        setup=_remove("tfidf/config.yaml"),
+        exit_code=0,
+        fragment=("warning:", "tfidf/config.yaml' is missing", "cannot name the data"),
+        absent=("names no data files",),
+    ),
+]
+
+CASES = FINETUNE + EVALUATE + PREDICT + MERGE + EXPORT + CARD
 
 
 @pytest.fixture(scope="session")
@@ -405,3 +417,32 @@ def test_resume_false_starts_a_finished_folder_clean(
     assert not (run / "classification_report_test.txt").exists()  # no test file in the new run
     assert (run / "notes.txt").read_text(encoding="utf-8") == "mine"  # not a run artefact: kept
     assert json.loads((run / "metrics.json").read_text(encoding="utf-8"))["test"] is None
+
+
+def test_card_of_a_run_without_config_names_the_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], finished_runs: Path
+) -> None:
+    shutil.copytree(finished_runs / "bert", tmp_path / "bert")
+    (tmp_path / "bert" / "config.yaml").unlink()
+    run_case(Case("card-no-config", ["card", "bert"], exit_code=0, fragment="wrote"), tmp_path, capsys)
+    text = (tmp_path / "bert" / "README.md").read_text(encoding="utf-8")
+    assert "config.yaml` is missing from the run folder" in text and "names no data files" not in text
+
+
+def test_card_of_a_tfidf_run_names_no_pretrained_base_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], finished_runs: Path
+) -> None:
+    """A TF-IDF run's card said ``base_model: sentence-transformers/all-MiniLM-L6-v2`` (the config's default
+    name_or_path); it starts from nothing, as the RNN run does, while the transformer run names its base."""
+    from huggingface_hub import ModelCard
+
+    for run in ("tfidf", "rnn", "bert"):
+        shutil.copytree(finished_runs / run, tmp_path / run)
+        run_case(Case(f"card-{run}", ["card", run], exit_code=0, fragment="wrote"), tmp_path, capsys)
+    for run in ("tfidf", "rnn"):
+        card = ModelCard.load(tmp_path / run / "README.md")
+        assert card.data.base_model is None
+        assert "MiniLM" not in card.text and "trained with growthcurve from scratch" in card.text
+        assert "| base model | none (trained from scratch) |" in card.text
+    bert = ModelCard.load(tmp_path / "bert" / "README.md")
+    assert "fine-tuned with growthcurve from `" in bert.text and "| base model | `" in bert.text

@@ -28,7 +28,7 @@ def card_cmd(run: Annotated[Path, typer.Argument(help="run folder (config.yaml, 
     """(Re)write RUN/README.md, the run's model card in the Hugging Face format."""
     from growthcurve.training.modelcard import write_model_card
 
-    path = write_model_card(run)
+    path = write_model_card(run, warn=lambda m: console.print(f"[yellow]warning:[/] {m}", highlight=False))
     console.print(f"wrote {path}", highlight=False)
 
 
