@@ -446,3 +446,54 @@ def test_card_of_a_tfidf_run_names_no_pretrained_base_model(
         assert "| base model | none (trained from scratch) |" in card.text
     bert = ModelCard.load(tmp_path / "bert" / "README.md")
     assert "fine-tuned with growthcurve from `" in bert.text and "| base model | `" in bert.text
+
+
+@pytest.mark.parametrize("model_type", ["transformer", "tfidf"])
+def test_ctrl_c_while_tokenising_is_the_one_line_of_a_stop(
+    model_type: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tiny_bert: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real SIGINT while the train split is read in: exit 130 with one line saying there is nothing to resume
+    (typer turned the KeyboardInterrupt into a silent 130), and no run folder left behind."""
+    import os
+    import signal
+
+    import growthcurve.training.baseline as baseline_recipe
+    import growthcurve.training.batching as batching
+
+    def interrupt(original):
+        def wrapped(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(batching, "encode_texts", interrupt(batching.encode_texts))
+    monkeypatch.setattr(baseline_recipe, "load_text_splits", interrupt(baseline_recipe.load_text_splits))
+    argv = _ft(f"model.type={model_type}", f"model.name_or_path={tiny_bert}", tfidf=False)
+    case = Case(
+        f"ctrl-c-{model_type}",
+        argv,
+        files=TOY,
+        exit_code=130,
+        fragment=("error:", "stopped before the first checkpoint", "nothing to resume", "run the same command again"),
+    )
+    _, err = run_case(case, tmp_path, capsys)
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_any_command_says_interrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from growthcurve.validation.power import PowerAnalysis
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PowerAnalysis, "fit", stop)
+    case = Case("ctrl-c-ab-plan", ["ab", "plan", "--baseline", "0.1", "--mde", "0.05"], exit_code=130)
+    _, err = run_case(case, tmp_path, capsys)
+    assert err.strip() == "interrupted"
