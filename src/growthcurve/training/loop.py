@@ -529,7 +529,8 @@ def _stall_check(
     """Record one step's loss; at step ``at`` return a warning when the loss has not moved from its start.
 
     "Not moved": the mean of the last ``window`` steps is within 2% of the mean of the first ``window`` (or
-    above it), or within 2% of ln(num_labels), the loss of a uniform guess; a non-finite loss counts too.
+    above it), or within 2% of ln(num_labels), the loss of a uniform guess; a non-finite loss counts too. A run
+    whose loss starts and stays below half the uniform guess's is not checked: it began from trained weights.
     """
     if len(stall["first"]) < window:
         stall["first"].append(loss)
@@ -539,6 +540,10 @@ def _stall_check(
     first, recent = float(np.mean(stall["first"])), float(np.mean(stall["recent"]))
     k = getattr(getattr(model, "config", None), "num_labels", None) or 0
     chance = math.log(k) if k > 1 else None
+    if chance is not None and math.isfinite(recent) and first < 0.5 * chance and recent < 0.5 * chance:
+        # the run started from weights that already do the task (retrain, a continued run, a task learned in
+        # the first steps): a loss that stays low is not a stall
+        return None
     near_chance = chance is not None and abs(recent - chance) <= 0.02 * chance
     if math.isfinite(recent) and recent < 0.98 * first and not near_chance:
         return None
