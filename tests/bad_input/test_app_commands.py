@@ -73,3 +73,16 @@ def test_a_stream_with_some_good_lines_still_runs(
         Case("monitor-run-one-good-line", RUN, files={"s.jsonl": stream}, setup=_store, exit_code=0), tmp_path, capsys
     )
     assert "1 texts" in out and "1 malformed lines skipped" in out
+
+
+def test_monitor_run_shows_progress_over_the_files_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tfidf_monitor: Path
+) -> None:
+    shutil.copytree(tfidf_monitor, tmp_path / "mon")
+    stream = _lines(*({"timestamp": 1767225600 + 60 * i, "text": f"shares fall {i}"} for i in range(50)))
+    argv = [*RUN, "--batch-size", "8"]
+    _, err = run_case(
+        Case("monitor-run-progress", argv, files={"s.jsonl": stream}, setup=_store, exit_code=0), tmp_path, capsys
+    )
+    total = f"/{len(stream.encode()) / 1000:.2f}k"  # tqdm's unit_scale: 2590 bytes read as 2.59k
+    assert "monitor default:" in err and total in err and "B/s" in err and "texts=" in err
