@@ -481,5 +481,5 @@ def team_section(
     if training_file is not None:
         from growthcurve.team.training import TrainingEffect, read_scores
 
-        sec.training = TrainingEffect().fit(read_scores(training_file)).results_
+        sec.training = TrainingEffect().fit(read_scores(training_file)).result_
     return sec

@@ -236,10 +236,19 @@ class TalentScorer:
         criteria: CriteriaConfig,
         weights: np.ndarray | None = None,
         weight_source: str = "direct",
+        *,
+        ahp_cr: float | None = None,
+        learned: LearnedWeights | None = None,
     ) -> TalentScorer:
-        """Score ``candidates`` (``weights``: None = the criteria file's direct weights)."""
+        """Score ``candidates``. Weights: ``weights`` (e.g. from AHP, with its consistency ratio ``ahp_cr``),
+        ``learned`` from past hires (its weights, and each candidate's predicted outcome in the result), or
+        None: the criteria file's direct weights. Everything the ranking rests on lands in ``result_``."""
         if not 0 <= self.perturbation < 1:
             raise ConfigError(f"perturbation must be in [0, 1), got {self.perturbation}")
+        if learned is not None:
+            if weights is not None:
+                raise ConfigError("give weights or learned weights, not both")
+            weights, weight_source = learned.weights, "learned"
         names_c = [c.name for c in criteria.criteria]
         if weights is None:
             missing = [c.name for c in criteria.criteria if c.weight is None]
@@ -306,7 +315,20 @@ class TalentScorer:
                 dict(zip(names, (counts / self.n_samples).tolist(), strict=True)),
                 float(np.mean(taus)),
             )
-        self.result_ = RankingResult(names, names_c, weights, weight_source, scores, ranks, stab, k, dropped)
+        self.result_ = RankingResult(
+            names=names,
+            criteria=names_c,
+            weights=weights,
+            weight_source=weight_source,
+            scores=scores,
+            ranks=ranks,
+            stability=stab,
+            k=k,
+            dropped_constant=dropped,
+            ahp_cr=ahp_cr,
+            learned=learned,
+            predicted=learned.predict(x) if learned is not None else None,
+        )
         return self
 
 

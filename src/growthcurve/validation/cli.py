@@ -172,7 +172,7 @@ def plan_cmd(
     """Units per arm and days needed to detect ``--mde`` with the given power."""
     from growthcurve.validation.power import PowerAnalysis
 
-    plan = PowerAnalysis(alpha, power, variants).fit(baseline, mde, sd, daily_units).plan_
+    plan = PowerAnalysis(alpha, power, variants).fit(baseline, mde, sd, daily_units).result_
     t = Table(title="Power plan")
     t.add_column("quantity")
     t.add_column("value", justify="right")

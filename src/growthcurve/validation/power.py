@@ -85,7 +85,7 @@ class PowerAnalysis:
         n_arm = _units_per_arm(delta / sd, alpha, self.power)
         total = n_arm * self.variants
         days = int(math.ceil(total / daily_units)) if daily_units else None
-        self.plan_ = PowerPlan(
+        self.result_ = PowerPlan(
             metric_type=kind,
             baseline=baseline,
             sd=sd,
