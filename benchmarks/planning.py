@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from scipy import stats
 
-from growthcurve.io import write_json
+from growthcurve.atomic import write_json
 from growthcurve.planning.allocate import PortfolioAllocator, brute_force, greedy_allocation
 from growthcurve.planning.portfolio import PortfolioConfig, compile_portfolio
 from growthcurve.team.ahp import AHP

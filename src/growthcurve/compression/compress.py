@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from growthcurve.atomic import check_output_dir, write_json
 from growthcurve.compression import prune as P
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, texts_per_second, torch_proba
 from growthcurve.compression.onnx import _SAMPLE_TEXTS
 from growthcurve.errors import ConfigError, ModelError
-from growthcurve.io import check_output_dir, write_json
 
 STRUCTURED = ("neurons", "heads")
 QUANTIZE = ("dynamic-int8",)

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from growthcurve.atomic import check_output_dir, swap_in_dir, write_json
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, torch_proba
 from growthcurve.errors import ConfigError, ModelError
-from growthcurve.io import check_output_dir, swap_in_dir, write_json
 
 EXPORT_DIR = "onnx"
 FP32_FILE = "model.onnx"

@@ -24,11 +24,11 @@ import numpy as np
 import sqlalchemy as sa
 import yaml
 
+from growthcurve.atomic import atomic_open, write_json, write_text
 from growthcurve.config import FinetuneConfig, load_finetune_config
 from growthcurve.data.splits import stratified_indices
 from growthcurve.data.text import load_text_splits
 from growthcurve.errors import ConfigError, DataError, GrowthcurveError, ModelError
-from growthcurve.io import atomic_open, write_json, write_text
 from growthcurve.serving.handlers import model_version
 from growthcurve.store import get_engine, masked_url
 from growthcurve.store.schema import feedback, predictions

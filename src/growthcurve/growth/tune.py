@@ -44,6 +44,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel
 
+from growthcurve.atomic import atomic_path, write_json, write_text
 from growthcurve.config import (
     FinetuneConfig,
     TrainConfig,
@@ -53,7 +54,6 @@ from growthcurve.config import (
     resolve_input_paths,
 )
 from growthcurve.errors import ConfigError, DataError, DivergedError
-from growthcurve.io import atomic_path, write_json, write_text
 from growthcurve.store import masked_url as mask_url  # tune's name, kept for its callers
 
 TUNE_KEYS = ("search", "metric")  # the keys a tune config adds to a finetune config

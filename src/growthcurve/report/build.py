@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from growthcurve import __version__
-from growthcurve.io import write_text
+from growthcurve.atomic import write_text
 from growthcurve.report import plots
 from growthcurve.report.sections import (
     GRID_MAX_LABELS,

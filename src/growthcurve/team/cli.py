@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from growthcurve.atomic import write_json, write_text
 from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
-from growthcurve.io import write_json, write_text
 
 console = Console()
 team_app = typer.Typer(
@@ -43,20 +43,20 @@ def score_cmd(
         TalentScorer,
         learn_weights,
         load_criteria,
-        read_table,
+        read_numeric_table,
         weights_from_ahp,
     )
 
     if ahp is not None and learn is not None:
         raise ConfigError("give either --ahp or --learn, not both")
     crit = load_criteria(criteria)
-    df = read_table(candidates, "candidates")
+    df = read_numeric_table(candidates, "candidates")
     weights, source, cr, learned = None, "direct", None, None
     if ahp is not None:
         weights, cr = weights_from_ahp(ahp, crit, force)
         source = "ahp"
     elif learn is not None:
-        learned = learn_weights(read_table(learn, "past hires"), crit, outcome)
+        learned = learn_weights(read_numeric_table(learn, "past hires"), crit, outcome)
         source = "learned"
     res = (
         TalentScorer(k, perturbation, samples, seed).fit(df, crit, weights, source, ahp_cr=cr, learned=learned).result_

@@ -73,7 +73,7 @@ def list_cmd(
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the log as JSON")] = None,
 ) -> None:
     """The decisions, oldest first, with the evidence in one line each."""
-    from growthcurve.io import write_text
+    from growthcurve.atomic import write_text
     from growthcurve.store import init_db, list_decisions
     from growthcurve.team.knowledge import evidence_line
 

@@ -23,8 +23,7 @@ from scipy import stats
 from sklearn.linear_model import BayesianRidge
 
 from growthcurve.config import StrictModel, build_config
-from growthcurve.data.readers import infer_numeric, line_of
-from growthcurve.data.readers import read_table as shared_read_table
+from growthcurve.data.readers import infer_numeric, line_of, read_table
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.team.ahp import AHP, read_ahp_matrix
 
@@ -80,12 +79,9 @@ def criteria_matrix(df: pd.DataFrame, criteria: CriteriaConfig, source: str = "c
     return out
 
 
-def read_table(path: str | Path, what: str) -> pd.DataFrame:
+def read_numeric_table(path: str | Path, what: str) -> pd.DataFrame:
     """A CSV/TSV/JSONL/Parquet table through the shared reader (same messages as ``finetune``), numbers typed."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{what} file '{p}' does not exist")
-    return infer_numeric(shared_read_table(p))
+    return infer_numeric(read_table(path, what))
 
 
 @dataclass

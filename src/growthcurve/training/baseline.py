@@ -40,7 +40,7 @@ from growthcurve.training.runfolder import RunResult, save_model_dir
 from growthcurve.training.scoring import evaluate_split, join_pairs, probs_loss, tfidf_split
 
 
-def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
+def train_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     """Train an rnn, textcnn or tfidf text classifier as ``cfg`` says and leave a complete run folder."""
     cfg = with_scratch_defaults(cfg)
 

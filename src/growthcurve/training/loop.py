@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from growthcurve.atomic import atomic_path, write_json
 from growthcurve.config import FinetuneConfig
 from growthcurve.data.fingerprint import data_fingerprint
 from growthcurve.errors import ConfigError, DivergedError, GrowthcurveError
-from growthcurve.io import atomic_path, write_json
 from growthcurve.training.batching import Encoded, collate, plan_batches
 from growthcurve.training.compile import compile_regions, compile_report
 

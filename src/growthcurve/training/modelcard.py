@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from growthcurve.atomic import write_text
 from growthcurve.errors import DataError
-from growthcurve.io import write_text
 
 _PIPELINE = {
     "text-classification": "text-classification",

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from growthcurve.atomic import atomic_path, write_json
 from growthcurve.config import FinetuneConfig
 from growthcurve.errors import ConfigError
 from growthcurve.evaluation.classification import plot_training_curves
-from growthcurve.io import atomic_path, write_json
 from growthcurve.training.hardware import compute_report, peak_rss_mb
 from growthcurve.training.loop import CHECKPOINT, FitOutcome, load_checkpoint, seed_everything
 from growthcurve.training.modelcard import write_model_card

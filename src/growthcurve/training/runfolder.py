@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import BaseModel
 from safetensors import SafetensorError
 
+from growthcurve.atomic import swap_in_dir, write_json, write_text
 from growthcurve.config import config_yaml
 from growthcurve.errors import ModelError
-from growthcurve.io import swap_in_dir, write_json, write_text
 from growthcurve.models.quantize import quantize_dynamic_int8
 from growthcurve.training.registry import kind_of
 

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from growthcurve.atomic import write_json
 from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError, DataError
-from growthcurve.io import write_json
 
 ab_app = typer.Typer(
     help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.", no_args_is_help=True

@@ -389,7 +389,7 @@ def write_outputs(engine: sa.Engine, name: str, out_dir: Path) -> tuple[Path, Pa
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from growthcurve.io import atomic_open, atomic_path
+    from growthcurve.atomic import atomic_open, atomic_path
 
     rows = list_windows(engine, name)
     cols = [

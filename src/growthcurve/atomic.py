@@ -1,5 +1,6 @@
 """Atomic writes: files (temp file in the same folder + os.replace) and whole folders (`swap_in_dir`), so a
-crash never leaves a half-written file or folder."""
+crash never leaves a half-written file or folder; and `check_output_dir`, the check before an output folder is
+replaced. Every file growthcurve writes goes through here (the module was ``growthcurve.io``)."""
 
 from __future__ import annotations
 
