@@ -131,7 +131,9 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
     }
     if splits.dev is not None:
         entry["dev"] = tfidf_split(clf, splits.dev, splits.multi_label)[0]
-    outcome = FitOutcome([entry], 1, 1, seconds, len(splits.train))
+    outcome = FitOutcome(
+        history=[entry], best_epoch=1, global_step=1, train_seconds=seconds, samples_seen=len(splits.train)
+    )
 
     def score_best(best: Any, split: str) -> dict[str, float] | None:
         ex = getattr(splits, split)

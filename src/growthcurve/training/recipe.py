@@ -207,7 +207,7 @@ def finish_run(
     not for a one-shot fit), write ``metrics.json`` and the model card, and return the `RunResult`. Only the
     main process writes."""
     results: dict[str, dict[str, float]] = {}
-    warnings = warnings + [w for w in outcome.extra.get("warnings", []) if w not in warnings]  # from the loop
+    warnings = warnings + [w for w in outcome.warnings if w not in warnings]  # from the loop
     if run.main:
         best = load_run(run.run_dir).model
         if isinstance(best, torch.nn.Module):
@@ -227,7 +227,7 @@ def finish_run(
                 "seconds": outcome.train_seconds,
                 "samples_per_s": outcome.samples_per_s,
                 "steps": outcome.global_step,
-                "epochs_run": outcome.extra.get("epochs_run", len(outcome.history)),
+                "epochs_run": outcome.epochs_run if outcome.epochs_run is not None else len(outcome.history),
                 "precision": precision,
                 "trainable_params": params[0],
                 "total_params": params[1],
@@ -235,7 +235,7 @@ def finish_run(
                 **compute_report(run.device, precision),
                 "sparse_embeddings": outcome.sparse_embeddings,
                 # train.compile: what ran, the first (compiling) step's time (absent where no loop ran: TF-IDF)
-                **({"compile": outcome.extra["compile"]} if "compile" in outcome.extra else {}),
+                **({"compile": outcome.compile} if outcome.compile is not None else {}),
                 **(train_extra or {}),
             },
             "labels": labels,
