@@ -106,7 +106,7 @@ def main() -> None:
     from scipy import stats
     from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
     from growthcurve.validation import ABTest, SufficientStats
     from growthcurve.validation.simulate import simulate_cuped, simulate_peeking
 

@@ -234,7 +234,7 @@ def _plot(curves: dict[str, dict[str, Any]], path: Path, target: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from growthcurve.io import atomic_path
+    from growthcurve.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(6.5, 4.3))
     for k, (name, m) in enumerate(curves.items()):
@@ -291,7 +291,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import torch
 
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
     from serving_http import cpu_info
 
     torch.set_num_threads(args.threads)

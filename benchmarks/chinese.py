@@ -309,7 +309,7 @@ def main() -> int:
                 key = "entity_f1" if ds == "msra" else "accuracy"
                 print(f"   {key} {_score(res, key)}  train {res.get('train_seconds')} s", flush=True)
                 out["summary"] = summarise(out["datasets"])
-                from growthcurve.io import write_json
+                from growthcurve.atomic import write_json
 
                 write_json(RESULT, out)
     s = out["summary"]

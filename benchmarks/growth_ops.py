@@ -435,7 +435,7 @@ def main() -> None:
             "key is null when its part has never run.",
         ],
     }
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     write_json(args.out, result)
     print(json.dumps(summary, indent=2))

@@ -34,8 +34,8 @@ from tqdm import tqdm
 from growthcurve.apps.monitor.detect import DetectorSettings
 from growthcurve.apps.monitor.model import RunClassifier, fit_monitor
 from growthcurve.apps.monitor.pipeline import StreamMonitor, list_alerts
+from growthcurve.atomic import write_json
 from growthcurve.config import load_finetune_config
-from growthcurve.io import write_json
 from growthcurve.store import init_db
 from growthcurve.training.dispatch import run_finetune
 from growthcurve.training.inference import evaluate_run

@@ -180,7 +180,7 @@ def main() -> int:
     rows: dict[str, Any] = {}
     if args.only and args.out.is_file():
         rows.update(json.loads(args.out.read_text()).get("rows", {}))
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     def write() -> dict[str, Any]:
         doc = {

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from scipy import stats
 
-from growthcurve.io import write_json
+from growthcurve.atomic import write_json
 from growthcurve.planning.allocate import PortfolioAllocator, brute_force, greedy_allocation
 from growthcurve.planning.portfolio import PortfolioConfig, compile_portfolio
 from growthcurve.team.ahp import AHP
@@ -167,7 +167,7 @@ def bench_published() -> dict[str, object]:
     rng = np.random.default_rng(0)
     pre = rng.normal(5, 1, 25)
     post = pre + rng.normal(0.6, 0.8, 25)
-    r = TrainingEffect().fit(pd.DataFrame({"pre": pre, "post": post, "treated": True})).results_[0]
+    r = TrainingEffect().fit(pd.DataFrame({"pre": pre, "post": post, "treated": True})).result_[0]
     tt, w = stats.ttest_rel(post, pre), stats.wilcoxon(post, pre)
     return {
         "ahp_weights": np.round(ahp.weights_, 3).tolist(),

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from growthcurve.apps.recommender.config import load_recommender_config
 from growthcurve.apps.recommender.pipeline import fit_run
-from growthcurve.io import write_json
+from growthcurve.atomic import write_json
 
 console = Console()
 ROOT = Path(__file__).resolve().parents[1]

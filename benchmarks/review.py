@@ -461,7 +461,7 @@ def main() -> None:
             "estimate_coverage_weighted": est["coverage"]["weighted_uncertainty"] >= TARGETS["estimate_coverage_min"],
         },
     }
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     plot(curves, args.out.with_suffix(".png"))
     budget: dict[str, Any] = {

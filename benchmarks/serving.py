@@ -302,9 +302,9 @@ def main() -> int:
         return 0
     import torch
 
+    from growthcurve.atomic import write_json
     from growthcurve.compression.compress import compress_run
     from growthcurve.compression.measure import cpu_info
-    from growthcurve.io import write_json
     from growthcurve.training.runfolder import read_meta
 
     torch.set_num_threads(args.threads)

@@ -509,7 +509,7 @@ def _texts(path: Path, n: int) -> list[str]:
 def merge_into(path: Path, doc: dict[str, Any]) -> None:
     """Replace the HTTP part of `benchmarks/serving.py`'s JSON (its ``http`` rows and service summary keys)
     with this run's, keeping its offline rows as they were measured; ``http_run`` says when and how."""
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     old = json.loads(path.read_text(encoding="utf-8"))
     old["http"] = doc["rows"]
@@ -580,7 +580,7 @@ def main() -> None:
         ),
         **res,
     }
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     write_json(args.out, doc)
     if args.merge_into is not None:

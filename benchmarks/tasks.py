@@ -68,7 +68,7 @@ def main() -> int:
         "summary": summary,
     }
     sys.path.insert(0, str(HERE.parent / "src"))
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     write_json(RESULTS / "tasks.json", doc)
     print(json.dumps(summary, indent=1))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from growthcurve.atomic import write_json
 from growthcurve.config import load_finetune_config
-from growthcurve.io import write_json
 from growthcurve.training.dispatch import run_finetune
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -203,7 +203,7 @@ def main() -> None:
         "rows": rows,
         "summary": summary,
     }
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     write_json(RESULT, out)
     lo, hi = REFERENCE["bert_base_uncased_wnut17_f1"]

@@ -552,7 +552,7 @@ def main() -> int:
             },
             "latest_invocation": {**this_run, "machine": doc["machine"]},
         }
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     write_json(args.out, doc)
     print(f"\n{'row':24} {'samples/s':>10} {'MFU':>6} {'test acc':>9} {'peak RSS MiB':>13}")

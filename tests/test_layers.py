@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "growthcurve"
 # Lower number = lower layer. A module may import its own layer and the layers below it. ``cli`` modules
 # (the root ``cli.py`` and every ``<package>/cli.py``) are the top: each wires commands to its package.
 RANK = {
-    "": 0,  # config, errors, io
+    "": 0,  # config, errors, atomic (and the other top-level helpers)
     "data": 1,
     "store": 1,
     "models": 2,

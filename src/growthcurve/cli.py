@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     choose_openmp_policy()  # before any command loads torch's OpenMP runtime
     try:
         rv = app(args=argv, standalone_mode=False)
+        if rv == 130:  # typer turns a KeyboardInterrupt it sees into a silent return of 130
+            err_console.print("[yellow]interrupted[/]")
         if isinstance(rv, int) and rv != 0:
             sys.exit(rv)
     except GrowthcurveError as exc:

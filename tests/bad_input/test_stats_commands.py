@@ -313,6 +313,11 @@ AB_OPTION_CASES = [
     Case("plan-sd-negative", [*PLAN, "--sd", "-1"], fragment="--sd"),
     Case("plan-sd-zero", [*PLAN, "--sd", "0"], fragment="--sd"),
     Case("plan-baseline-above-1", ["ab", "plan", "--baseline", "1.5", "--mde", "0.05"], fragment="(0, 1)"),
+    Case(  # a treated rate of 5.1: statsmodels returned NaN and the CLI crashed converting it to int
+        "plan-mde-beyond-rate-1",
+        ["ab", "plan", "--baseline", "0.1", "--mde", "50"],
+        fragment=("--mde 50", "rate of 5.1, above 1", "largest relative lift", "is 9"),
+    ),
     Case("plan-baseline-inf", ["ab", "plan", "--baseline", "inf", "--mde", "0.05"], fragment="--baseline"),
     Case("plan-json-below-a-file", [*PLAN, "--json", "afile/plan.json"], {"afile": "x"}, fragment="afile"),
     Case("plan-json-is-a-folder", [*PLAN, "--json", "adir"], {"adir/keep": "x"}, fragment=("adir", "folder")),
@@ -612,6 +617,18 @@ PLAN_CASES = [
         fragment="YYYY-MM-DD",
     ),
     Case("goals-file-missing", ["plan", "goals", "status", "--goals", "g.yaml"], fragment="g.yaml"),
+    Case(  # PyYAML reads 2026-13-01 as a date and raised a bare ValueError: an internal error
+        "goals-due-month-13",
+        ["plan", "goals", "status", "--goals", "g.yaml"],
+        {"g.yaml": GOALS.replace("start_date: 2026-07-01", "start_date: 2026-13-01", 1)},
+        fragment=("g.yaml", "at line 14", "'2026-13-01' is not a valid date", "month must be in 1..12"),
+    ),
+    Case(
+        "goals-add-checkin-day-32",
+        ["plan", "goals", "add", "g.yaml", "--db", "sqlite:///g.db"],
+        {"g.yaml": GOALS.replace("start_date: 2026-07-01", "start_date: 2026-07-32", 1)},
+        fragment=("g.yaml", "at line 14", "'2026-07-32' is not a valid date"),
+    ),
     Case(
         "goals-out-below-a-file",
         ["plan", "goals", "status", "--goals", "g.yaml", "--as-of", "2026-11-15", "--out", "afile/o"],

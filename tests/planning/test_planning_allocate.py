@@ -145,7 +145,34 @@ def test_shadow_prices_match_lp_finite_difference() -> None:
     b2 = b.copy()
     b2[k] += eps
     assert (lp_value(b2) - lp_value(b)) / eps == pytest.approx(price, rel=1e-4)
-    assert alloc.lp_bound_ == pytest.approx(lp_value(b)) and alloc.lp_bound_ >= alloc.result_.expected_gain - 1e-9
+    bound = alloc.result_.lp_bound
+    assert bound == pytest.approx(lp_value(b)) and bound >= alloc.result_.expected_gain - 1e-9
+
+
+def test_what_if_keeps_every_parameter_of_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """what_if rebuilt its allocators by hand and dropped the user's warm_start (a cold start was asked for and
+    each re-solve was warm-started from greedy); it clones the fitted allocator instead."""
+    from sklearn.base import clone
+
+    import growthcurve.planning.allocate as allocate
+
+    starts: list[bool] = []
+    solve = allocate._solve_milp
+
+    def recording(prob, gap, limit, x0=None):  # type: ignore[no-untyped-def]
+        starts.append(x0 is not None)
+        return solve(prob, gap, limit, x0)
+
+    monkeypatch.setattr(allocate, "_solve_milp", recording)
+    pf = compile_portfolio(random_config(12, 2, 7, links=False))
+    cold = PortfolioAllocator(warm_start=False, mip_rel_gap=1e-4).fit(pf)
+    rows = cold.what_if((-0.1, 0.1))
+    assert len(rows) == 2 * len(pf.rows) and len(starts) == 1 + len(rows)
+    assert not any(starts)  # no re-solve was warm-started
+    assert clone(cold).get_params() == cold.get_params() and not hasattr(clone(cold), "result_")
+    starts.clear()
+    PortfolioAllocator(warm_start=True).fit(pf).what_if((0.1,))
+    assert any(starts)  # greedy is feasible here: warm starts are used when asked for
 
 
 def test_what_if_matches_resolve() -> None:

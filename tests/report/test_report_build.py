@@ -220,6 +220,9 @@ def test_empty_store_says_so_in_every_section(
     assert not db.exists()  # reading an empty store creates no database file
     err = re.sub(r"\s+", " ", capsys.readouterr().err)
     assert err.count("no data:") == 5
+    # a progress bar over the steps (the report ran tens of seconds silent on a large store)
+    for step in ("report: model quality", "report: served versions and A/B", "report: charts", "5/6"):
+        assert step in err
     for title in SECTION_TITLES.values():
         assert title in err
 

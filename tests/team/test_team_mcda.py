@@ -178,3 +178,14 @@ def test_learned_weights_recover_theta() -> None:
     assert lw.weights == pytest.approx(np.abs(true) / np.abs(true).sum(), abs=0.03)
     wrong = CriteriaConfig.model_validate({"criteria": [{"name": "a"}, {"name": "b"}, {"name": "salary"}]})
     assert learn_weights(past, wrong).contradicting == ["salary"]
+    # fit takes the learned weights and builds the whole result from them (the CLI used to write
+    # ahp_cr/learned/predicted into the fitted result afterwards)
+    candidates = past.head(8).assign(name=[f"c{i}" for i in range(8)])
+    res = TalentScorer(k=2, n_samples=20).fit(candidates, crit, learned=lw).result_
+    assert res.weight_source == "learned" and res.weights == pytest.approx(lw.weights / lw.weights.sum())
+    assert res.learned is lw and res.ahp_cr is None and res.predicted is not None
+    expected_mean, _ = lw.predict(criteria_matrix(candidates, crit))
+    assert res.predicted[0] == pytest.approx(expected_mean)
+    assert "predicted_outcome" in res.to_frame().columns and res.summary()["learned"]["n_hires"] == n
+    with pytest.raises(ConfigError, match="not both"):
+        TalentScorer().fit(candidates, crit, weights=np.ones(3), learned=lw)

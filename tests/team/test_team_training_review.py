@@ -42,7 +42,7 @@ def _scores(seed: int = 0, control: bool = True) -> pd.DataFrame:
 
 def test_paired_statistics_equal_scipy() -> None:
     df = _scores()
-    r = TrainingEffect().fit(df).results_[0]
+    r = TrainingEffect().fit(df).result_[0]
     tr = df[df.treated]
     tt = stats.ttest_rel(tr.post, tr.pre)
     w = stats.wilcoxon(tr.post, tr.pre)
@@ -67,7 +67,7 @@ def test_dz_confidence_interval() -> None:
 
 def test_difference_in_differences_equals_ols_interaction() -> None:
     df = _scores(3)
-    r = TrainingEffect().fit(df).results_[0]
+    r = TrainingEffect().fit(df).result_[0]
     long = pd.concat([df.assign(score=df.pre, post_period=0), df.assign(score=df.post, post_period=1)]).assign(
         treated=lambda d: d.treated.astype(int)
     )
@@ -115,7 +115,7 @@ def _goals(attain: dict[str, float]) -> GoalsConfig:
 def test_review_calibration_and_outliers() -> None:
     attain = {"a": 0.9, "b": 0.85, "c": 0.95, "d": 0.8, "e": 0.9, "f": 0.88, "g": 0.1}
     rv = PerformanceReview().fit(_goals(attain), pd.Timestamp("2026-04-15").date())
-    t = rv.table_.set_index("person")
+    t = rv.result_.set_index("person")
     assert t.attainment.to_dict() == pytest.approx(attain)
     a = np.array(list(attain.values()))
     assert t.z.to_numpy() == pytest.approx((a - a.mean()) / a.std(ddof=1))

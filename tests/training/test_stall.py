@@ -4,6 +4,7 @@ metrics.json); a run that learns gets none, nor does one whose loss falls after 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from growthcurve.config import load_finetune_config
@@ -36,12 +37,23 @@ def test_learning_run_stays_silent(toy_data: dict[str, Path], tmp_path: Path) ->
     assert res.test is not None and res.test["accuracy"] > 0.8  # it did learn
 
 
-def test_plateau_then_learning_is_not_recorded(tiny_bert: Path, toy_data: dict[str, Path], tmp_path: Path) -> None:
+def test_plateau_then_learning_is_not_recorded_nor_a_continued_run(
+    tiny_bert: Path, toy_data: dict[str, Path], tmp_path: Path
+) -> None:
     # the random tiny BERT sits at ln 2 for about two epochs, then learns
     sets = toy_overrides(tiny_bert, toy_data, tmp_path / "run", **{"train.epochs": 4})
     res = run_finetune(load_finetune_config(None, sets), progress=False)
     assert res.test is not None and res.test["accuracy"] > 0.9
     assert _warnings(res.run_dir) == []
+    # training on from those weights (as retrain and a second fit do) starts at a loss far below ln 2 that has
+    # little left to fall: the check used to call that "not learning"
+    more = toy_overrides(
+        res.run_dir / "model", toy_data, tmp_path / "more", **{"train.epochs": 2, "train.learning_rate": 1e-6}
+    )
+    again = run_finetune(load_finetune_config(None, more), progress=False)
+    losses = [e["train_loss"] for e in again.history]
+    assert max(losses) < 0.5 * math.log(2) and abs(losses[-1] - losses[0]) < 0.1 * losses[0]  # low and flat
+    assert _warnings(again.run_dir) == []
 
 
 def test_check_can_be_switched_off(tiny_bert: Path, toy_data: dict[str, Path], tmp_path: Path) -> None:

@@ -85,6 +85,17 @@ def test_ab_plan_matches_closed_form(tmp_path, capsys):
     assert code == 2 and "--sd" in err
 
 
+def test_ab_plan_for_an_effect_wider_than_the_noise_is_two_per_arm(tmp_path, capsys):
+    """statsmodels returns NaN when fewer than 2 units per arm would do (it crashed as 'cannot convert float NaN
+    to integer'); the plan is then the smallest two-sample test, and its power checks out by hand."""
+    code, _, _ = _run(["ab", "plan", "--baseline", "0.1", "--mde", "9", "--json", str(tmp_path / "p.json")], capsys)
+    assert code == 0
+    plan = json.loads((tmp_path / "p.json").read_text())
+    assert plan["units_per_arm"] == 2
+    d = 0.9 / math.sqrt(0.1 * 0.9)  # rate 0.1 -> 1.0, in units of the binomial sd
+    assert stats.norm.sf(stats.norm.ppf(0.975) - d * math.sqrt(2 / 2)) >= 0.8
+
+
 def test_ab_simulate_and_example_out(tmp_path, capsys):
     code, out, _ = _run(
         [

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from growthcurve.atomic import check_output_dir, write_json
 from growthcurve.compression import prune as P
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, texts_per_second, torch_proba
 from growthcurve.compression.onnx import _SAMPLE_TEXTS
 from growthcurve.errors import ConfigError, ModelError
-from growthcurve.io import write_json
 
 STRUCTURED = ("neurons", "heads")
 QUANTIZE = ("dynamic-int8",)
@@ -51,11 +51,7 @@ def _check_out(run_dir: Path, out: Path) -> None:
     r, o = run_dir.resolve(), out.resolve()
     if o == r or r in o.parents:
         raise ConfigError(f"--out '{out}' is inside or over the run '{run_dir}'; compress writes a new run next to it")
-    if o in r.parents:
-        raise ConfigError(f"--out '{out}' contains the run '{run_dir}'; give a new folder")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = "a finished compressed run" if (out / REPORT_FILE).is_file() else "not empty"
-        raise ConfigError(f"--out '{out}' already exists and is {what}; remove it or give another --out")
+    check_output_dir(out, run_dir, marker=REPORT_FILE, finished="a finished compressed run", replace_finished=False)
 
 
 def _load_plain(run_dir: Path, work: Path, meta: dict[str, Any]) -> Any:

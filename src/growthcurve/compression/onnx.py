@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from growthcurve.atomic import check_output_dir, swap_in_dir, write_json
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, torch_proba
 from growthcurve.errors import ConfigError, ModelError
-from growthcurve.io import swap_in_dir, write_json
 
 EXPORT_DIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -357,6 +357,8 @@ def export_onnx(
     final = Path(out_dir) if out_dir else run_dir / EXPORT_DIR
     if final.resolve() in (run_dir.resolve(), (run_dir / "model").resolve()):
         raise ConfigError(f"--out '{final}' would replace the run itself; give a new folder (default RUN/onnx)")
+    # an earlier export is replaced; another run, a file or anything else export did not write is refused
+    check_output_dir(final, run_dir, marker=EXPORT_FILE, finished="an earlier export", replace_finished=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

@@ -36,11 +36,12 @@ def _set_field_limit() -> None:
     csv.field_size_limit(_field_size_limit())
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Load a table by extension; raise DataError naming file and line for malformed input."""
+def read_table(path: str | Path, what: str = "data") -> pd.DataFrame:
+    """Load a table by extension, cells as read (no type inference); raise DataError naming the file (``what``
+    file, e.g. "candidates") and line for malformed input."""
     p = Path(path)
     if not p.exists():
-        raise DataError(f"data file '{p}' does not exist")
+        raise DataError(f"{what} file '{p}' does not exist")
     if p.is_dir():
         raise DataError(f"'{p}' is a folder; give a .csv, .tsv, .jsonl or .parquet file")
     suffix = p.suffix.lower()

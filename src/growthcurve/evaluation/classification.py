@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-from growthcurve.io import atomic_path, write_json, write_text
+from growthcurve.atomic import atomic_path, write_json, write_text
 
 
 def classification_metrics(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from growthcurve.io import atomic_open, atomic_path, write_json, write_text
+from growthcurve.atomic import atomic_open, atomic_path, write_json, write_text
 
 
 def _scheme_class(scheme: str) -> Any:

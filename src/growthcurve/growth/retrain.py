@@ -22,11 +22,11 @@ import numpy as np
 import sqlalchemy as sa
 import yaml
 
+from growthcurve.atomic import atomic_open, write_json, write_text
 from growthcurve.config import FinetuneConfig, load_finetune_config
 from growthcurve.data.splits import stratified_indices
 from growthcurve.data.text import load_text_splits
 from growthcurve.errors import ConfigError, DataError, GrowthcurveError, ModelError
-from growthcurve.io import atomic_open, write_json, write_text
 from growthcurve.store import get_engine, masked_url
 from growthcurve.store.schema import feedback, predictions
 from growthcurve.training.runfolder import model_version, read_meta, run_artefacts
@@ -359,7 +359,9 @@ def retrain(
     held_file = _write_rows(data_dir / "feedback_heldout.csv", header, held_texts, held_labels) if n_hold else None
     test_file = _write_rows(data_dir / "test.csv", header, test.texts, [labels[int(i)] for i in test.labels])
     resolved = base_cfg.model_dump(mode="json")
-    resolved["data"].update(train=str(train_file), dev=None, test=str(test_file), labels=list(labels))
+    # absolute: base.yaml's paths are read against its own folder
+    train_abs, test_abs = str(train_file.absolute()), str(test_file.absolute())
+    resolved["data"].update(train=train_abs, dev=None, test=test_abs, labels=list(labels))
     resolved["data"]["dev_fraction"] = resolved["data"]["dev_fraction"] or 0.1  # the best epoch on the new mix
     resolved["model"].update(name_or_path=str(model_dir), extend_vocab=False, adapt="none")
     lineage = _lineage(run, model_dir, base_cfg, feedback_url)

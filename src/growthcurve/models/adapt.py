@@ -25,8 +25,8 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import torch
 
+from growthcurve.atomic import swap_in_dir, write_json
 from growthcurve.errors import DataError, DivergedError
-from growthcurve.io import swap_in_dir, write_json
 
 # CJK ideographs (BERT's `_is_chinese_char` ranges) and CJK/full-width punctuation: each is its own word.
 _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f"

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from growthcurve.atomic import atomic_path, write_json
 from growthcurve.errors import ModelError
-from growthcurve.io import atomic_path, write_json
 from growthcurve.models.savable import ARCH_FILE, ClassifierOutput, NullTokenizer, Savable, load_savable
 
 TOKENIZER_FILE = "tokenizer.json"

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from growthcurve.atomic import atomic_path, write_json
 from growthcurve.errors import ModelError
-from growthcurve.io import atomic_path, write_json
 
 WEIGHTS_FILE = "model.safetensors"
 ARCH_FILE = "architecture.json"

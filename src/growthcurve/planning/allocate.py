@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
+from sklearn.base import BaseEstimator, clone
 
 from growthcurve.errors import ConfigError, DataError, ModelError
 from growthcurve.planning.portfolio import Portfolio
@@ -351,11 +352,13 @@ def explain_infeasibility(pf: Portfolio, time_limit: float = 30.0) -> list[Unit]
     return sorted(current)
 
 
-class PortfolioAllocator:
+class PortfolioAllocator(BaseEstimator):
     """Choose which projects (and at what level) to fund under capacities, with HiGHS.
 
     ``objective="expected"`` maximises expected gain; ``"cvar"`` maximises
-    ``E[gain] - risk_lambda * CVaR_alpha(-gain)`` over ``n_scenarios`` sampled outcomes.
+    ``E[gain] - risk_lambda * CVaR_alpha(-gain)`` over ``n_scenarios`` sampled outcomes. scikit-learn's
+    estimator shape (``BaseEstimator``): ``__init__`` stores, ``fit`` sets ``portfolio_``, ``scenarios_`` and
+    ``result_`` (the LP bound in ``result_.lp_bound``), and ``clone(a).set_params(...)`` varies one parameter.
     """
 
     def __init__(
@@ -415,7 +418,7 @@ class PortfolioAllocator:
             raise ModelError(f"HiGHS found no plan within {self.time_limit:g} s ({res.message}); raise --time-limit")
         levels = np.round(res.x[: pf.n]).astype(int)
         used = pf.A @ levels if pf.rows else np.zeros(0)
-        shadow = self._shadow_prices(prob) if self.shadow_prices else np.full(len(pf.rows), math.nan)
+        shadow, lp_bound = self._shadow_prices(prob) if self.shadow_prices else (np.full(len(pf.rows), math.nan), None)
         resources = []
         for k, row in enumerate(pf.rows):
             slack = row.capacity - float(used[k])
@@ -443,15 +446,16 @@ class PortfolioAllocator:
             objective_value=value,
             expected_gain=expected,
             cvar_loss=cvar,
-            lp_bound=self.lp_bound_,
+            lp_bound=lp_bound,
             mip_gap=gap,
             status=status,
             seconds=seconds,
             resources=resources,
         )
 
-    def _shadow_prices(self, prob: _Problem) -> np.ndarray:
-        """Duals of the capacity rows in the LP relaxation, as gain per extra unit (>= 0).
+    def _shadow_prices(self, prob: _Problem) -> tuple[np.ndarray, float | None]:
+        """Duals of the capacity rows in the LP relaxation, as gain per extra unit (>= 0), and the relaxation's
+        value (an upper bound on the plan's); NaN prices and no bound when the relaxation does not solve.
 
         The integer program itself has no duals; with the integers fixed every capacity price is 0,
         so the relaxation's prices are the informative ones (an upper bound on the marginal value).
@@ -464,34 +468,22 @@ class PortfolioAllocator:
             method="highs",
         )
         if lp.status != 0:
-            self.lp_bound_ = None
-            return np.full(prob.n_capacity_rows, math.nan)
-        self.lp_bound_ = float(-lp.fun)
-        return -np.asarray(lp.ineqlin.marginals[: prob.n_capacity_rows], dtype=float) + 0.0
-
-    lp_bound_: float | None = None
+            return np.full(prob.n_capacity_rows, math.nan), None
+        return -np.asarray(lp.ineqlin.marginals[: prob.n_capacity_rows], dtype=float) + 0.0, float(-lp.fun)
 
     def what_if(self, changes: tuple[float, ...] = (-0.2, -0.1, 0.1, 0.2)) -> list[WhatIf]:
-        """Re-solve with each capacity scaled by ``1 + change``; report value change and plan changes."""
+        """Re-solve with each capacity scaled by ``1 + change``; report value change and plan changes. Each
+        re-solve is this allocator cloned with every parameter kept (warm start, gap, seed: the same scenarios)
+        but the shadow prices, which a what-if does not report."""
         pf, base = self.portfolio_, self.result_
         base_set = set(base.chosen)
         out: list[WhatIf] = []
         for k, row in enumerate(pf.rows):
             for change in changes:
                 cap = row.capacity * (1.0 + change)
-                alt = PortfolioAllocator(
-                    self.objective,
-                    self.risk_lambda,
-                    self.cvar_alpha,
-                    self.n_scenarios,
-                    self.seed,
-                    self.mip_rel_gap,
-                    self.time_limit,
-                    shadow_prices=False,
-                )
-                alt.portfolio_, alt.scenarios_ = pf, self.scenarios_
+                alt = clone(self).set_params(shadow_prices=False)
                 try:
-                    r = alt._solve(pf.with_capacity(k, cap))
+                    r = alt.fit(pf.with_capacity(k, cap)).result_
                 except DataError:
                     out.append(WhatIf(row.label, change, cap, None, None, [], [], "infeasible"))
                     continue

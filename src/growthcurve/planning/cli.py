@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from growthcurve.atomic import write_json, write_text
 from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
-from growthcurve.io import write_json, write_text
 
 console = Console()
 plan_app = typer.Typer(

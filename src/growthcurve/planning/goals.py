@@ -18,27 +18,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy import stats
 
-from growthcurve.config import build_config
+from growthcurve.config import StrictModel, build_config
 
 Status = Literal["not-started", "no-data", "on-track", "at-risk", "off-track", "done", "missed"]
 _SEVERITY = ["done", "on-track", "not-started", "no-data", "at-risk", "off-track", "missed"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CheckIn(_Strict):
+class CheckIn(StrictModel):
     """A measured value of a key result on a date."""
 
     date: dt.date
     value: float
 
 
-class KeyResultSpec(_Strict):
+class KeyResultSpec(StrictModel):
     """A key result: move a metric from ``start_value`` to ``target`` between two dates."""
 
     id: str = Field(min_length=1)
@@ -62,7 +58,7 @@ class KeyResultSpec(_Strict):
         return self
 
 
-class ObjectiveSpec(_Strict):
+class ObjectiveSpec(StrictModel):
     """An objective with its key results; ``owner`` and ``period`` are inherited by its key results."""
 
     id: str = Field(min_length=1)
@@ -72,7 +68,7 @@ class ObjectiveSpec(_Strict):
     key_results: list[KeyResultSpec] = Field(min_length=1)
 
 
-class GoalsConfig(_Strict):
+class GoalsConfig(StrictModel):
     """A goals file."""
 
     objectives: list[ObjectiveSpec] = Field(default_factory=list)

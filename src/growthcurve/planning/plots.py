@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from growthcurve.io import atomic_path  # noqa: E402
+from growthcurve.atomic import atomic_path  # noqa: E402
 from growthcurve.planning.goals import GoalsConfig, assess_key_result, checkins_of  # noqa: E402
 from growthcurve.planning.risk import RiskResult  # noqa: E402
 

@@ -15,20 +15,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from growthcurve.config import build_config
+from growthcurve.config import StrictModel, build_config
 from growthcurve.data.readers import line_of, read_table
 from growthcurve.errors import ConfigError, DataError
 
 Need = float | dict[str, float]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProjectSpec(_Strict):
+class ProjectSpec(StrictModel):
     """One candidate project as the user writes it."""
 
     name: str = Field(min_length=1)
@@ -74,7 +70,7 @@ class ProjectSpec(_Strict):
         return self.p_success * self.mean_gain
 
 
-class PortfolioConfig(_Strict):
+class PortfolioConfig(StrictModel):
     """A portfolio file: projects, capacities (a number or one per quarter) and the quarter order."""
 
     projects: list[ProjectSpec] = Field(min_length=1)

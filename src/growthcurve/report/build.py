@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from growthcurve import __version__
-from growthcurve.io import write_text
+from growthcurve.atomic import write_text
 from growthcurve.report import plots
 from growthcurve.report.review import ReviewSection, review_section
 from growthcurve.report.sections import (
@@ -69,24 +69,56 @@ class GrowthReport:
         return [SECTION_TITLES[k] for k in SECTION_TITLES if getattr(self, k).empty]
 
 
-def build_report(inputs: ReportInputs) -> GrowthReport:
-    """Read every source and draw every chart; a section without data carries its ``empty`` line."""
+_STEPS = ("model quality", "latest run", "served versions and A/B", "goals", "team", "review queues", "charts")
+
+
+def build_report(inputs: ReportInputs, progress: bool = False) -> GrowthReport:
+    """Read every source and draw every chart; a section without data carries its ``empty`` line. ``progress``:
+    a bar over the steps on stderr (the serving and team steps can take tens of seconds on a large store)."""
+    from tqdm.auto import tqdm
+
     url = store_url(inputs.db)
     as_of = inputs.as_of or dt.date.today()
-    quality = quality_section(url)
-    rep = GrowthReport(
-        url=safe_url(url),
-        generated=dt.datetime.now(dt.UTC),
-        quality=quality,
-        latest=latest_run_section(quality),
-        serving=serving_section(url),
-        goals=goals_section(url, inputs.goals, as_of),
-        team=team_section(inputs.team, inputs.criteria, inputs.training, inputs.ranking_samples),
-        review=review_section(url),
-    )
+    with tqdm(total=len(_STEPS), unit=" step", disable=not progress, leave=False, dynamic_ncols=True) as bar:
+
+        def step(i: int) -> None:
+            if i:
+                bar.update()
+            bar.set_description_str(f"report: {_STEPS[i]}")
+
+        step(0)
+        quality = quality_section(url)
+        step(1)
+        latest = latest_run_section(quality)
+        step(2)
+        serving = serving_section(url)
+        step(3)
+        goals = goals_section(url, inputs.goals, as_of)
+        step(4)
+        team = team_section(inputs.team, inputs.criteria, inputs.training, inputs.ranking_samples)
+        step(5)
+        review = review_section(url)
+        step(6)
+        rep = GrowthReport(
+            url=safe_url(url),
+            generated=dt.datetime.now(dt.UTC),
+            quality=quality,
+            latest=latest,
+            serving=serving,
+            goals=goals,
+            team=team,
+            review=review,
+        )
+        _draw_charts(rep)
+        bar.update()
+    return rep
+
+
+def _draw_charts(rep: GrowthReport) -> None:
+    """Every chart the gathered sections have data for, into ``rep.images``."""
     img = rep.images
-    if quality.series:
-        img["growth_curve"] = plots.growth_curve(quality)
+    if rep.quality.series:
+        img["growth_curve"] = plots.growth_curve(rep.quality)
     lt = rep.latest
     if lt.run_png is not None:
         img["latest_run_png"] = lt.run_png.read_bytes()  # the run's own chart, as `finetune` drew it
@@ -107,7 +139,6 @@ def build_report(inputs: ReportInputs) -> GrowthReport:
         img["ranking"] = plots.ranking_chart(rep.team)
     if rep.team.training:
         img["training"] = plots.training_chart(rep.team)
-    return rep
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
@@ -148,8 +179,8 @@ def render_html(rep: GrowthReport) -> str:
     )
 
 
-def write_report(inputs: ReportInputs, out: str | Path) -> GrowthReport:
+def write_report(inputs: ReportInputs, out: str | Path, progress: bool = False) -> GrowthReport:
     """Build the report and write it to ``out`` atomically (a reader never sees half a page)."""
-    rep = build_report(inputs)
+    rep = build_report(inputs, progress)
     write_text(Path(out), render_html(rep))
     return rep

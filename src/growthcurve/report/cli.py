@@ -32,6 +32,7 @@ def report_cmd(
     as_of: Annotated[str | None, typer.Option(help="goal status date YYYY-MM-DD (default today)")] = None,
     serve: Annotated[bool, typer.Option(help="serve the report on 127.0.0.1 (rebuilt on every reload)")] = False,
     port: Annotated[int, typer.Option(help="port of --serve")] = 8765,
+    progress: Annotated[bool, typer.Option(help="show a progress bar over the report's steps")] = True,
 ) -> None:
     """Growth curve of model quality, latest run report, served versions + A/B, goals and team in one page."""
     from growthcurve.report.build import ReportInputs, write_report
@@ -62,8 +63,7 @@ def report_cmd(
     from growthcurve.store import masked_url, store_url
 
     console.print(f"reading the store {masked_url(store_url(db))}", highlight=False)
-    with console.status("building the growth report ..."):
-        rep = write_report(inputs, out)
+    rep = write_report(inputs, out, progress=progress)
     console.print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {len(rep.images)} charts)", highlight=False)
     for title in rep.empty_sections():
         console.print(f"[yellow]no data:[/] {title}", highlight=False)

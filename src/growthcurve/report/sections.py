@@ -536,16 +536,16 @@ def team_section(
         return TeamSection(empty=EMPTY_TEAM)
     sec = TeamSection()
     if team_file is not None:
-        from growthcurve.team.scoring import TalentScorer, load_criteria, read_table
+        from growthcurve.team.scoring import TalentScorer, load_criteria, read_numeric_table
 
         if criteria_file is None:
             raise ConfigError("--team needs --criteria CRITERIA.yaml (criterion, kind, weight), as `team score` does")
         crit = load_criteria(criteria_file)
-        res = TalentScorer(n_samples=samples).fit(read_table(team_file, "candidates"), crit).result_
+        res = TalentScorer(n_samples=samples).fit(read_numeric_table(team_file, "candidates"), crit).result_
         sec.ranking, sec.ranking_k = res.to_frame(), res.k
         sec.weights = dict(zip(res.criteria, map(float, res.weights), strict=True))
     if training_file is not None:
         from growthcurve.team.training import TrainingEffect, read_scores
 
-        sec.training = TrainingEffect().fit(read_scores(training_file)).results_
+        sec.training = TrainingEffect().fit(read_scores(training_file)).result_
     return sec

@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from growthcurve.atomic import atomic_open
 from growthcurve.errors import ConfigError, DataError
-from growthcurve.io import atomic_open
 from growthcurve.review.queue import REJECT, ItemState, Snapshot, load_queue, snapshot
 from growthcurve.review.sampling import dedupe_key
 from growthcurve.store.schema import review_answers, review_items

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from growthcurve.io import write_text
+from growthcurve.atomic import write_text
 
 __all__ = ["FEEDBACK_METRICS", "ab_config", "analysis_config", "write_ab_config"]
 

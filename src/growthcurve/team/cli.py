@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from growthcurve.atomic import write_json, write_text
 from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
-from growthcurve.io import write_json, write_text
 
 console = Console()
 team_app = typer.Typer(
@@ -43,28 +43,24 @@ def score_cmd(
         TalentScorer,
         learn_weights,
         load_criteria,
-        read_table,
+        read_numeric_table,
         weights_from_ahp,
     )
 
     if ahp is not None and learn is not None:
         raise ConfigError("give either --ahp or --learn, not both")
     crit = load_criteria(criteria)
-    df = read_table(candidates, "candidates")
+    df = read_numeric_table(candidates, "candidates")
     weights, source, cr, learned = None, "direct", None, None
     if ahp is not None:
         weights, cr = weights_from_ahp(ahp, crit, force)
         source = "ahp"
     elif learn is not None:
-        learned = learn_weights(read_table(learn, "past hires"), crit, outcome)
-        weights, source = learned.weights, "learned"
-    scorer = TalentScorer(k, perturbation, samples, seed).fit(df, crit, weights, source)
-    res = scorer.result_
-    res.ahp_cr, res.learned = cr, learned
-    if learned is not None:
-        from growthcurve.team.scoring import criteria_matrix
-
-        res.predicted = learned.predict(criteria_matrix(df, crit))
+        learned = learn_weights(read_numeric_table(learn, "past hires"), crit, outcome)
+        source = "learned"
+    res = (
+        TalentScorer(k, perturbation, samples, seed).fit(df, crit, weights, source, ahp_cr=cr, learned=learned).result_
+    )
     wt = Table(title=f"Criteria weights ({source}" + (f", CR {cr:.3f}" if cr is not None else "") + ")")
     wt.add_column("criterion")
     wt.add_column("kind")
@@ -117,7 +113,7 @@ def training_cmd(
     t = Table(title=f"Training effect ({level:.0%} intervals)")
     for c in ("skill", "n", "gain [CI]", "t (p)", "Wilcoxon p", "d_z [CI]", "DiD vs control [CI] (p)"):
         t.add_column(c, justify="left" if c == "skill" else "right")
-    for r in te.results_:
+    for r in te.result_:
         did = "-" if r.did is None else f"{r.did:.2f} [{r.did_ci_low:.2f}, {r.did_ci_high:.2f}] ({r.p_did:.3g})"
         t.add_row(
             r.skill,
@@ -129,7 +125,7 @@ def training_cmd(
             did,
         )
     console.print(t)
-    write_json(out / "training_effect.json", [r.to_dict() for r in te.results_])
+    write_json(out / "training_effect.json", [r.to_dict() for r in te.result_])
     console.print(f"wrote {out / 'training_effect.json'}")
 
 
@@ -157,7 +153,7 @@ def review_cmd(
     t = Table(title=f"Goal attainment as of {day.isoformat()}")
     for c in ("period", "person", "KRs", "attainment", "z", "percentile", "outlier"):
         t.add_column(c, justify="left" if c in ("period", "person") else "right")
-    for _, r in rv.table_.iterrows():
+    for _, r in rv.result_.iterrows():
         t.add_row(
             r["period"],
             r["person"],
@@ -173,7 +169,7 @@ def review_cmd(
             f"{s.period}: n={s.n_people}, mean {s.mean:.0%} (sd {s.sd:.0%}), median {s.median:.0%}, "
             f"IQR {s.p25:.0%}-{s.p75:.0%}, outliers: {', '.join(s.outliers) or 'none'}"
         )
-    write_text(out / "review.csv", rv.table_.to_csv(index=False))
+    write_text(out / "review.csv", rv.result_.to_csv(index=False))
     write_json(out / "review_summary.json", {"as_of": day.isoformat(), "periods": rv.summary_dict()})
     console.print(f"wrote {out / 'review.csv'} and {out / 'review_summary.json'}")
 

@@ -33,7 +33,7 @@ def card_cmd(
     """(Re)write RUN/README.md, the run's model card in the Hugging Face format."""
     from growthcurve.training.modelcard import write_model_card
 
-    path = write_model_card(run)
+    path = write_model_card(run, warn=lambda m: console.print(f"[yellow]warning:[/] {m}", highlight=False))
     console.print(f"wrote {path}", highlight=False)
 
 
@@ -81,7 +81,7 @@ def list_cmd(
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the log as JSON")] = None,
 ) -> None:
     """The decisions, oldest first, with the evidence in one line each."""
-    from growthcurve.io import write_text
+    from growthcurve.atomic import write_text
     from growthcurve.store import list_decisions, open_current
     from growthcurve.tables import Column, print_records
     from growthcurve.team.knowledge import evidence_line

@@ -43,7 +43,7 @@ class PerformanceReview:
         self.method = method
 
     def fit(self, goals: GoalsConfig, as_of: dt.date) -> PerformanceReview:
-        """Compute ``table_`` (one row per person and period) and ``summary_`` (one per period)."""
+        """Compute ``result_`` (one row per person and period) and ``summary_`` (one per period)."""
         rows = []
         for obj in assess_goals(goals, as_of, self.method):  # type: ignore[arg-type]
             for k in obj.key_results:
@@ -102,7 +102,7 @@ class PerformanceReview:
                     outliers,
                 )
             )
-        self.table_ = table
+        self.result_ = table
         self.summary_ = summaries
         return self
 

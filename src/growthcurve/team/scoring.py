@@ -16,24 +16,19 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pymcdm import normalizations
 from pymcdm.methods import TOPSIS, WSM
 from scipy import stats
 from sklearn.linear_model import BayesianRidge
 
-from growthcurve.config import build_config
-from growthcurve.data.readers import infer_numeric, line_of
-from growthcurve.data.readers import read_table as shared_read_table
+from growthcurve.config import StrictModel, build_config
+from growthcurve.data.readers import infer_numeric, line_of, read_table
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.team.ahp import AHP, read_ahp_matrix
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CriterionSpec(_Strict):
+class CriterionSpec(StrictModel):
     """One criterion: ``benefit`` (more is better) or ``cost`` (less is better), optional direct weight."""
 
     name: str = Field(min_length=1)
@@ -41,7 +36,7 @@ class CriterionSpec(_Strict):
     weight: float | None = Field(None, ge=0)
 
 
-class CriteriaConfig(_Strict):
+class CriteriaConfig(StrictModel):
     """A criteria file; ``id_column`` names the candidate column."""
 
     criteria: list[CriterionSpec] = Field(min_length=1)
@@ -84,12 +79,9 @@ def criteria_matrix(df: pd.DataFrame, criteria: CriteriaConfig, source: str = "c
     return out
 
 
-def read_table(path: str | Path, what: str) -> pd.DataFrame:
+def read_numeric_table(path: str | Path, what: str) -> pd.DataFrame:
     """A CSV/TSV/JSONL/Parquet table through the shared reader (same messages as ``finetune``), numbers typed."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{what} file '{p}' does not exist")
-    return infer_numeric(shared_read_table(p))
+    return infer_numeric(read_table(path, what))
 
 
 @dataclass
@@ -240,10 +232,19 @@ class TalentScorer:
         criteria: CriteriaConfig,
         weights: np.ndarray | None = None,
         weight_source: str = "direct",
+        *,
+        ahp_cr: float | None = None,
+        learned: LearnedWeights | None = None,
     ) -> TalentScorer:
-        """Score ``candidates`` (``weights``: None = the criteria file's direct weights)."""
+        """Score ``candidates``. Weights: ``weights`` (e.g. from AHP, with its consistency ratio ``ahp_cr``),
+        ``learned`` from past hires (its weights, and each candidate's predicted outcome in the result), or
+        None: the criteria file's direct weights. Everything the ranking rests on lands in ``result_``."""
         if not 0 <= self.perturbation < 1:
             raise ConfigError(f"perturbation must be in [0, 1), got {self.perturbation}")
+        if learned is not None:
+            if weights is not None:
+                raise ConfigError("give weights or learned weights, not both")
+            weights, weight_source = learned.weights, "learned"
         names_c = [c.name for c in criteria.criteria]
         if weights is None:
             missing = [c.name for c in criteria.criteria if c.weight is None]
@@ -310,7 +311,20 @@ class TalentScorer:
                 dict(zip(names, (counts / self.n_samples).tolist(), strict=True)),
                 float(np.mean(taus)),
             )
-        self.result_ = RankingResult(names, names_c, weights, weight_source, scores, ranks, stab, k, dropped)
+        self.result_ = RankingResult(
+            names=names,
+            criteria=names_c,
+            weights=weights,
+            weight_source=weight_source,
+            scores=scores,
+            ranks=ranks,
+            stability=stab,
+            k=k,
+            dropped_constant=dropped,
+            ahp_cr=ahp_cr,
+            learned=learned,
+            predicted=learned.predict(x) if learned is not None else None,
+        )
         return self
 
 

@@ -111,9 +111,9 @@ class TrainingEffect:
         self.level = level
 
     def fit(self, scores: pd.DataFrame) -> TrainingEffect:
-        """Compute the statistics; one result per skill lands in ``results_``."""
+        """Compute the statistics; one result per skill lands in ``result_``."""
         groups = scores.groupby("skill", sort=True) if "skill" in scores.columns else [("all", scores)]
-        self.results_ = [self._one(str(name), g) for name, g in groups]
+        self.result_ = [self._one(str(name), g) for name, g in groups]
         return self
 
     def _one(self, skill: str, df: pd.DataFrame) -> TrainingEffectResult:

@@ -40,7 +40,7 @@ from growthcurve.training.runfolder import RunResult, save_model_dir
 from growthcurve.training.scoring import evaluate_split, join_pairs, probs_loss, tfidf_split
 
 
-def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
+def train_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     """Train an rnn, textcnn or tfidf text classifier as ``cfg`` says and leave a complete run folder."""
     cfg = with_scratch_defaults(cfg)
 
@@ -131,7 +131,9 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
     }
     if splits.dev is not None:
         entry["dev"] = tfidf_split(clf, splits.dev, splits.multi_label)[0]
-    outcome = FitOutcome([entry], 1, 1, seconds, len(splits.train))
+    outcome = FitOutcome(
+        history=[entry], best_epoch=1, global_step=1, train_seconds=seconds, samples_seen=len(splits.train)
+    )
 
     def score_best(best: Any, split: str) -> dict[str, float] | None:
         ex = getattr(splits, split)

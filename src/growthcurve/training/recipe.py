@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from growthcurve.atomic import atomic_path, write_json
 from growthcurve.config import FinetuneConfig
 from growthcurve.errors import ConfigError
 from growthcurve.evaluation.classification import plot_training_curves
-from growthcurve.io import atomic_path, write_json
 from growthcurve.training.hardware import compute_report, peak_rss_mb
 from growthcurve.training.loop import CHECKPOINT, FitOutcome, load_checkpoint, seed_everything
 from growthcurve.training.modelcard import write_model_card
@@ -207,7 +207,7 @@ def finish_run(
     not for a one-shot fit), write ``metrics.json`` and the model card, and return the `RunResult`. Only the
     main process writes."""
     results: dict[str, dict[str, float]] = {}
-    warnings = warnings + [w for w in outcome.extra.get("warnings", []) if w not in warnings]  # from the loop
+    warnings = warnings + [w for w in outcome.warnings if w not in warnings]  # from the loop
     ref = None
     if run.main:
         best = load_run(run.run_dir).model
@@ -228,7 +228,7 @@ def finish_run(
                 "seconds": outcome.train_seconds,
                 "samples_per_s": outcome.samples_per_s,
                 "steps": outcome.global_step,
-                "epochs_run": outcome.extra.get("epochs_run", len(outcome.history)),
+                "epochs_run": outcome.epochs_run if outcome.epochs_run is not None else len(outcome.history),
                 "precision": precision,
                 "trainable_params": params[0],
                 "total_params": params[1],
@@ -236,7 +236,7 @@ def finish_run(
                 **compute_report(run.device, precision),
                 "sparse_embeddings": outcome.sparse_embeddings,
                 # train.compile: what ran, the first (compiling) step's time (absent where no loop ran: TF-IDF)
-                **({"compile": outcome.extra["compile"]} if "compile" in outcome.extra else {}),
+                **({"compile": outcome.compile} if outcome.compile is not None else {}),
                 **(train_extra or {}),
             },
             "labels": labels,

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import BaseModel
 from safetensors import SafetensorError
 
+from growthcurve.atomic import swap_in_dir, write_json, write_text
+from growthcurve.config import config_yaml
 from growthcurve.errors import ModelError
-from growthcurve.io import swap_in_dir, write_json, write_text
 from growthcurve.models.quantize import quantize_dynamic_int8
 from growthcurve.training.registry import kind_of
 
@@ -130,11 +131,9 @@ def write_model_folder(final: Path, model: Any, tokenizer: Any, labels: list[str
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_config(run_dir: Path, cfg: Any) -> None:
+def write_config(run_dir: Path, cfg: BaseModel) -> None:
     """Save the resolved config as YAML so the run can be reproduced."""
-    write_text(
-        run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    )
+    write_text(run_dir / "config.yaml", config_yaml(cfg))
 
 
 def is_finished(run_dir: str | Path) -> bool:

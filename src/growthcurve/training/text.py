@@ -94,7 +94,7 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     # ---- fit
     hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), collate, pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
-    splits.warnings.extend(outcome.extra.get("warnings", []))  # e.g. "the train loss is not falling"
+    splits.warnings.extend(outcome.warnings)  # e.g. "the train loss is not falling"
 
     # ---- finish: reports of the best model
     def score_best(best: Any, split: str) -> dict[str, float] | None:

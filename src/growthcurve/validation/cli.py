@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from growthcurve.atomic import write_json
 from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError, DataError, GrowthcurveError
-from growthcurve.io import write_json
 
 ab_app = typer.Typer(
     help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.", no_args_is_help=True
@@ -235,7 +235,7 @@ def plan_cmd(
     """Units per arm and days needed to detect ``--mde`` with the given power."""
     from growthcurve.validation.power import PowerAnalysis
 
-    plan = PowerAnalysis(alpha, power, variants).fit(baseline, mde, sd, daily_units).plan_
+    plan = PowerAnalysis(alpha, power, variants).fit(baseline, mde, sd, daily_units).result_
     t = Table(title="Power plan")
     t.add_column("quantity")
     t.add_column("value", justify="right")

@@ -5,20 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from growthcurve.config import build_config
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from growthcurve.config import InputPath, StrictModel, build_config
 
 
-class SourceConfig(_Strict):
+class SourceConfig(StrictModel):
     """Where the events live: a SQL table by URL, or a CSV/Parquet file loaded into an embedded SQLite."""
 
     url: str | None = None  # SQLAlchemy URL; None: env GROWTHCURVE_DB_URL or sqlite:///growthcurve.db
-    path: str | None = None  # CSV or Parquet file (relative to the config file); overrides url
+    path: InputPath = None  # CSV or Parquet file (relative to the config file); overrides url
     table: str = "experiment_events"
     format: Literal["long", "wide"] = "long"  # long: metric/value columns; wide: one column per metric
     experiment: str | None = None  # keep only rows whose experiment column equals this
@@ -30,7 +26,7 @@ class SourceConfig(_Strict):
     value_column: str = "value"  # long format only
 
 
-class MetricConfig(_Strict):
+class MetricConfig(StrictModel):
     """One metric: binomial (converted or not), mean (per-unit value) or ratio (numerator/denominator)."""
 
     name: str
@@ -58,7 +54,7 @@ class MetricConfig(_Strict):
         return self.column or self.name
 
 
-class AnalysisConfig(_Strict):
+class AnalysisConfig(StrictModel):
     """How to test: significance, control arm, sequential tuning, corrections, SRM split."""
 
     alpha: float = Field(0.05, gt=0, lt=0.5)
@@ -81,7 +77,7 @@ class AnalysisConfig(_Strict):
         return self
 
 
-class ABConfig(_Strict):
+class ABConfig(StrictModel):
     """Everything `growthcurve ab analyze` needs."""
 
     source: SourceConfig = Field(default_factory=SourceConfig)
@@ -100,7 +96,4 @@ class ABConfig(_Strict):
 
 def load_ab_config(path: str | Path | None, overrides: list[str] | None = None) -> ABConfig:
     """Load an A/B config; a relative ``source.path`` is resolved against the config file's folder."""
-    cfg = build_config(ABConfig, path, overrides)
-    if path is not None and cfg.source.path and not Path(cfg.source.path).is_absolute():
-        cfg.source.path = str(Path(path).parent / cfg.source.path)
-    return cfg
+    return build_config(ABConfig, path, overrides)

@@ -403,7 +403,7 @@ def plot_priority_matrix(result: DriversResult, path: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from growthcurve.io import atomic_path
+    from growthcurve.atomic import atomic_path
 
     fits = result.fits
     fig, axes = plt.subplots(1, len(fits), figsize=(5.2 * len(fits), 4.4), squeeze=False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 from scipy import stats as sps
 from statsmodels.stats.power import NormalIndPower
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from growthcurve.errors import ConfigError
 
@@ -63,6 +65,13 @@ class PowerAnalysis:
         if sd is None:
             if not 0 < baseline < 1:
                 raise ConfigError(f"a conversion baseline must lie in (0, 1) (got {baseline}); pass --sd for a mean")
+            treated = baseline * (1 + mde)
+            if treated > 1:
+                most = (1 - baseline) / baseline
+                raise ConfigError(
+                    f"--mde {mde:g} on a conversion baseline of {baseline:g} asks for a rate of {treated:.4g}, "
+                    f"above 1; the largest relative lift a rate of {baseline:g} can show is {most:.4g}"
+                )
             sd = math.sqrt(baseline * (1 - baseline))
             kind = "binomial"
         else:
@@ -73,26 +82,41 @@ class PowerAnalysis:
             kind = "mean"
         delta = abs(baseline) * mde
         alpha = self.alpha / (self.variants - 1) if self.bonferroni and self.variants > 2 else self.alpha
-        n = NormalIndPower().solve_power(effect_size=delta / sd, alpha=alpha, power=self.power, ratio=1.0)
-        n_arm = int(math.ceil(float(n)))
+        n_arm = _units_per_arm(delta / sd, alpha, self.power)
         total = n_arm * self.variants
         days = int(math.ceil(total / daily_units)) if daily_units else None
-        self.plan_ = PowerPlan(
-            kind,
-            baseline,
-            sd,
-            mde,
-            delta,
-            self.alpha,
-            self.power,
-            self.variants,
-            n_arm,
-            total,
-            daily_units,
-            days,
-            "bonferroni" if alpha != self.alpha else "none",
+        self.result_ = PowerPlan(
+            metric_type=kind,
+            baseline=baseline,
+            sd=sd,
+            mde_relative=mde,
+            mde_absolute=delta,
+            alpha=self.alpha,
+            power=self.power,
+            variants=self.variants,
+            units_per_arm=n_arm,
+            total_units=total,
+            daily_units=daily_units,
+            days=days,
+            corrections="bonferroni" if alpha != self.alpha else "none",
         )
         return self
+
+
+def _units_per_arm(effect_size: float, alpha: float, power: float) -> int:
+    """Units per arm for a standardised effect. statsmodels searches ``n >= 2`` and returns NaN (with a
+    ConvergenceWarning) when 2 units already reach the power, as an effect several standard deviations wide
+    does: the smallest two-sample test, 2 per arm, is then the answer."""
+    analysis = NormalIndPower()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # the root finder tries n < 0 on its way to NaN
+        n = float(analysis.solve_power(effect_size=effect_size, alpha=alpha, power=power, ratio=1.0))
+    if math.isfinite(n):
+        return int(math.ceil(n))
+    if float(analysis.power(effect_size=effect_size, nobs1=2, alpha=alpha, ratio=1.0)) >= power:
+        return 2
+    raise ConfigError(f"no sample size reaches power {power:g} for a standardised effect of {effect_size:.4g}")
 
 
 def mde_for(n_per_arm: int, baseline: float, sd: float | None = None, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from growthcurve.io import atomic_path, write_json, write_text
+from growthcurve.atomic import atomic_path, write_json, write_text
 from growthcurve.validation.experiment import ExperimentResult
 
 

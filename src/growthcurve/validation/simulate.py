@@ -181,7 +181,7 @@ def example_events(
 
 def write_example_events(path: str | Path, **kwargs: object) -> int:
     """Write :func:`example_events` as CSV/Parquet, or into the store's long table for a ``.db`` path."""
-    from growthcurve.io import atomic_path
+    from growthcurve.atomic import atomic_path
 
     df = example_events(**kwargs)  # type: ignore[arg-type]
     p = Path(path)

@@ -127,7 +127,7 @@ def eval_cmd(
 ) -> None:
     """Intent accuracy, hit@1/hit@3, handoff rate, answered accuracy and the coverage-vs-accuracy PNG."""
     from growthcurve.apps.assist.pipeline import AssistRun, evaluate_assistant, read_labelled
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     assistant = AssistRun(run)
     texts, gold = read_labelled(data, text_column, label_column, assistant.labels)

@@ -4,37 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from growthcurve.config import build_config
+from growthcurve.config import InputPath, StrictModel, build_config
 
 BUNDLED = Path(__file__).resolve().parents[2] / "examples" / "intents"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class AssistDataConfig(_Strict):
+class AssistDataConfig(StrictModel):
     """Labelled utterances: train (for a new intent model), dev (calibration + threshold), test (report)."""
 
-    train: str | None = None  # None (all three): the bundled bilingual intents
-    dev: str | None = None
-    test: str | None = None
+    train: InputPath = None  # None (all three): the bundled bilingual intents
+    dev: InputPath = None
+    test: InputPath = None
     text_column: str = "text"
     label_column: str = "label"
 
 
-class IntentConfig(_Strict):
+class IntentConfig(StrictModel):
     """An existing text-classification run, or the engine overrides that train one into ``RUN/intent``."""
 
-    run: str | None = None
+    run: InputPath = None
     # TF-IDF by default: on the bundled bilingual set it beats MiniLM-L6, whose vocabulary is English-only
     # (see examples/intents/README.md); set e.g. ["model.type=transformer", "train.epochs=3"] for MiniLM.
     overrides: list[str] = Field(default_factory=lambda: ["model.type=tfidf"])
 
 
-class EncoderConfig(_Strict):
+class EncoderConfig(StrictModel):
     """The sentence encoder of the FAQ index: mean-pooled, L2-normalised hidden states."""
 
     name_or_path: str = "minilm"
@@ -42,7 +38,7 @@ class EncoderConfig(_Strict):
     batch_size: int = Field(64, ge=1)
 
 
-class IndexConfig(_Strict):
+class IndexConfig(StrictModel):
     """faiss: exact inner product up to ``hnsw_min_size`` entries, HNSW (approximate) beyond it."""
 
     hnsw_min_size: int = Field(10_000, ge=1)
@@ -50,7 +46,7 @@ class IndexConfig(_Strict):
     ef_search: int = Field(64, ge=1)
 
 
-class AnswerConfig(_Strict):
+class AnswerConfig(StrictModel):
     """When to answer and when to hand over to a human."""
 
     target_accuracy: float = Field(0.9, gt=0, le=1)  # answered accuracy the dev-chosen threshold must reach
@@ -62,11 +58,11 @@ class AnswerConfig(_Strict):
     max_question_chars: int = Field(2000, ge=1)
 
 
-class AssistConfig(_Strict):
+class AssistConfig(StrictModel):
     """Everything `assist fit` needs."""
 
     data: AssistDataConfig = Field(default_factory=AssistDataConfig)
-    faq: str | None = None  # CSV/JSONL question,answer[,intent]; None: the bundled faq.csv
+    faq: InputPath = None  # CSV/JSONL question,answer[,intent]; None: the bundled faq.csv
     intent: IntentConfig = Field(default_factory=IntentConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
@@ -77,21 +73,8 @@ class AssistConfig(_Strict):
 
 
 def load_assist_config(path: str | Path | None = None, overrides: list[str] | None = None) -> AssistConfig:
-    """Load the config; relative file paths are resolved against the config file's folder."""
-    cfg = build_config(AssistConfig, path, overrides)
-    if path is not None:
-        base = Path(path).parent
-
-        def fix(value: str | None) -> str | None:
-            if value and not Path(value).is_absolute() and not Path(value).exists():
-                return str(base / value)
-            return value
-
-        for key in ("train", "dev", "test"):
-            setattr(cfg.data, key, fix(getattr(cfg.data, key)))
-        cfg.faq = fix(cfg.faq)
-        cfg.intent.run = fix(cfg.intent.run)
-    return cfg
+    """Load the config; file paths come out absolute (see ``growthcurve.config.InputPath``)."""
+    return build_config(AssistConfig, path, overrides)
 
 
 def data_paths(cfg: AssistConfig) -> tuple[str, str | None, str | None]:

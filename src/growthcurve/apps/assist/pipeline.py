@@ -21,8 +21,8 @@ import numpy as np
 from growthcurve.apps.assist.calibration import apply_temperature, choose_threshold, coverage_curve, fit_temperature
 from growthcurve.apps.assist.config import AssistConfig, data_paths
 from growthcurve.apps.assist.faq import FaqEntry, FaqIndex, SentenceEncoder, read_faq
+from growthcurve.atomic import atomic_path, write_json, write_text
 from growthcurve.errors import ConfigError, DataError, ModelError
-from growthcurve.io import atomic_path, write_json, write_text
 
 __all__ = ["AssistRun", "evaluate_assistant", "fit_assistant", "log_turn", "read_labelled", "session_turns"]
 

@@ -95,6 +95,7 @@ def run_cmd(
     webhook_retries: Annotated[int, typer.Option(help="retries after a timeout or 5xx")] = 3,
     out: Annotated[Path | None, typer.Option(help="write timeseries.csv and trend.png here")] = None,
     negative_label: Annotated[str | None, typer.Option(help="override the folder's negative label")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar (bytes of the files, or texts)")] = True,
 ) -> None:
     """Classify a stream in batches, count per topic and window, alert when the negative share surges."""
     from growthcurve.apps.monitor.detect import DetectorSettings
@@ -133,6 +134,7 @@ def run_cmd(
         webhook_timeout,
         webhook_retries,
         log=_log,
+        progress=progress,
     )
     try:
         summary = mon.run()

@@ -70,9 +70,9 @@ def fit_monitor(
     No ``train``: generated financial headlines (4 topics, 3 sentiments) so the command works anywhere.
     ``topic_column`` absent from the data: no topic model (the stream's own ``topic`` field, or "all").
     """
+    from growthcurve.atomic import write_json
     from growthcurve.config import load_finetune_config
     from growthcurve.data.readers import read_table
-    from growthcurve.io import write_json
     from growthcurve.training.dispatch import run_finetune
 
     if train is None:

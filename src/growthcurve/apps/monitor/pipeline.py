@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 import sqlalchemy as sa
+from tqdm.auto import tqdm
 
 from growthcurve.apps.monitor.detect import DetectorSettings, SurgeDetector
 from growthcurve.apps.monitor.stream import STDIN, BadLine, Record, read_lines, stdin_lines, stream_files
@@ -106,6 +107,7 @@ class StreamMonitor:
         webhook_transport: httpx.BaseTransport | None = None,
         webhook_backoff_s: float = 0.5,
         log: Callable[[str], None] = print,
+        progress: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
@@ -123,6 +125,7 @@ class StreamMonitor:
         self.webhook_retries = webhook_retries
         self.webhook_backoff_s = webhook_backoff_s
         self.log = log
+        self.progress = progress
         self._client = (
             httpx.Client(timeout=webhook_timeout_s, transport=webhook_transport) if webhook is not None else None
         )
@@ -143,7 +146,22 @@ class StreamMonitor:
         self.bad_total = int(state.get("bad_lines", 0))
         self._stdin: Iterator[Record | BadLine] | None = None
 
+    def _say(self, msg: str) -> None:
+        """A log line that does not tear the progress bar (tqdm clears it, the line is written, it redraws)."""
+        with tqdm.external_write_mode():
+            self.log(msg)
+
     # --- reading -------------------------------------------------------------------------------------
+    def _bytes_read(self, positions: dict[str, dict[str, int]] | None = None) -> int:
+        """Bytes of the source files read so far (the stored offsets)."""
+        return sum(int(p.get("offset", 0)) for p in (positions if positions is not None else self.positions).values())
+
+    def _bytes_total(self) -> int | None:
+        """Bytes of the source files in all, for a bar with an end; None for stdin or --follow (no end)."""
+        if self.source == STDIN or self.follow:
+            return None
+        return sum(p.stat().st_size for p in self._files())
+
     def _files(self) -> list[Path]:
         assert isinstance(self.source, Path)
         if self.follow and not self.source.exists():
@@ -262,7 +280,7 @@ class StreamMonitor:
         with self.engine.connect() as conn:
             pending = [dict(r._mapping) for r in conn.execute(q.order_by(monitor_alerts.c.id))]
         if pending:
-            self.log(f"warning: {len(pending)} stored alert(s) were never sent to the webhook: sending them now")
+            self._say(f"warning: {len(pending)} stored alert(s) were never sent to the webhook: sending them now")
             self._announce(pending, summary, quiet=True)
 
     def _announce(self, alerts: list[dict[str, Any]], summary: RunSummary, quiet: bool = False) -> None:
@@ -270,7 +288,7 @@ class StreamMonitor:
             if quiet:
                 self._notify(a, summary)
                 continue
-            self.log(
+            self._say(
                 f"ALERT {self.name} topic={a['topic']} window={a['window_start']:%Y-%m-%d %H:%M} "
                 f"negative {a['negative']}/{a['n']} = {a['negative_share']:.1%} vs baseline "
                 f"{a['baseline_share']:.1%} (n={a['baseline_n']}), p_adj={a['p_adjusted']:.2e}"
@@ -287,7 +305,7 @@ class StreamMonitor:
             )
             if not ok:
                 summary.webhook_failures += 1
-                self.log(f"warning: webhook {self.webhook} {status} for alert {a['id']}; the alert is stored")
+                self._say(f"warning: webhook {self.webhook} {status} for alert {a['id']}; the alert is stored")
             with self.engine.begin() as conn:
                 conn.execute(
                     monitor_alerts.update().where(monitor_alerts.c.id == a["id"]).values(webhook_status=status[:256])
@@ -299,6 +317,18 @@ class StreamMonitor:
         t0 = time.perf_counter()
         batches = 0
         late0 = self.detector.late
+        total = self._bytes_total() if self.progress else None
+        # bytes of the files, so the bar has an end and an ETA; texts for stdin or --follow
+        bar = tqdm(
+            total=total,
+            initial=self._bytes_read() if total is not None else 0,
+            unit="B" if total is not None else " texts",
+            unit_scale=total is not None,
+            desc=f"monitor {self.name}",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         try:
             self._resend_pending(summary)
             while max_batches is None or batches < max_batches:
@@ -308,7 +338,14 @@ class StreamMonitor:
                 for b in bad:
                     summary.bad_lines += 1
                     if summary.bad_lines <= MAX_PRINTED_BAD:
-                        self.log(f"warning: skipped {b}")
+                        self._say(f"warning: skipped {b}")
+                if bad and not records and summary.processed == 0 and not self.follow:
+                    # a batch without a usable line reads to the end: every new line of the stream is malformed,
+                    # a wrong file or format rather than a quiet hour; nothing is committed, so a fix reruns it
+                    raise DataError(
+                        f"none of the {len(bad)} new lines of '{self.source}' is usable (first: {bad[0]}); nothing "
+                        'was recorded: each line must be a JSON object {"timestamp": ..., "text": ...}'
+                    )
                 if not items:
                     if not self.follow:
                         break
@@ -324,20 +361,23 @@ class StreamMonitor:
                 summary.windows_closed += len({r["window"] for r in rows})
                 self._announce(alerts, summary)
                 batches += 1
+                bar.update(self._bytes_read() - bar.n if total is not None else len(records))
+                bar.set_postfix(texts=summary.processed, alerts=len(summary.alerts), refresh=False)
             if not self.follow and (max_batches is None or batches < max_batches):
                 rows = self.detector.close()  # the stream ended: its last window is complete
                 alerts = self._commit(rows, self.positions, self.stdin_line, 0, 0)
                 summary.windows_closed += len({r["window"] for r in rows})
                 self._announce(alerts, summary)
         finally:
+            bar.close()
             summary.late = self.detector.late - late0
             summary.seconds = time.perf_counter() - t0
             if self._client is not None:
                 self._client.close()
         if summary.bad_lines > MAX_PRINTED_BAD:
-            self.log(f"warning: {summary.bad_lines} malformed lines skipped in all (first {MAX_PRINTED_BAD} shown)")
+            self._say(f"warning: {summary.bad_lines} malformed lines skipped in all (first {MAX_PRINTED_BAD} shown)")
         if summary.late:
-            self.log(f"warning: {summary.late} texts were older than their stream's open window and were skipped")
+            self._say(f"warning: {summary.late} texts were older than their stream's open window and were skipped")
         return summary
 
 
@@ -349,7 +389,7 @@ def write_outputs(engine: sa.Engine, name: str, out_dir: Path) -> tuple[Path, Pa
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from growthcurve.io import atomic_open, atomic_path
+    from growthcurve.atomic import atomic_open, atomic_path
 
     rows = list_windows(engine, name)
     cols = [

@@ -4,7 +4,8 @@ Each line is ``{"timestamp": ISO-8601 or epoch seconds, "text": str, "topic": op
 is accepted for ``timestamp``). A file is read in binary from a stored byte offset, one complete line
 (ending in a newline) at a time, so a line a writer is still appending is left for the next poll and a
 restart continues at the first unread byte. Malformed lines are skipped and counted with their
-``file:line``; they never stop the stream.
+``file:line``; they never stop the stream (a run whose every new line is malformed is refused: a wrong
+file or format, not a quiet hour).
 """
 
 from __future__ import annotations

@@ -5,14 +5,20 @@ metrics modules, and the synthetic generator.
 """
 
 from growthcurve.apps.recommender.config import RecommenderConfig, load_recommender_config
-from growthcurve.apps.recommender.pipeline import EvalResult, RecommenderRun, evaluate_run, evaluate_split, fit_run
+from growthcurve.apps.recommender.pipeline import (
+    EvalResult,
+    RecommenderRun,
+    evaluate_recommenders,
+    evaluate_run,
+    fit_run,
+)
 
 __all__ = [
     "EvalResult",
     "RecommenderConfig",
     "RecommenderRun",
     "evaluate_run",
-    "evaluate_split",
+    "evaluate_recommenders",
     "fit_run",
     "load_recommender_config",
 ]

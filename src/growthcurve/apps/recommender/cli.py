@@ -126,7 +126,7 @@ def eval_cmd(
 ) -> None:
     """Re-evaluate a run on its leave-last-out split, with the baselines refitted beside it."""
     from growthcurve.apps.recommender.pipeline import evaluate_run
-    from growthcurve.io import write_json
+    from growthcurve.atomic import write_json
 
     result = evaluate_run(run, log=_log).to_dict()
     k = int(json.loads((run / "recommender.json").read_text(encoding="utf-8")).get("k", 10))

@@ -5,20 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from growthcurve.config import build_config
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from growthcurve.config import InputPath, StrictModel, build_config
 
 
-class RecDataConfig(_Strict):
+class RecDataConfig(StrictModel):
     """Where the interactions and item texts are, and which columns hold what (null files: synthetic set)."""
 
-    interactions: str | None = None
-    items: str | None = None
+    interactions: InputPath = None
+    items: InputPath = None
     user_column: str = "user_id"
     item_column: str = "item_id"
     rating_column: str | None = "rating"
@@ -38,7 +34,7 @@ class RecDataConfig(_Strict):
         return self
 
 
-class RecModelConfig(_Strict):
+class RecModelConfig(StrictModel):
     """The text encoder and its input lengths."""
 
     name_or_path: str = "minilm"
@@ -47,7 +43,7 @@ class RecModelConfig(_Strict):
     history_items: int = Field(8, ge=1)
 
 
-class RecTrainConfig(_Strict):
+class RecTrainConfig(StrictModel):
     """Fine-tuning of the two towers: in-batch negatives with a temperature."""
 
     epochs: int = Field(2, ge=0)
@@ -61,7 +57,7 @@ class RecTrainConfig(_Strict):
     seed: int = 0
 
 
-class RecBlendConfig(_Strict):
+class RecBlendConfig(StrictModel):
     """The optional collaborative signal: ALS scores, mixed in with a weight tuned on validation."""
 
     collaborative: Literal["als", "none"] = "als"
@@ -77,7 +73,7 @@ class RecBlendConfig(_Strict):
         return self
 
 
-class RecEvalConfig(_Strict):
+class RecEvalConfig(StrictModel):
     """Leave-last-out evaluation and the cold-start hold-out."""
 
     k: int = Field(10, ge=1)
@@ -90,7 +86,7 @@ class RecEvalConfig(_Strict):
     bpr_iterations: int = Field(100, ge=1)
 
 
-class RecommenderConfig(_Strict):
+class RecommenderConfig(StrictModel):
     """Everything `recommend fit` needs; every key has a default."""
 
     data: RecDataConfig = Field(default_factory=RecDataConfig)
@@ -103,12 +99,5 @@ class RecommenderConfig(_Strict):
 
 
 def load_recommender_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RecommenderConfig:
-    """Load the config; relative data paths are resolved against the config file's folder."""
-    cfg = build_config(RecommenderConfig, path, overrides)
-    if path is not None:
-        base = Path(path).parent
-        for key in ("interactions", "items"):
-            value = getattr(cfg.data, key)
-            if value and not Path(value).is_absolute() and not Path(value).exists():
-                setattr(cfg.data, key, str(base / value))
-    return cfg
+    """Load the config; data paths come out absolute (see ``growthcurve.config.InputPath``)."""
+    return build_config(RecommenderConfig, path, overrides)

@@ -41,8 +41,9 @@ from growthcurve.apps.recommender.data import (
 )
 from growthcurve.apps.recommender.model import BlendedScorer, TextTwoTower, blend_scores
 from growthcurve.apps.recommender.synthetic import write_synthetic
+from growthcurve.atomic import swap_in_dir, write_json, write_text
+from growthcurve.config import config_yaml
 from growthcurve.errors import ConfigError, DataError, ModelError
-from growthcurve.io import swap_in_dir, write_json, write_text
 
 RUN_FILE = "recommender.json"
 MODEL_DIR = "model"
@@ -139,7 +140,7 @@ def _rank_rows(
     }
 
 
-def evaluate_split(
+def evaluate_recommenders(
     split: Split,
     catalogue: Catalogue,
     text_model: TextTwoTower | None,
@@ -308,7 +309,7 @@ def fit_run(cfg: RecommenderConfig, overwrite: bool = False, progress: bool = Tr
             text.precision_ = resolve_precision(cfg.train.precision, torch.device("cpu"))
         train_seconds = time.perf_counter() - t0
         emb = text.encode_items(catalogue.texts)
-        result = evaluate_split(split, catalogue, text, cfg, log, item_embeddings=emb)
+        result = evaluate_recommenders(split, catalogue, text, cfg, log, item_embeddings=emb)
         version = _version(cfg)
         meta = {
             "task": "recommendation",
@@ -369,7 +370,7 @@ def fit_run(cfg: RecommenderConfig, overwrite: bool = False, progress: bool = Tr
                 "loss": text.__dict__.get("history_loss_", []),
             },
         )
-        write_text(tmp / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_text(tmp / "config.yaml", config_yaml(cfg))
         write_json(tmp / RUN_FILE, run_meta)  # written last: its presence marks a finished run
         swap_in_dir(tmp, out)
     finally:
@@ -488,4 +489,4 @@ def evaluate_run(path: str | Path, log: Log = _quiet) -> EvalResult:
     cfg = RecommenderConfig.model_validate(yaml.safe_load((run.path / "config.yaml").read_text(encoding="utf-8")))
     split = split_from_roles(run.interactions, run.meta["cold_items"])
     emb = np.load(run.path / "item_embeddings.npy")
-    return evaluate_split(split, run.catalogue, run.text, cfg, log, item_embeddings=emb)
+    return evaluate_recommenders(split, run.catalogue, run.text, cfg, log, item_embeddings=emb)

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from growthcurve.io import write_text
+from growthcurve.atomic import write_text
 
 SEED = 20240611
 TARGETS = {"en": 56, "zh": 24}  # unique utterances per intent and language (about 70% / 30%)

@@ -1,5 +1,6 @@
 """Atomic writes: files (temp file in the same folder + os.replace) and whole folders (`swap_in_dir`), so a
-crash never leaves a half-written file or folder."""
+crash never leaves a half-written file or folder; and `check_output_dir`, the check before an output folder is
+replaced. Every file growthcurve writes goes through here (the module was ``growthcurve.io``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from growthcurve.errors import ConfigError
 
 
 @contextlib.contextmanager
@@ -53,6 +56,24 @@ def swap_in_dir(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> N
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_dir(out: Path, source: Path, *, marker: str, finished: str, replace_finished: bool) -> None:
+    """Refuse an output folder whose replacement would destroy what the command did not write: a folder that is
+    or contains ``source``, an existing file, or a non-empty folder without ``marker`` (the file the command
+    writes last). A folder with ``marker`` is ``finished`` output of the same command, replaced only when
+    ``replace_finished``. (``swap_in_dir`` replaces whatever is at ``out``: this check comes first.)"""
+    r, o = source.resolve(), out.resolve()
+    if o == r or o in r.parents:
+        raise ConfigError(f"--out '{out}' is or contains '{source}'; give a new folder")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"--out '{out}' is an existing file; remove it or give another --out")
+    if out.is_dir() and any(out.iterdir()):
+        own = (out / marker).is_file()
+        if own and replace_finished:
+            return
+        what = finished if own else f"not empty (no {marker}: not written by this command)"
+        raise ConfigError(f"--out '{out}' already exists and is {what}; remove it or give another --out")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
