@@ -29,6 +29,7 @@ import numpy as np
 
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, torch_proba
 from growthcurve.errors import ConfigError, ModelError
+from growthcurve.evaluation.answer import answer_rows
 from growthcurve.io import swap_in_dir, write_json
 
 EXPORT_DIR = "onnx"
@@ -624,26 +625,17 @@ class OnnxPredictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self._model.predict_proba(list(texts), pairs)
 
-    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
-        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
-
-        The same dict shape as `Predictor.predict` (its formatting is inline there, so it is mirrored here;
-        a test holds the two shapes equal).
-        """
+    def answer(
+        self, texts: list[str], pairs: list[str] | None = None, top_k: int | list[int] = 1
+    ) -> list[dict[str, Any]]:
+        """The prediction answer per text (`growthcurve.evaluation.answer`), as `Predictor.answer` gives it."""
         probs = self.predict_proba(texts, pairs)
-        k = max(1, min(top_k, len(self.labels)))
-        out = []
-        for text, p in zip(texts, probs, strict=True):
-            order = np.argsort(-p)[:k]
-            row: dict[str, Any] = {"text": text}
-            if self.meta.get("multi_label"):
-                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
-            else:
-                row["label"] = self.labels[int(order[0])]
-                row["score"] = round(float(p[order[0]]), 6)
-            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-            out.append(row)
-        return out
+        return answer_rows(probs, self.labels, bool(self.meta.get("multi_label")), top_k)
+
+    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
+        """One dict per text: the text and its answer (`answer`), as `Predictor.predict` gives them."""
+        answers = self.answer(texts, pairs, top_k)
+        return [{"text": t, **a} for t, a in zip(texts, answers, strict=True)]
 
 
 def _file_id(path: Path) -> str:

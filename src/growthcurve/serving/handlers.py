@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
 from growthcurve.errors import GrowthcurveError, ModelError
 
 __all__ = [
@@ -124,22 +122,8 @@ class TextClassificationHandler:
         return TextInput(text, min(top_k, len(self.labels)))
 
     def predict_batch(self, inputs: list[TextInput]) -> list[dict[str, Any]]:
-        probs = np.asarray(self.predictor.predict_proba([x.text for x in inputs]))
-        multi = bool(self.meta.get("multi_label"))
-        out = []
-        for x, p in zip(inputs, probs, strict=True):
-            order = np.argsort(-p)[: x.top_k]
-            row: dict[str, Any] = {}
-            if multi:
-                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
-                row["label"] = None
-                row["score"] = None
-            else:
-                row["label"] = self.labels[int(order[0])]
-                row["score"] = round(float(p[order[0]]), 6)
-            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-            out.append(row)
-        return out
+        # the one prediction answer (growthcurve.evaluation.answer), built by the predictor as on the CLI
+        return self.predictor.answer([x.text for x in inputs], top_k=[x.top_k for x in inputs])
 
 
 class TokenClassificationHandler:

@@ -23,6 +23,7 @@ from growthcurve.data.readers import line_of, read_table, require_columns
 from growthcurve.data.text import TextExamples, load_text_splits
 from growthcurve.data.tokens import read_labelled
 from growthcurve.errors import DataError
+from growthcurve.evaluation.answer import answer_rows
 from growthcurve.evaluation.classification import write_reports
 from growthcurve.evaluation.ner import entities, write_ner_reports
 from growthcurve.io import write_json
@@ -94,27 +95,23 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self.kind.function("predict")(self.run, texts, pairs, self.batch_size)
 
+    def answer(
+        self, texts: list[str], pairs: list[str] | None = None, top_k: int | list[int] = 1
+    ) -> list[dict[str, Any]]:
+        """The prediction answer per input (`growthcurve.evaluation.answer`): label, score, top-k; the input itself
+        is not repeated (`predict` adds it). Token-classification runs answer with `predict` (entity spans)."""
+        probs = self.predict_proba(texts, pairs)
+        return answer_rows(probs, self.labels, bool(self.run.meta["multi_label"]), top_k)
+
     def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
-        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
+        """One dict per input: the input (``text``, or ``image`` for image runs) and its answer (`answer`).
 
         Token-classification runs return entity spans with character offsets instead (`entity_rows`).
         """
         if self.kind.predicts_rows:
             return self.kind.function("predict")(self.run, texts, self.batch_size)
-        probs = self.predict_proba(texts, pairs)
-        out = []
-        k = max(1, min(top_k, len(self.labels)))
-        for text, p in zip(texts, probs, strict=True):
-            order = np.argsort(-p)[:k]
-            row: dict[str, Any] = {self.kind.input_key: text}
-            if self.run.meta["multi_label"]:
-                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
-            else:
-                row["label"] = self.labels[int(order[0])]
-                row["score"] = round(float(p[order[0]]), 6)
-            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-            out.append(row)
-        return out
+        answers = self.answer(texts, pairs, top_k)
+        return [{self.kind.input_key: t, **a} for t, a in zip(texts, answers, strict=True)]
 
 
 # ----------------------------------------------------------------------------------------------
