@@ -35,7 +35,10 @@ def _same(a: Any, b: Any, tol: float, where: str = "answer") -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _same(x, y, tol, f"{where}[{i}]")
     elif isinstance(a, float) and not isinstance(a, bool):
-        assert isinstance(b, float) and abs(a - b) <= tol, f"{where}: {a} != {b}"
+        # a Mahalanobis distance magnifies the ONNX/torch float differences of the features by the precision
+        # matrix: equal to 1e-3 relative; probabilities to ``tol``
+        bound = max(tol, 1e-3 * abs(a)) if where.endswith(".ood_score") else tol
+        assert isinstance(b, float) and abs(a - b) <= bound, f"{where}: {a} != {b}"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
@@ -51,6 +54,7 @@ def _http(run: Path, store: Path, backend: str, texts: list[str], top_k: int) ->
 
 def test_torch_onnx_and_http_answers_are_equal(exported: Path, tmp_path: Path) -> None:
     torch_rows = Predictor(exported).answer(TEXTS, top_k=2)
+    assert all("out_of_scope" in r and "ood_score" in r for r in torch_rows)  # the run's detector on every path
     onnx_rows = OnnxPredictor(exported).answer(TEXTS, top_k=2)
     assert [r["label"] for r in torch_rows] == ["neg", "pos", *[r["label"] for r in torch_rows[2:]]]
     _same(torch_rows, onnx_rows, 2e-6)
@@ -58,5 +62,5 @@ def test_torch_onnx_and_http_answers_are_equal(exported: Path, tmp_path: Path) -
     _same(onnx_rows, _http(exported, tmp_path / "b.db", "onnx", TEXTS, 2), 0.0)
     # `predict` is the answer with its input in front, on both backends
     first = {"text": TEXTS[0], **torch_rows[0], "top_k": torch_rows[0]["top_k"][:1]}
-    assert Predictor(exported).predict(TEXTS[:1]) == [first]
+    _same(Predictor(exported).predict(TEXTS[:1]), [first], 2e-6)  # alone vs in a batch: padding moves floats
     assert np.isclose(torch_rows[0]["score"], torch_rows[0]["top_k"][0]["probability"])

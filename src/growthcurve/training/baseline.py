@@ -22,6 +22,7 @@ from growthcurve.models.baselines import NullTokenizer, TfidfClassifier, WordTok
 from growthcurve.models.build import count_parameters
 from growthcurve.training.batching import encode_splits
 from growthcurve.training.loop import FitHooks, FitOutcome, fit
+from growthcurve.training.ood import fit_in_recipe, model_scorer, tfidf_scorer
 from growthcurve.training.recipe import (
     RunContext,
     claim_folder,
@@ -92,8 +93,15 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), pad_id=pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, False, run.progress)
 
-    # ---- finish: reports of the best model
+    # ---- finish: reports of the best model, its out-of-scope detector (metrics.json → ood)
+    summary: dict[str, Any] = {}  # score_best adds "ood" before finish_run writes metrics.json
+    fitted: list[bool] = []
+
     def score_best(best: Any, split: str) -> dict[str, float] | None:
+        if not fitted:  # the first split scored: fit the detector once, with the best model
+            fitted.append(True)
+            scorer = model_scorer(best, tokenizer, cfg.model.max_length, cfg.train.eval_batch_size, False, run.device)
+            fit_in_recipe(run.run_dir, cfg, splits.labels, splits, scorer, summary, splits.warnings, tqdm.write)
         if split not in enc:
             return None
         metrics, probs = score(best, split, f"{split} (best model)")
@@ -102,7 +110,7 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
         return metrics
 
     extra = {"tokenize_seconds": tokenize_seconds, "vocab_size": len(tokenizer), "model_type": cfg.model.type}
-    return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra)
+    return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra, summary)
 
 
 def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> RunResult:
@@ -133,7 +141,14 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
         entry["dev"] = tfidf_split(clf, splits.dev, splits.multi_label)[0]
     outcome = FitOutcome([entry], 1, 1, seconds, len(splits.train))
 
+    summary: dict[str, Any] = {}  # score_best adds "ood" (the out-of-scope detector) before metrics.json
+    fitted: list[bool] = []
+
     def score_best(best: Any, split: str) -> dict[str, float] | None:
+        if not fitted:  # the first split scored: fit the detector once
+            fitted.append(True)
+            fit_in_recipe(run.run_dir, cfg, splits.labels, splits, tfidf_scorer(best), summary, splits.warnings,
+                          tqdm.write)  # fmt: skip
         ex = getattr(splits, split)
         if ex is None:
             return None
@@ -143,6 +158,7 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
         return metrics
 
     n = clf.n_parameters_
+    train_extra = {"model_type": "tfidf"}
     return finish_run(
-        run, outcome, splits.labels, score_best, "fp32", (n, n), splits.warnings, {"model_type": "tfidf"}, curves=False
+        run, outcome, splits.labels, score_best, "fp32", (n, n), splits.warnings, train_extra, summary, curves=False
     )

@@ -105,6 +105,9 @@ def config_fingerprint(cfg: FinetuneConfig) -> dict[str, Any]:
     data.pop("registry", None)  # where the run is recorded and logged does not change its results
     data["train"].pop("report_to", None)
     data["train"].pop("checkpoint_every_steps", None)
+    data.pop("ood", None)  # the out-of-scope detector is fitted after training: it never changes the weights
+    if data["data"].get("oos_label") is None:  # unset: a checkpoint made before the key existed still resumes
+        data["data"].pop("oos_label", None)
     data["data_files"] = data_fingerprint([cfg.data.train, cfg.data.dev, cfg.data.test])
     return data
 

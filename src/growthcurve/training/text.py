@@ -25,6 +25,7 @@ from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import collate, encode_splits
 from growthcurve.training.hardware import resolve_precision
 from growthcurve.training.loop import FitHooks, fit
+from growthcurve.training.ood import fit_in_recipe, model_scorer
 from growthcurve.training.recipe import (
     claim_folder,
     class_weights,
@@ -96,8 +97,15 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
     splits.warnings.extend(outcome.extra.get("warnings", []))  # e.g. "the train loss is not falling"
 
-    # ---- finish: reports of the best model
+    # ---- finish: reports of the best model, its out-of-scope detector (metrics.json → ood)
+    extra: dict[str, Any] = dict(adapt_info)  # score_best adds "ood" before finish_run writes metrics.json
+    fitted: list[bool] = []
+
     def score_best(best: Any, split: str) -> dict[str, float] | None:
+        if not fitted:  # the first split scored: fit the detector once, with the best model
+            fitted.append(True)
+            scorer = model_scorer(best, tokenizer, cfg.model.max_length, cfg.train.eval_batch_size, bf16, run.device)
+            fit_in_recipe(run.run_dir, cfg, splits.labels, splits, scorer, extra, splits.warnings, tqdm.write)
         if split not in enc:
             return None
         metrics, probs = score(best, split, f"{split} (best model)")
@@ -106,4 +114,4 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
-    return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size, adapt_info)
+    return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size, extra)
