@@ -46,7 +46,7 @@ def test_msp_and_energy_by_hand() -> None:
 def test_mahalanobis_by_hand() -> None:
     means, present = class_means(FEATS, Y, 3)  # class 2 has no rows: no mean
     assert present.tolist() == [True, True, False]
-    mu = [FEATS[Y == c].mean(axis=0) for c in (0, 1)]
+    mu = [FEATS[np.equal(Y, c)].mean(axis=0) for c in (0, 1)]
     np.testing.assert_allclose(means, np.array(mu))
     # shrinkage 0: the maximum-likelihood covariance of the class-centred rows, written out
     centred = [FEATS[i] - mu[Y[i]] for i in range(len(Y))]
@@ -121,7 +121,8 @@ def test_fit_save_load_round_trip(tmp_path: Path) -> None:
     # with out-of-scope dev rows, auto picks the best dev AUROC and each threshold maximises Youden's J
     oos = rng.normal(size=(60, 3)) + np.array([0.0, 0.0, 6.0])
     det2 = fit_detector(train, y, 2, dev_logits, dev, oos @ centres.T, oos)
-    assert det2.info["dev_oos_rows"] == 60 and det2.detector == max(det2.info["dev_auroc"], key=det2.info["dev_auroc"].get)
+    best = max(det2.info["dev_auroc"], key=det2.info["dev_auroc"].get)
+    assert det2.info["dev_oos_rows"] == 60 and det2.detector == best
     # no features (a model without a head module): msp and energy only, auto falls back to energy
     det3 = fit_detector(None, y, 2, dev_logits, None)
     assert det3.detector == "energy" and set(det3.thresholds) == {"msp", "energy"}

@@ -99,8 +99,9 @@ def test_detector_from_out_of_scope_examples(tiny_bert: Path, tmp_path: Path) ->
 
     train = toy_rows(200, 0) + [(t, "oos") for t in planted_oos(30, 1)]
     dev = toy_rows(60, 1) + [(t, "oos") for t in planted_oos(20, 2)]
-    data = {"train": write_csv(tmp_path / "tr.csv", train), "dev": write_csv(tmp_path / "dv.csv", dev),
-            "test": write_csv(tmp_path / "te.csv", toy_rows(40, 3) + [(t, "oos") for t in planted_oos(20, 4)])}  # fmt: skip
+    test = toy_rows(40, 3) + [(t, "oos") for t in planted_oos(20, 4)]
+    data = {name: write_csv(tmp_path / f"{name}.csv", rows) for name, rows in (("train", train), ("dev", dev),
+                                                                              ("test", test))}  # fmt: skip
     sets = toy_overrides(tiny_bert, data, tmp_path / "run", **{"data.oos_label": "oos", "train.epochs": 2})
     res = run_finetune(load_finetune_config(None, sets), progress=False)
     assert res.labels == ["neg", "pos"]
