@@ -734,9 +734,18 @@ class OnnxPredictor:
         return self._model.predict_proba(list(texts), pairs)
 
     def answer(
-        self, texts: list[str], pairs: list[str] | None = None, top_k: int | list[int] = 1
+        self,
+        texts: list[str],
+        pairs: list[str] | None = None,
+        top_k: int | list[int] = 1,
+        explain: bool | list[bool] = False,
     ) -> list[dict[str, Any]]:
-        """The prediction answer per text (`growthcurve.evaluation.answer`), as `Predictor.answer` gives it."""
+        """The prediction answer per text (`growthcurve.evaluation.answer`), as `Predictor.answer` gives it;
+        explanations need gradients, which an ONNX graph does not give (refused with one line)."""
+        if explain is True or (isinstance(explain, list) and any(explain)):
+            raise ModelError(
+                "explanations need the torch model's gradients: ask the torch backend (`predict`, `serve`)"
+            )
         if not texts:
             return []
         multi = bool(self.meta.get("multi_label"))

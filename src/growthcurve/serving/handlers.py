@@ -82,18 +82,20 @@ def model_version(model_dir: str | Path) -> str:
 
 @dataclass(frozen=True)
 class TextInput:
-    """A validated text and how many labels the caller wants back."""
+    """A validated text, how many labels the caller wants back, and whether to explain the prediction."""
 
     text: str
     top_k: int = 1
+    explain: bool = False
 
 
-def _text_of(item: Any) -> tuple[str, int]:
-    """The text and top_k of an item ``{"text": str, "top_k": int}`` (or a bare string); never coerces."""
+def _text_of(item: Any) -> tuple[str, int, bool]:
+    """The text, top_k and explain flag of an item ``{"text": str, "top_k": int, "explain": bool}`` (or a bare
+    string); never coerces."""
     if isinstance(item, str):
-        text, top_k = item, 1
+        text, top_k, explain = item, 1, False
     elif isinstance(item, dict) and "text" in item:
-        text, top_k = item["text"], item.get("top_k", 1)
+        text, top_k, explain = item["text"], item.get("top_k", 1), item.get("explain", False)
     else:
         raise InputError("each input must be a string or an object with a 'text' string")
     if not isinstance(text, str):
@@ -102,7 +104,9 @@ def _text_of(item: Any) -> tuple[str, int]:
         raise InputError("'text' is empty (or only whitespace): send the text to classify")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"'top_k' must be a positive integer, got {top_k!r}")
-    return text, top_k
+    if not isinstance(explain, bool):
+        raise InputError(f"'explain' must be true or false, got {explain!r}")
+    return text, top_k, explain
 
 
 class TextClassificationHandler:
@@ -116,14 +120,19 @@ class TextClassificationHandler:
         self.model_version = model_version
         self.meta = meta
         self.labels: list[str] = list(predictor.labels)
+        # why `"explain": true` is refused by this handler (checked per request, before the batch), or None
+        self.explain_refusal = _explain_refusal(predictor, meta)
 
     def validate(self, item: Any) -> TextInput:
-        text, top_k = _text_of(item)
-        return TextInput(text, min(top_k, len(self.labels)))
+        text, top_k, explain = _text_of(item)
+        if explain and self.explain_refusal is not None:
+            raise InputError(self.explain_refusal, 422, "explain_not_available")
+        return TextInput(text, min(top_k, len(self.labels)), explain)
 
     def predict_batch(self, inputs: list[TextInput]) -> list[dict[str, Any]]:
         # the one prediction answer (growthcurve.evaluation.answer), built by the predictor as on the CLI
-        return self.predictor.answer([x.text for x in inputs], top_k=[x.top_k for x in inputs])
+        texts, top_k, explain = [x.text for x in inputs], [x.top_k for x in inputs], [x.explain for x in inputs]
+        return self.predictor.answer(texts, top_k=top_k, explain=explain)
 
 
 class TokenClassificationHandler:
@@ -139,7 +148,11 @@ class TokenClassificationHandler:
         self.labels: list[str] = list(predictor.labels)
 
     def validate(self, item: Any) -> TextInput:
-        text, _ = _text_of(item)
+        text, _, explain = _text_of(item)
+        if explain:
+            raise InputError(
+                "explanations cover text-classification runs; this model tags tokens", 422, "explain_not_available"
+            )
         return TextInput(text, 1)
 
     def predict_batch(self, inputs: list[TextInput]) -> list[dict[str, Any]]:
@@ -157,6 +170,15 @@ class TokenClassificationHandler:
                 }
             )
         return out
+
+
+def _explain_refusal(predictor: Any, meta: dict[str, Any]) -> str | None:
+    """Why this handler cannot explain its predictions (ONNX graphs give no gradients; int8 runs neither)."""
+    if type(predictor).__name__ == "OnnxPredictor":
+        return "explanations need the torch model's gradients: this server runs --backend onnx"
+    from growthcurve.training.explain import why_no_explanations
+
+    return why_no_explanations(meta)
 
 
 def _read_meta(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:

@@ -162,9 +162,13 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     text_column: Annotated[str, typer.Option(help="field/column holding the text in JSONL or table input")] = "text",
     out: Annotated[Path | None, typer.Option(help="write JSONL here instead of stdout")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="per-word attributions of the predicted label (text classifiers)")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
-    """Predict labels for new texts; writes one JSON object per line (label, score, top-k).
+    """Predict labels for new texts; writes one JSON object per line (label, score, top-k, out-of-scope verdict,
+    and with --explain the per-word attributions).
 
     Under ``accelerate launch --multi_gpu --num_processes N`` with ``--out`` the rows are shared out
     across the N processes and merged back into one file in input order."""
@@ -173,16 +177,21 @@ def predict(
     rank, world = launched_processes()
     if world > 1 and not out:
         raise ConfigError(f"{world} launched processes need --out FILE (they merge their shares into it)")
+    if explain:
+        from growthcurve.training.explain import check_explainable
+        from growthcurve.training.runfolder import read_meta
+
+        check_explainable(read_meta(run)[1])  # before loading anything: an image/token/int8 run says why
     predictor = Predictor(run, batch_size=batch_size)
     texts = read_inputs(file, text_column)
     if not texts:
         raise DataError(f"no texts to predict in {'stdin' if file == '-' else file}")
     if out:
-        n = predict_to_file(predictor, texts, out, top_k=top_k, progress=not quiet)
+        n = predict_to_file(predictor, texts, out, top_k=top_k, progress=not quiet, explain=explain)
         if rank == 0:
             console.print(f"wrote {n} predictions to {out}" + (f" ({world} processes)" if world > 1 else ""))
     else:
-        rows = predictor.predict(texts, top_k=top_k)
+        rows = predictor.predict(texts, top_k=top_k, explain=explain)
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 

@@ -31,6 +31,7 @@ from growthcurve.evaluation.ood import OodDetector, load_detector, ood_report
 from growthcurve.evaluation.slices import MIN_SLICE_ROWS, N_BOOT, slice_metrics
 from growthcurve.io import write_json
 from growthcurve.training.batching import Encoded, encode_texts, encode_words
+from growthcurve.training.explain import check_explainable, explain_texts
 from growthcurve.training.ood import missing_detector, probs_from_logits, run_scorer
 from growthcurve.training.registry import kind_of
 from growthcurve.training.runfolder import LoadedRun, load_run
@@ -125,10 +126,19 @@ class Predictor:
         return self.kind.function("predict")(self.run, texts, pairs, self.batch_size)
 
     def answer(
-        self, texts: list[str], pairs: list[str] | None = None, top_k: int | list[int] = 1
+        self,
+        texts: list[str],
+        pairs: list[str] | None = None,
+        top_k: int | list[int] = 1,
+        explain: bool | list[bool] = False,
     ) -> list[dict[str, Any]]:
-        """The prediction answer per input (`growthcurve.evaluation.answer`): label, score, top-k; the input itself
-        is not repeated (`predict` adds it). Token-classification runs answer with `predict` (entity spans)."""
+        """The prediction answer per input (`growthcurve.evaluation.answer`): label, score, top-k, the out-of-scope
+        verdict when the run has a detector and, for the inputs ``explain`` asks for, the per-word attributions
+        of the predicted label (`growthcurve.training.explain`). The input itself is not repeated (`predict`
+        adds it). Token-classification runs answer with `predict` (entity spans)."""
+        wanted = [explain] * len(texts) if isinstance(explain, bool) else list(explain)
+        if any(wanted):
+            check_explainable(self.run.meta, pairs)
         if not texts:
             return []
         verdict = None
@@ -137,16 +147,28 @@ class Predictor:
             verdict = self.detector.verdict(logits, feats)
         else:
             probs = self.predict_proba(texts, pairs)
-        return answer_rows(probs, self.labels, bool(self.run.meta["multi_label"]), top_k, verdict)
+        explanations: list[dict[str, Any] | None] | None = None
+        if any(wanted):
+            rows = [i for i, w in enumerate(wanted) if w]
+            found = explain_texts(self.run, [texts[i] for i in rows], [int(np.argmax(probs[i])) for i in rows])
+            explanations = [None] * len(texts)
+            for i, e in zip(rows, found, strict=True):
+                explanations[i] = e
+        multi = bool(self.run.meta["multi_label"])
+        return answer_rows(probs, self.labels, multi, top_k, verdict, explanations)
 
-    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
+    def predict(
+        self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1, explain: bool = False
+    ) -> list[dict[str, Any]]:
         """One dict per input: the input (``text``, or ``image`` for image runs) and its answer (`answer`).
 
         Token-classification runs return entity spans with character offsets instead (`entity_rows`).
         """
         if self.kind.predicts_rows:
+            if explain:
+                check_explainable(self.run.meta, pairs)
             return self.kind.function("predict")(self.run, texts, self.batch_size)
-        answers = self.answer(texts, pairs, top_k)
+        answers = self.answer(texts, pairs, top_k, explain)
         return [{self.kind.input_key: t, **a} for t, a in zip(texts, answers, strict=True)]
 
 
@@ -519,7 +541,12 @@ def launched_processes() -> tuple[int, int]:
 
 
 def predict_to_file(
-    predictor: Predictor, texts: list[str], out: str | Path, top_k: int = 1, progress: bool = True
+    predictor: Predictor,
+    texts: list[str],
+    out: str | Path,
+    top_k: int = 1,
+    progress: bool = True,
+    explain: bool = False,
 ) -> int:
     """Write one JSON line per text to ``out`` in input order (atomically); returns the row count.
 
@@ -541,7 +568,7 @@ def predict_to_file(
     with atomic_open(target) as fh:
         step = max(predictor.batch_size * 16, 1)  # chunks keep memory flat and the bar moving
         for start in range(0, len(mine), step):
-            for r in predictor.predict(mine[start : start + step], top_k=top_k):
+            for r in predictor.predict(mine[start : start + step], top_k=top_k, explain=explain):
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
                 rows_done += 1
             bar.update(min(step, len(mine) - start))
