@@ -176,6 +176,12 @@ class OodConfig(_Strict):
     knn_k: int = Field(10, ge=1)  # the k-th nearest training feature gives the kNN score
     bank_size: int = Field(20_000, ge=10)  # training features kept for kNN (a seeded sample beyond this)
 
+    @field_validator("detector", mode="before")
+    @classmethod
+    def _none(cls, v: object) -> object:
+        """``--set ood.detector=none`` arrives as None (and YAML's off as False): both mean no detector."""
+        return "none" if v is None or v is False else v
+
 
 class FinetuneConfig(_Strict):
     """Everything `growthcurve finetune` needs; every field has a working default."""

@@ -12,7 +12,7 @@ scope**:
   estimated with Ledoit-Wolf shrinkage (scikit-learn) so a few rows per class in hundreds of dimensions stay
   invertible;
 - ``knn``: the Euclidean distance of the L2-normalised features to their k-th nearest training feature (Sun
-  et al. 2022), searched exactly with faiss.
+  et al. 2022), searched exactly with faiss (a TF-IDF run's sparse n-gram vectors: exact sparse products).
 
 The class means, covariance and kNN bank come from the training rows; the threshold is chosen on the dev
 split, which the detector has not seen: the share ``in_scope_recall`` of in-scope dev rows is answered, or,
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.special import logsumexp, softmax
 
 from growthcurve.errors import DataError, ModelError
@@ -106,10 +107,28 @@ def mahalanobis_score(features: np.ndarray, means: np.ndarray, precision: np.nda
     return np.maximum(d2.min(axis=1), 0.0)
 
 
-def normalise(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32, what faiss indexes)."""
+def normalise(features: Any) -> Any:
+    """Rows scaled to unit L2 norm (float32, what faiss indexes; a sparse matrix stays sparse)."""
+    if sparse.issparse(features):
+        from sklearn.preprocessing import normalize
+
+        return normalize(sparse.csr_matrix(features, dtype=np.float32), norm="l2")
     x = np.asarray(features, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def sparse_knn_score(features: Any, bank: Any, k: int, chunk: int = 256) -> np.ndarray:
+    """`knn_score` for sparse features (a TF-IDF run's n-gram vectors): exact cosine similarities by sparse
+    matrix products, ``chunk`` query rows at a time. faiss indexes dense vectors only; a TF-IDF vocabulary has
+    10^5 dimensions, and its rows a few hundred non-zeros, which a sparse product handles directly."""
+    q = normalise(features)
+    k = max(1, min(int(k), bank.shape[0]))
+    out = np.zeros(q.shape[0])
+    for start in range(0, q.shape[0], chunk):
+        sims = (q[start : start + chunk] @ bank.T).toarray()
+        kth = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+        out[start : start + chunk] = np.sqrt(np.maximum(2.0 - 2.0 * kth, 0.0))
+    return out
 
 
 def knn_index(bank: np.ndarray) -> Any:
@@ -243,6 +262,8 @@ class OodDetector:
         if name == "knn":
             if self.bank is None:
                 raise ModelError("this out-of-scope detector keeps no kNN bank")
+            if sparse.issparse(self.bank):
+                return sparse_knn_score(features, self.bank, self.k)
             if self._index is None:
                 self._index = knn_index(self.bank)
             return knn_score(features, self.bank, self.k, self._index)
@@ -258,8 +279,16 @@ class OodDetector:
         (d / DETECTOR_FILE).unlink(missing_ok=True)  # a refit never pairs the old choice with new statistics
         arrays = {k: v for k, v in (("means", self.means), ("precision", self.precision), ("bank", self.bank))
                   if v is not None}  # fmt: skip
+        stored: dict[str, np.ndarray] = {}
+        for k, v in arrays.items():
+            if sparse.issparse(v):  # a TF-IDF bank: CSR parts
+                csr = sparse.csr_matrix(v, dtype=np.float32)
+                stored |= {f"{k}_data": csr.data, f"{k}_indices": csr.indices, f"{k}_indptr": csr.indptr,
+                           f"{k}_shape": np.asarray(csr.shape, dtype=np.int64)}  # fmt: skip
+            else:
+                stored[k] = v.astype(np.float32)
         with atomic_path(d / STATS_FILE) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{k: v.astype(np.float32) for k, v in arrays.items()})
+            np.savez_compressed(fh, **stored)
         write_json(
             d / DETECTOR_FILE,
             {"detector": self.detector, "threshold": self.threshold, "thresholds": self.thresholds, "k": self.k,
@@ -276,7 +305,14 @@ def load_detector(model_dir: str | Path) -> OodDetector | None:
     try:
         meta = json.loads(spec.read_text(encoding="utf-8"))
         with np.load(d / STATS_FILE) as z:
-            arrays = {k: np.asarray(z[k], dtype=np.float64 if k != "bank" else np.float32) for k in z.files}
+            arrays: dict[str, Any] = {
+                k: np.asarray(z[k], dtype=np.float64 if k != "bank" else np.float32)
+                for k in z.files
+                if k in ("means", "precision", "bank")
+            }
+            if "bank_shape" in z.files:
+                shape = tuple(int(v) for v in z["bank_shape"])
+                arrays["bank"] = sparse.csr_matrix((z["bank_data"], z["bank_indices"], z["bank_indptr"]), shape=shape)
         detector, threshold = str(meta["detector"]), float(meta["threshold"])
         thresholds = {str(k): float(v) for k, v in meta["thresholds"].items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -311,7 +347,8 @@ def fit_detector(
     Without features (``train_features`` None) only ``msp`` and ``energy`` are available. With out-of-scope
     dev rows (``oos_logits``) each threshold maximises Youden's J and ``auto`` takes the best dev AUROC;
     without, each threshold answers ``in_scope_recall`` of the in-scope dev rows and ``auto`` is
-    `DEFAULT_DETECTOR` (or ``energy`` when there are no features).
+    `DEFAULT_DETECTOR` (``knn`` for sparse features, where Mahalanobis is not fitted; ``energy`` without
+    features).
     """
     y = np.asarray(train_y, dtype=np.int64)
     det = OodDetector("msp", 0.0, {}, k=k)
@@ -319,18 +356,20 @@ def fit_detector(
     if train_features is not None and dev_features is not None:
         if len(y) < 2:
             raise DataError("fitting the out-of-scope detector needs at least 2 training rows")
-        means, present = class_means(train_features, y, num_classes)
-        det.means = means
-        det.precision = shared_precision(train_features, y, means, present, shrinkage)
+        if not sparse.issparse(train_features):  # a covariance of 10^5 sparse n-gram dimensions is no use
+            means, present = class_means(train_features, y, num_classes)
+            det.means = means
+            det.precision = shared_precision(train_features, y, means, present, shrinkage)
+            available.append("mahalanobis")
         bank = normalise(train_features)
-        if len(bank) > bank_size:
-            bank = bank[np.sort(np.random.default_rng(seed).choice(len(bank), bank_size, replace=False))]
+        if bank.shape[0] > bank_size:
+            bank = bank[np.sort(np.random.default_rng(seed).choice(bank.shape[0], bank_size, replace=False))]
         det.bank = bank
-        available += list(FEATURE_DETECTORS)
+        available.append("knn")
     if detector not in ("auto", *available):
+        why = "sparse TF-IDF features" if sparse.issparse(train_features) else "no pooled features"
         raise DataError(
-            f"ood.detector={detector} needs the model's pooled features, which this kind of run does not have; "
-            f"use one of {', '.join(available)}"
+            f"ood.detector={detector} is not available for this run ({why}); use auto or one of {', '.join(available)}"
         )
     has_oos = oos_logits is not None and len(oos_logits) > 0
     dev_scores = {name: det.score(dev_logits, dev_features, name) for name in available}
@@ -346,7 +385,7 @@ def fit_detector(
         if has_oos:
             detector = max(available, key=lambda n: dev_auroc[n])
         else:
-            detector = DEFAULT_DETECTOR if DEFAULT_DETECTOR in available else "energy"
+            detector = next(d for d in (DEFAULT_DETECTOR, "knn", "energy") if d in available)
     det.detector = detector
     det.threshold = det.thresholds[detector]
     det.info = {
@@ -355,7 +394,7 @@ def fit_detector(
         "dev_oos_rows": len(oos_logits) if has_oos else 0,
         "threshold_rule": "youden" if has_oos else f"in_scope_recall={in_scope_recall:g}",
         "available": available,
-        "bank_rows": 0 if det.bank is None else len(det.bank),
+        "bank_rows": 0 if det.bank is None else int(det.bank.shape[0]),
         "dev_auroc": dev_auroc,
         "dev_in_scope_answered": float((dev_scores[detector] <= det.threshold).mean()),
     }

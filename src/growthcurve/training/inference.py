@@ -34,7 +34,7 @@ from growthcurve.training.batching import Encoded, encode_texts, encode_words
 from growthcurve.training.explain import check_explainable, explain_texts
 from growthcurve.training.ood import missing_detector, probs_from_logits, run_scorer
 from growthcurve.training.registry import kind_of
-from growthcurve.training.runfolder import LoadedRun, load_run
+from growthcurve.training.runfolder import LoadedRun, load_run, read_meta
 from growthcurve.training.scoring import (
     decode,
     evaluate_tokens,
@@ -87,13 +87,14 @@ def evaluate_run(
     """Metrics and reports of a run's best model on a labelled file (columns as in training unless given);
     for text classifiers also out-of-scope metrics (rows labelled ``options.oos_label``) and slices."""
     options = options or EvalOptions()
-    run = load_run(run_dir)
-    kind = kind_of(run.meta)
-    if options.slice_by is not None and (kind.scores is None or run.meta.get("multi_label")):
+    _, meta, _ = read_meta(run_dir)
+    kind = kind_of(meta)
+    if options.slice_by is not None and (kind.scores is None or meta.get("multi_label")):
         raise ModelError(
             f"--slice-by applies to single-label text-classification runs; '{run_dir}' is a "
-            f"{'multi-label ' if run.meta.get('multi_label') else ''}{run.meta.get('task')} run"
+            f"{'multi-label ' if meta.get('multi_label') else ''}{meta.get('task')} run"
         )
+    run = load_run(run_dir)
     out = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{Path(data_path).stem}"
     evaluate = kind.function("evaluate")
     metrics, report, warnings, extras = evaluate(run, data_path, out, text_column, label_column, progress, options)
