@@ -116,3 +116,24 @@ def test_refusals_name_the_reason() -> None:
         check_explainable({"task": "text-classification", "model_type": "tfidf", "multi_label": True})
     with pytest.raises(ModelError, match="text pairs"):
         check_explainable({"task": "text-classification"}, ["a"])
+
+
+def test_run_report_explains_the_worst_confusions(bert_run: Path, tmp_path: Path) -> None:
+    """The model card shows the worst confusions, each with its most confident mistake and its top words."""
+    import shutil
+
+    from growthcurve.training.explain import worst_confusions, write_confusion_explanations
+    from growthcurve.training.modelcard import write_model_card
+    from growthcurve.training.runfolder import load_run
+
+    run_dir = Path(shutil.copytree(bert_run, tmp_path / "run"))
+    run = load_run(run_dir)
+    texts = ["the film was awful", "so bad and sad", "really good plot", "the acting was terrible"]
+    y = np.array([1, 1, 1, 0])  # pos, pos, pos, neg (labels: neg, pos)
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]])
+    assert worst_confusions(y, probs) == [(1, 0, 2, 0), (0, 1, 1, 3)]  # pos->neg twice (row 0 surest), neg->pos
+    rows = write_confusion_explanations(run, "test", texts, y, probs)
+    assert [(r["gold"], r["predicted"], r["count"]) for r in rows] == [("pos", "neg", 2), ("neg", "pos", 1)]
+    card = write_model_card(run_dir).read_text(encoding="utf-8")
+    assert "Why the worst confusions happen (test)" in card
+    assert '**pos** predicted as **neg** (2x); e.g. "the film was awful"' in card and "`awful`" in card

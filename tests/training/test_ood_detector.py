@@ -61,7 +61,11 @@ def test_trained_run_keeps_a_detector_that_separates_a_planted_cluster(ood_run: 
     assert res["metrics"]["accuracy"] >= 0.85  # in-scope metrics are on the in-scope rows only
     assert {r["value"] for r in res["slices"]["slices"]} == {"a", "b"}
     assert json.loads((tmp_path / "ev" / "slices.json").read_text())["column"] == "channel"
-    # every detector is measured on the same rows; MSP is the baseline the others are compared with
+    # the run's card shows its detector, and the slices of an evaluation kept in the run folder
+    evaluate_run(ood_run, tmp_path / "mixed.csv", progress=False, options=EvalOptions(slice_by="channel", n_boot=200))
+    card = (ood_run / "README.md").read_text(encoding="utf-8")
+    assert "## Out-of-scope detection" in card and "Detector **mahalanobis**" in card
+    assert "## Slices" in card and "`eval-mixed` by **channel**" in card
     answers = Predictor(ood_run).predict(["so wonderful the film", *planted_oos(5, 9)])
     assert answers[0]["out_of_scope"] is False and answers[0]["ood_score"] <= spec["threshold"]
     assert sum(a["out_of_scope"] for a in answers[1:]) >= 4
@@ -73,13 +77,13 @@ def test_ood_fit_adds_a_detector_to_an_older_run(ood_run: Path, tmp_path: Path,
     shutil.copytree(ood_run, old)
     for name in ("ood.json", "ood.npz"):
         (old / "model" / name).unlink()  # as a run made before detectors
-    mixed = _labelled_with_oos(tmp_path / "mixed.csv")
+    mixed = _labelled_with_oos(tmp_path / "older.csv")
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", str(old), str(mixed), "-q"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "has no out-of-scope detector" in err and f"growthcurve ood fit {old}" in err
-    assert not (old / "eval-mixed").exists()
+    assert not (old / "eval-older").exists()
     main(["ood", "fit", str(old)])
     out = capsys.readouterr().out
     assert "out-of-scope detector mahalanobis" in out

@@ -21,6 +21,7 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.baselines import NullTokenizer, TfidfClassifier, WordTokenizer, build_text_baseline
 from growthcurve.models.build import count_parameters
 from growthcurve.training.batching import encode_splits
+from growthcurve.training.explain import write_confusion_explanations
 from growthcurve.training.loop import FitHooks, FitOutcome, fit
 from growthcurve.training.ood import fit_in_recipe, model_scorer, tfidf_scorer
 from growthcurve.training.recipe import (
@@ -37,7 +38,7 @@ from growthcurve.training.recipe import (
     start_run,
     with_scratch_defaults,
 )
-from growthcurve.training.runfolder import RunResult, save_model_dir
+from growthcurve.training.runfolder import LoadedRun, RunResult, save_model_dir
 from growthcurve.training.scoring import evaluate_split, join_pairs, probs_loss, tfidf_split
 
 
@@ -107,6 +108,9 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
         metrics, probs = score(best, split, f"{split} (best model)")
         write_reports(run.run_dir, split, enc[split].labels, probs, splits.labels, splits.multi_label)
         keep_probabilities(run, split, probs, enc[split].labels)
+        if split == ("test" if "test" in enc else "dev"):  # the run report explains a few worst confusions
+            loaded = LoadedRun(best, tokenizer, splits.labels, meta, run.run_dir / "model")
+            write_confusion_explanations(loaded, split, getattr(splits, split).texts, enc[split].labels, probs)
         return metrics
 
     extra = {"tokenize_seconds": tokenize_seconds, "vocab_size": len(tokenizer), "model_type": cfg.model.type}
@@ -155,6 +159,9 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
         metrics, probs = tfidf_split(best, ex, splits.multi_label)
         write_reports(run.run_dir, split, ex.labels, probs, splits.labels, splits.multi_label)
         keep_probabilities(run, split, probs, ex.labels)
+        if split == ("test" if splits.test is not None else "dev"):  # the run report explains worst confusions
+            loaded = LoadedRun(best, NullTokenizer(), splits.labels, meta, run.run_dir / "model")
+            write_confusion_explanations(loaded, split, ex.texts, ex.labels, probs)
         return metrics
 
     n = clf.n_parameters_

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from growthcurve.errors import ModelError
+from growthcurve.io import write_json
 from growthcurve.training.runfolder import LoadedRun
 
 N_STEPS = 32  # Riemann steps of the path integral; the convergence delta says whether that was enough
@@ -267,3 +268,40 @@ def aopc(
             out_rand[r] = float(np.mean(p0 - p_rand[j : j + k * n, c]))
         i, j = i + k, j + k * n
     return out_top, out_rand
+
+
+# ---- the run report: a few of the worst confusions, explained ------------------------------------------------
+
+CONFUSIONS_SHOWN = 3
+
+
+def worst_confusions(y: np.ndarray, probs: np.ndarray, n: int = CONFUSIONS_SHOWN) -> list[tuple[int, int, int, int]]:
+    """The ``n`` most frequent (gold, predicted) confusions, each with its count and the row of its most
+    confident mistake: ``(gold, predicted, count, row)``."""
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y)
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for i in wrong:
+        pairs.setdefault((int(y[i]), int(pred[i])), []).append(int(i))
+    ranked = sorted(pairs.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:n]
+    return [(g, p, len(rows), max(rows, key=lambda i: float(probs[i, p]))) for (g, p), rows in ranked]
+
+
+def write_confusion_explanations(
+    run: LoadedRun, split: str, texts: list[str], y: np.ndarray, probs: np.ndarray
+) -> list[dict[str, Any]]:
+    """Explain the most confident mistake of each of the worst confusions of ``split`` and keep them in
+    ``RUN/explanations_<split>.json`` (the model card shows them). Nothing for runs that cannot be explained."""
+    if why_no_explanations(run.meta) is not None or run.meta.get("multi_label") or y.ndim != 1:
+        return []
+    found = worst_confusions(y, probs)
+    if not found:
+        return []
+    exps = explain_texts(run, [texts[r] for _, _, _, r in found], [p for _, p, _, _ in found])
+    rows = [
+        {"gold": run.labels[g], "predicted": run.labels[p], "count": n, "text": texts[r],
+         "probability": round(float(probs[r, p]), 6), "explanation": e}
+        for (g, p, n, r), e in zip(found, exps, strict=True)
+    ]  # fmt: skip
+    write_json(run.path.parent / f"explanations_{split}.json", {"split": split, "confusions": rows})
+    return rows

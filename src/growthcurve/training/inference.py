@@ -101,6 +101,11 @@ def evaluate_run(
     if "slices" in extras:
         write_json(out / "slices.json", extras["slices"])
     write_json(out / "metrics.json", {"data": str(data_path), "metrics": metrics, "warnings": warnings, **extras})
+    run_root = run.path.parent if run.path.name == "model" else run.path
+    if "slices" in extras and out.resolve().parent == run_root.resolve():
+        from growthcurve.training.modelcard import write_model_card
+
+        write_model_card(run_root)  # the run's card shows the slices kept in its eval folders
     return {"metrics": metrics, "report": report, "out_dir": str(out), "warnings": warnings, **extras}
 
 

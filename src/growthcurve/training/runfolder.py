@@ -39,6 +39,7 @@ RUN_ARTEFACTS = (
     "ner_f1_*",
     "predictions_*",
     "probabilities_*",
+    "explanations_*",
     "eval-*",
     "merged",
     "onnx",

@@ -23,6 +23,7 @@ from growthcurve.models.hf import load_tokenizer, resolve_model_path
 from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
 from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import collate, encode_splits
+from growthcurve.training.explain import write_confusion_explanations
 from growthcurve.training.hardware import resolve_precision
 from growthcurve.training.loop import FitHooks, fit
 from growthcurve.training.ood import fit_in_recipe, model_scorer
@@ -38,7 +39,7 @@ from growthcurve.training.recipe import (
     saver,
     start_run,
 )
-from growthcurve.training.runfolder import RunResult
+from growthcurve.training.runfolder import LoadedRun, RunResult
 from growthcurve.training.scoring import evaluate_split
 
 
@@ -111,6 +112,9 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
         metrics, probs = score(best, split, f"{split} (best model)")
         write_reports(run.run_dir, split, enc[split].labels, probs, splits.labels, splits.multi_label)
         keep_probabilities(run, split, probs, enc[split].labels)
+        if split == ("test" if "test" in enc else "dev"):  # the run report explains a few worst confusions
+            loaded = LoadedRun(best, tokenizer, splits.labels, meta, run.run_dir / "model")
+            write_confusion_explanations(loaded, split, getattr(splits, split).texts, enc[split].labels, probs)
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
