@@ -101,7 +101,8 @@ def finetune_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     def score_best(best: Any, split: str) -> dict[str, float] | None:
         if not fitted:  # the first split scored: fit the detector once, with the best model
             fitted.append(True)
-            scorer = model_scorer(best, tokenizer, cfg.model.max_length, cfg.train.eval_batch_size, False, run.device)
+            batch = cfg.train.eval_batch_size
+            scorer = model_scorer(best, tokenizer, cfg.model.max_length, batch, False, run.device, run.progress)
             fit_in_recipe(run.run_dir, cfg, splits.labels, splits, scorer, summary, splits.warnings, tqdm.write)
         if split not in enc:
             return None

@@ -109,8 +109,8 @@ def _print_ood(o: dict[str, Any]) -> None:
     acc = o.get("in_scope_answered_accuracy")
     shown = "–" if acc is None else f"{acc:.4f}"
     console.print(
-        f"out of scope ({o['detector']}, threshold {o['threshold']:.4g}): in-scope answered "
-        f"{o['in_scope_answered']:.4f}, their accuracy {shown}",
+        f"out of scope: {o['detector']} > {o['threshold']:.4g}; in-scope answered {o['in_scope_answered']:.4f} "
+        f"(accuracy {shown})",
         highlight=False,
     )
     if "auroc" in o:
@@ -138,11 +138,10 @@ def _print_slices(s: dict[str, Any]) -> None:
         table.add_row(r["value"], str(r["rows"]), cell(r, "accuracy"), cell(r, "macro_f1"))
     console.print(table)
     for name, g in s["gaps"].items():
-        flag = "[red]FLAGGED[/]: interval excludes 0" if g["flagged"] else "interval includes 0"
+        flag = "[red]FLAGGED[/] (excludes 0)" if g["flagged"] else "includes 0"
+        pair = f"{g['best'][:12]} vs {g['worst'][:12]}"
         console.print(
-            f"largest {name} gap {g['gap']:.3f} ({g['best']} vs {g['worst']}) "
-            f"[{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]: {flag}",
-            highlight=False,
+            f"{name} gap {g['gap']:.3f} ({pair}) \\[{g['ci'][0]:.3f}, {g['ci'][1]:.3f}] {flag}", highlight=False
         )
     if s["too_small"]:
         names = ", ".join(s["too_small"][:5]) + (" ..." if len(s["too_small"]) > 5 else "")
@@ -221,12 +220,13 @@ def ood_fit(
         str | None, typer.Option(help="rows with this label in train/dev are out-of-scope examples")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="refit a detector the run already has")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Fit and save a run's out-of-scope detector (class statistics on train, threshold on dev): for runs made
     before detectors, or to refit one."""
     from growthcurve.training.ood import fit_detector_for_run
 
-    det, report = fit_detector_for_run(run, train, dev, overwrite, oos_label)
+    det, report = fit_detector_for_run(run, train, dev, overwrite, oos_label, progress=not quiet)
     console.print(
         f"out-of-scope detector {det.detector} (threshold {det.threshold:.4g}, {det.info['threshold_rule']}) "
         f"saved in {run / 'model'}",

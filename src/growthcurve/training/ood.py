@@ -68,14 +68,25 @@ def tfidf_scores(run: LoadedRun, texts: list[str], pairs: list[str] | None, batc
 
 
 def model_scorer(
-    model: torch.nn.Module, tokenizer: Any, max_length: int, batch_size: int, bf16: bool, device: torch.device
+    model: torch.nn.Module,
+    tokenizer: Any,
+    max_length: int,
+    batch_size: int,
+    bf16: bool,
+    device: torch.device,
+    progress: bool = False,
 ) -> Scorer:
-    """Logits and features of a recipe's (best) token-id model for any split (`Scorer`)."""
+    """Logits and features of a recipe's (best) token-id model for any split (`Scorer`), each split scored
+    once (the detector's fit and its report share them)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    seen: dict[int, tuple[TextExamples, tuple[np.ndarray, np.ndarray | None]]] = {}
 
     def scorer(ex: TextExamples) -> tuple[np.ndarray, np.ndarray | None]:
-        enc = encode_examples(tokenizer, ex.texts, ex.pairs, max_length)
-        return predict_logits_features(model, enc, pad_id, batch_size, bf16, device, progress=False)
+        if id(ex) not in seen:
+            enc = encode_examples(tokenizer, ex.texts, ex.pairs, max_length)
+            desc = "out-of-scope features"
+            seen[id(ex)] = (ex, predict_logits_features(model, enc, pad_id, batch_size, bf16, device, desc, progress))
+        return seen[id(ex)][1]
 
     return scorer
 
@@ -90,18 +101,14 @@ def tfidf_scorer(model: Any) -> Scorer:
     return scorer
 
 
-def run_scorer(run: LoadedRun, batch_size: int = 64) -> Scorer:
+def run_scorer(run: LoadedRun, batch_size: int = 64, progress: bool = False) -> Scorer:
     """Logits and features of a loaded run's model for any split (`Scorer`)."""
-    scores = kind_of(run.meta).scores
-    if scores is None:
+    if kind_of(run.meta).scores is None:
         raise ModelError(f"a {run.meta.get('task')} run has no out-of-scope detector (text classification only)")
-    fn = kind_of(run.meta).function("scores")
-
-    def scorer(ex: TextExamples) -> tuple[np.ndarray, np.ndarray | None]:
-        _, logits, feats = fn(run, ex.texts, ex.pairs, batch_size)
-        return logits, feats
-
-    return scorer
+    if run.meta.get("model_type") == "tfidf":
+        return tfidf_scorer(run.model)
+    bf16 = run.meta.get("precision") == "bf16"
+    return model_scorer(run.model, run.tokenizer, run.meta["max_length"], batch_size, bf16, CPU, progress)
 
 
 def _oos_examples(splits: TextSplits, names: tuple[str, ...]) -> TextExamples | None:
@@ -132,7 +139,7 @@ def fit_run_detector(
         return None, "multi-label run: no out-of-scope detector (any label may be absent; none above 0.5 says so)"
     if splits.dev is None or len(splits.dev) == 0:
         return None, "no dev split: no out-of-scope detector (its threshold is chosen on dev)"
-    train_logits, train_feats = scorer(splits.train)
+    train_logits, train_feats = scorer(splits.train)  # the longest step: every training row once
     dev_logits, dev_feats = scorer(splits.dev)
     oos = _oos_examples(splits, ("train", "dev"))
     oos_logits, oos_feats = scorer(oos) if oos is not None else (None, None)
@@ -236,6 +243,7 @@ def fit_detector_for_run(
     dev: str | None = None,
     overwrite: bool = False,
     oos_label: str | None = None,
+    progress: bool = True,
 ) -> tuple[OodDetector, dict[str, Any]]:
     """Fit and save the detector of a finished run from the splits its config names (``train``/``dev``
     replace those files); refuses a run that has one unless ``overwrite``. Returns the detector and its
@@ -270,7 +278,7 @@ def fit_detector_for_run(
     if splits.dev is None:
         raise ConfigError(f"run '{run_dir}' has no dev split (data.dev_fraction=0): give --dev FILE")
     run = load_run(run_dir)
-    scorer = run_scorer(run)
+    scorer = run_scorer(run, progress=progress)
     det, why = fit_run_detector(model_dir, cfg.ood.model_copy(update={"detector": _detector(cfg)}), cfg.train.seed,
                                 labels, splits, scorer)  # fmt: skip
     if det is None:

@@ -105,7 +105,8 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     def score_best(best: Any, split: str) -> dict[str, float] | None:
         if not fitted:  # the first split scored: fit the detector once, with the best model
             fitted.append(True)
-            scorer = model_scorer(best, tokenizer, cfg.model.max_length, cfg.train.eval_batch_size, bf16, run.device)
+            batch = cfg.train.eval_batch_size
+            scorer = model_scorer(best, tokenizer, cfg.model.max_length, batch, bf16, run.device, run.progress)
             fit_in_recipe(run.run_dir, cfg, splits.labels, splits, scorer, extra, splits.warnings, tqdm.write)
         if split not in enc:
             return None
