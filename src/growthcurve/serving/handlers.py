@@ -26,9 +26,10 @@ __all__ = [
 ]
 
 # Files whose bytes decide what a model answers; tokenizer files are left out on purpose (they rarely change
-# alone and some tokenizers rewrite them on save), run.json and labels.json are in (they change the meaning).
+# alone and some tokenizers rewrite them on save), run.json and labels.json are in (they change the meaning), and
+# so is ood.json, the out-of-scope detector's choice and threshold (adding or refitting one changes the answers).
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".skops", ".joblib", ".pkl", ".data")
-_META_FILES = ("run.json", "labels.json")
+_META_FILES = ("run.json", "labels.json", "ood.json")
 
 
 class InputError(Exception):
@@ -57,7 +58,7 @@ class Handler(Protocol):
 
 
 def model_version(model_dir: str | Path) -> str:
-    """First 12 hex of sha256 over the folder's weight files and run.json/labels.json (path + bytes).
+    """First 12 hex of sha256 over the folder's weight files and run.json/labels.json/ood.json (path + bytes).
 
     Stable across copies and restarts of the same model, different for any retrained or re-exported one.
     """

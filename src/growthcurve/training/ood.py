@@ -135,8 +135,8 @@ def fit_run_detector(
     """
     if cfg.detector == "none":
         return None, None
-    if splits.multi_label:
-        return None, "multi-label run: no out-of-scope detector (any label may be absent; none above 0.5 says so)"
+    if splits.multi_label:  # no warning: nothing to act on (any label may be absent; none above 0.5 says so)
+        return None, None
     if splits.dev is None or len(splits.dev) == 0:
         return None, "no dev split: no out-of-scope detector (its threshold is chosen on dev)"
     train_logits, train_feats = scorer(splits.train)  # the longest step: every training row once
