@@ -33,7 +33,9 @@ def splits() -> dict[str, pd.DataFrame]:
 
 def test_files_load_with_expected_columns(splits: dict[str, pd.DataFrame]) -> None:
     for name, df in splits.items():
-        assert list(df.columns) == ["text", "label"], name
+        assert list(df.columns) == ["text", "label", "language"], name
+        assert set(df["language"]) == {"en", "zh"}, name
+        assert (df["language"].eq("zh") == df["text"].map(lambda t: bool(CJK.search(t)))).all(), name
         assert df["text"].notna().all() and df["label"].notna().all(), name
         assert (df["text"].str.strip().str.len() > 0).all(), name
 

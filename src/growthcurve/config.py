@@ -61,6 +61,9 @@ class DataConfig(StrictModel):
     # Text classification: the label list in this order (a retrain keeps its base run's head even when the new
     # training file lacks some labels); None: the sorted labels of the training file.
     labels: list[str] | None = Field(None, min_length=2)
+    # Text classification: rows with this label are out-of-scope examples, never a class. They choose the
+    # out-of-scope detector and its threshold (train and dev rows) and are scored as such on test.
+    oos_label: str | None = Field(None, min_length=1)
 
     @field_validator("train", "dev", "test", mode="after")
     @classmethod
@@ -197,6 +200,25 @@ def default_model_name(train: str | None) -> str:
     return name[:64] if name[0].isalnum() else f"m{name}"[:64]
 
 
+class OodConfig(StrictModel):
+    """The out-of-scope detector every single-label text-classification run fits at its end
+    (`growthcurve.evaluation.ood`): scores from the fine-tuned model, threshold chosen on the dev split."""
+
+    # auto: the one with the best dev AUROC when the data has out-of-scope rows (data.oos_label), else the
+    # default measured on BANKING77-OOS (docs/ood.md); none: fit no detector
+    detector: Literal["auto", "msp", "energy", "mahalanobis", "knn", "none"] = "auto"
+    # without out-of-scope rows: the threshold answers this share of the in-scope dev rows
+    in_scope_recall: float = Field(0.95, gt=0.5, lt=1.0)
+    knn_k: int = Field(10, ge=1)  # the k-th nearest training feature gives the kNN score
+    bank_size: int = Field(20_000, ge=10)  # training features kept for kNN (a seeded sample beyond this)
+
+    @field_validator("detector", mode="before")
+    @classmethod
+    def _none(cls, v: object) -> object:
+        """``--set ood.detector=none`` arrives as None (and YAML's off as False): both mean no detector."""
+        return "none" if v is None or v is False else v
+
+
 class FinetuneConfig(StrictModel):
     """Everything `growthcurve finetune` needs; every field has a working default."""
 
@@ -208,6 +230,7 @@ class FinetuneConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     peft: PeftConfig = Field(default_factory=PeftConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    ood: OodConfig = Field(default_factory=OodConfig)
     output_dir: str = "runs/latest"
     resume: bool = True  # continue from the run folder's last checkpoint when one exists
     registry: bool = True  # record the run in the run registry (GROWTHCURVE_DB_URL); a store error only warns
@@ -223,6 +246,10 @@ class FinetuneConfig(StrictModel):
             raise ValueError("data.label_delimiter only applies with data.multi_label=true")
         if self.train.early_stopping_patience and self.data.dev is None and self.data.dev_fraction == 0:
             raise ValueError("train.early_stopping_patience needs a dev split: give data.dev or data.dev_fraction > 0")
+        if self.data.oos_label is not None and (self.data.multi_label or self.task != "text-classification"):
+            raise ValueError("data.oos_label applies to single-label text-classification runs")
+        if self.data.oos_label is not None and self.data.labels and self.data.oos_label in self.data.labels:
+            raise ValueError(f"data.oos_label '{self.data.oos_label}' is also in data.labels; it cannot be both")
         if self.method != "full" and self.model.type != "transformer":
             raise ValueError(f"method={self.method} needs model.type=transformer, not {self.model.type}")
         return self

@@ -127,6 +127,7 @@ def test_fit_beats_chance_and_records_calibration(toy_run: Path) -> None:
 
 def test_hands_over_below_threshold_and_answers_above(toy_run: Path) -> None:
     run = AssistRun(toy_run)
+    run.detector = None  # the confidence threshold alone (out-of-scope handoff: the test below)
     q = ["great movie, really love it"]
     run.threshold = 0.0
     r = run.answer(q)[0]
@@ -135,6 +136,19 @@ def test_hands_over_below_threshold_and_answers_above(toy_run: Path) -> None:
     h = run.answer(q)[0]
     assert h["outcome"] == "handoff" and h["reason"] == "low_confidence" and h["answer"] is None
     assert "below the threshold" in h["message"]
+
+
+def test_hands_over_a_planted_out_of_scope_question(toy_run: Path) -> None:
+    """The TF-IDF intent model is confident on anything; the kNN on the encoder's vectors of the training
+    questions (answer.out_of_scope=auto with a TF-IDF intent model) hands the planted question over."""
+    meta = json.loads((toy_run / "assist.json").read_text(encoding="utf-8"))
+    assert meta["out_of_scope_source"] == "encoder" and meta["out_of_scope_detector"] == "knn"
+    run = AssistRun(toy_run)
+    run.threshold = 0.0
+    far, near = run.answer(["zxq vbnm qwrtp kjhg plmq", "the film was really good"])
+    assert far["outcome"] == "handoff" and far["reason"] == "out_of_scope" and far["out_of_scope"] is True
+    assert "unlike what the assistant was trained on" in far["message"] and far["confidence"] > 0.5
+    assert near["outcome"] == "answer" and near["out_of_scope"] is False
 
 
 def test_retrieval_falls_back_to_global_when_intent_has_no_faq(tmp_path: Path, tiny_bert: Path) -> None:
@@ -157,13 +171,14 @@ def test_chat_turns_and_handoffs_survive_a_restart(toy_run: Path, tmp_path: Path
     from growthcurve.cli import app
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    stdin = "great film love it\n\nignored after the empty line\n"
+    stdin = "the film was really great\n\nignored after the empty line\n"
     res = CliRunner().invoke(app, ["assist", "chat", str(toy_run), "--session", "s1", "--store", url], input=stdin)
     assert res.exit_code == 0, res.output
     # a handoff turn: a second process with the threshold above every confidence
     spec = json.loads((toy_run / "assist.json").read_text(encoding="utf-8"))
     run = AssistRun(toy_run)
     run.threshold = 1.01
+    run.detector = None  # a low-confidence handoff (not an out-of-scope one)
     from growthcurve.apps.assist.pipeline import log_turn
     from growthcurve.store import init_db
 
@@ -261,3 +276,26 @@ def test_unknown_faq_intent_is_one_line(toy_run: Path, tmp_path: Path) -> None:
     p.write_text('{"intent": "refund", "question": "money back?", "answer": "yes"}\n', encoding="utf-8")
     with pytest.raises(DataError, match="intent 'refund' is not one the classifier knows"):
         read_faq(p, AssistRun(toy_run).labels)
+
+
+def test_a_fit_that_stops_midway_leaves_no_loadable_run(
+    tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assist.json is written once, last: a crash after the intent model is trained leaves no spec (it used
+    to leave a placeholder with threshold 0 that serve loaded and that never handed over)."""
+    import growthcurve.apps.assist.pipeline as pipeline
+    from growthcurve.errors import ModelError
+
+    data = _data(tmp_path)
+    faq = tmp_path / "faq.csv"
+    faq.write_text(FAQ, encoding="utf-8")
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("power cut while scoring dev")
+
+    monkeypatch.setattr(pipeline, "evaluate_assistant", boom)
+    with pytest.raises(RuntimeError, match="power cut"):
+        fit_assistant(load_assist_config(None, _sets(tmp_path, data, tiny_bert, faq)), progress=False, log=print)
+    assert (tmp_path / "run" / "intent" / "model").is_dir() and not (tmp_path / "run" / "assist.json").exists()
+    with pytest.raises(ModelError, match="not a finished assist run"):
+        AssistRun(tmp_path / "run")

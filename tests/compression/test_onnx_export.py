@@ -80,7 +80,7 @@ def test_predictor_matches_the_torch_predictor_shape(exported: Path) -> None:
     assert np.max(np.abs(onnx.predict_proba(texts) - ref)) < 1e-5
     rows = onnx.predict(texts[:2], top_k=2)
     assert [r["label"] for r in rows] == ["neg", "pos"]
-    assert set(rows[0]) == {"text", "label", "score", "top_k"}
+    assert set(rows[0]) == {"text", "label", "score", "top_k", "out_of_scope", "ood_score"}
     assert [set(x) for x in rows[0]["top_k"]] == [{"label", "probability"}] * 2
     assert rows[0]["score"] == rows[0]["top_k"][0]["probability"]
     assert onnx.labels == run.labels and onnx.meta["task"] == "text-classification"

@@ -30,6 +30,7 @@ import numpy as np
 from growthcurve.atomic import check_output_dir, swap_in_dir, write_json
 from growthcurve.compression.measure import accuracy, cpu_info, run_test_examples, torch_proba
 from growthcurve.errors import ConfigError, ModelError
+from growthcurve.evaluation.answer import answer_rows
 
 EXPORT_DIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -155,6 +156,53 @@ def _eager_attention(model: Any) -> Iterator[None]:
             model.set_attn_implementation(before)
 
 
+@contextlib.contextmanager
+def _with_features(model: Any) -> Iterator[Any]:
+    """The module a text classifier is exported as: its logits and, as a second output ``features``, the
+    pooled features its classification head reads (what the out-of-scope detector scores,
+    `growthcurve.evaluation.ood`), read by a forward pre-hook on the head for the length of the export.
+    Yields None for a model without a head module (token classifiers): it is exported as it is."""
+    import torch
+
+    from growthcurve.training.scoring import classifier_head
+
+    head = classifier_head(model) if not _is_token_model(model) else None
+    if head is None:
+        yield None
+        return
+    seen: list[torch.Tensor] = []
+
+    class Exported(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(  # the tokenizer's names, spelled out: torch.export keys dynamic shapes by argument name
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor | None = None,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            seen.clear()
+            given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            logits = self.model(input_ids=input_ids, **{k: v for k, v in given.items() if v is not None}).logits
+            x = seen[-1]
+            return logits, (x[:, 0] if x.dim() == 3 else x)
+
+    hook = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        # eval, as the model is: the exporter restores the wrapper's mode on the way out, recursively, and a
+        # fresh module's default (training) would leave the model with dropout on for the checks that follow
+        yield Exported().train(model.training)
+    finally:
+        hook.remove()
+
+
+def _outputs(exported: Any) -> list[str]:
+    """The graph's output names: logits, and features for a text classifier exported with them."""
+    return ["logits", "features"] if exported is not None and not _is_token_model(exported) else ["logits"]
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
@@ -166,21 +214,25 @@ def _export_torchscript(model: Any, names: list[str], sample: dict[str, np.ndarr
     EmbedLayerNormalization patterns match here (5 of MiniLM's 6 attentions; the last layer computes token 0
     only, `growthcurve.models.fastpath`, and keeps its plain ops) and not in the dynamo graph (0 attentions).
     Tracing bakes in whatever Python branches the sample takes, so the sample has padding and the self-check
-    covers unpadded, padded and truncated batches.
+    covers unpadded, padded and truncated batches. A text classifier is exported with its pooled features as a
+    second output (`_with_features`).
     """
     import torch
 
     kwargs = {n: torch.from_numpy(sample[n]) for n in names}
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    with _quiet_export(), _eager_attention(model):
+    axes |= {"logits": {0: "batch", 1: "sequence"} if _is_token_model(model) else {0: "batch"}}
+    with _quiet_export(), _eager_attention(model), _with_features(model) as wrapped:
+        if wrapped is not None:
+            axes["features"] = {0: "batch"}
         torch.onnx.export(
-            model,
+            wrapped if wrapped is not None else model,
             (),
             str(path),
             kwargs=kwargs,
             input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes | {"logits": {0: "batch", 1: "sequence"} if _is_token_model(model) else {0: "batch"}},
+            output_names=_outputs(wrapped),
+            dynamic_axes=axes,
             opset_version=TS_OPSET,
             dynamo=False,
         )
@@ -197,19 +249,26 @@ def _export_dynamo(model: Any, names: list[str], sample: dict[str, np.ndarray], 
 
     batch, seq = Dim("batch"), Dim("sequence")
     kwargs = {n: torch.from_numpy(sample[n]) for n in names}
-    with _quiet_export():
+    with _quiet_export(), _with_features(model) as wrapped:
         program = torch.onnx.export(
-            model,
+            wrapped if wrapped is not None else model,
             (),
             kwargs=kwargs,
             input_names=names,
-            output_names=["logits"],  # the model output's only tensor when no labels are passed
+            output_names=_outputs(wrapped),  # the model output's tensors when no labels are passed
             dynamic_shapes={n: {0: batch, 1: seq} for n in names},
             opset_version=OPSET,
             dynamo=True,
             verbose=False,
         )
     program.save(str(path))
+
+
+def _graph_outputs(path: Path) -> list[str]:
+    """Output names of an ONNX file (read without its weights)."""
+    import onnx
+
+    return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
 
 
 def _is_token_model(model: Any) -> bool:
@@ -314,20 +373,37 @@ def _check_batches(tokenizer: Any, texts: list[str], max_length: int, names: lis
 
 
 def _compare(model: Any, session: Any, batches: list[dict]) -> tuple[float, float, int]:
-    """(max abs logit difference, arg-max agreement, positions compared) of ONNX vs PyTorch fp32."""
+    """(max abs difference of the logits and of the pooled features when the graph has them, arg-max agreement,
+    positions compared) of ONNX vs PyTorch fp32."""
     import torch
 
+    from growthcurve.training.scoring import classifier_head
+
+    outputs = [o.name for o in session.get_outputs()]
+    head = classifier_head(model) if "features" in outputs else None
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda _m, a: seen.append(a[0])) if head is not None else None
     diff, agree, n = 0.0, 0, 0
-    for b in batches:
-        with torch.no_grad():
-            ref = model(**{k: torch.from_numpy(v) for k, v in b.items()}).logits.float().numpy()
-        got = session.run(["logits"], b)[0]
-        if ref.ndim == 3:  # token logits: compare real tokens only, padding positions carry no prediction
-            keep = b["attention_mask"].astype(bool)
-            ref, got = ref[keep], got[keep]
-        diff = max(diff, float(np.max(np.abs(ref - got))))
-        agree += int(np.sum(ref.argmax(-1) == got.argmax(-1)))
-        n += len(ref)
+    try:
+        for b in batches:
+            seen.clear()
+            with torch.no_grad():
+                ref = model(**{k: torch.from_numpy(v) for k, v in b.items()}).logits.float().numpy()
+            got = session.run(outputs, b)
+            if head is not None:
+                x = seen[-1]
+                feats = (x[:, 0] if x.dim() == 3 else x).float().numpy()
+                diff = max(diff, float(np.max(np.abs(feats - got[outputs.index("features")]))))
+            logits = got[outputs.index("logits")]
+            if ref.ndim == 3:  # token logits: compare real tokens only, padding positions carry no prediction
+                keep = b["attention_mask"].astype(bool)
+                ref, logits = ref[keep], logits[keep]
+            diff = max(diff, float(np.max(np.abs(ref - logits))))
+            agree += int(np.sum(ref.argmax(-1) == logits.argmax(-1)))
+            n += len(ref)
+    finally:
+        if hook is not None:
+            hook.remove()
     return diff, agree / n, n
 
 
@@ -392,6 +468,7 @@ def export_onnx(
                 "fusion": chosen["fusion"],
                 "export_attempts": chosen["attempts"],
                 "inputs": names,
+                "outputs": _graph_outputs(tmp / FP32_FILE),  # logits, and features for the out-of-scope detector
                 "dynamic_axes": {n: ["batch", "sequence"] for n in names},
                 "torch": torch.__version__,
                 "onnxruntime": ort.__version__,
@@ -444,6 +521,10 @@ def export_onnx(
             tokenizer.save_pretrained(tmp)
             write_json(tmp / "labels.json", labels)
             write_json(tmp / "run.json", {**out_meta, "exported_from": str(run_dir)})
+            model_dir = read_meta(run_dir)[0]
+            for name in ("ood.npz", "ood.json"):  # the run's out-of-scope detector travels with the export
+                if (model_dir / name).is_file():
+                    shutil.copy2(model_dir / name, tmp / name)
             write_json(tmp / EXPORT_FILE, report)  # written last: its presence marks a finished export
         swap_in_dir(tmp, final)
     finally:
@@ -546,27 +627,48 @@ class _OnnxModel:
             batch[name] = arr
         return batch
 
+    @property
+    def outputs(self) -> list[str]:
+        """The graph's output names (``logits``, and ``features`` for text classifiers exported with them)."""
+        return [o.name for o in self.session.get_outputs()]
+
     def predict_proba(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
         """Probabilities [n, num_labels]; texts are sorted by length and cut into batches with little padding."""
+        return self.scores(texts, pairs, features=False)[0]
+
+    def scores(
+        self, texts: list[str], pairs: list[str] | None = None, features: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Probabilities, logits and (when the graph has them and ``features``) pooled features, in input order."""
         # tokenised once, unpadded; each length batch is padded from these ids (not tokenised again)
         enc = self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length)
         lengths = np.array([len(x) for x in enc["input_ids"]])
         order = np.argsort(lengths, kind="stable")
-        out: np.ndarray | None = None
+        wanted = ["logits", "features"] if features and "features" in self.outputs else ["logits"]
+        probs_out: np.ndarray | None = None
+        logits_out: np.ndarray | None = None
+        feats_out: np.ndarray | None = None
         for start, stop in length_batches(lengths[order].tolist(), self.batch_size):
             rows = order[start:stop]
-            logits = self.session.run(["logits"], self._pad(enc, rows, int(lengths[rows].max())))[0]
-            logits = logits.astype(np.float64)
+            got = self.session.run(wanted, self._pad(enc, rows, int(lengths[rows].max())))
+            logits = got[0].astype(np.float64)
             if self.multi_label:
                 probs = 1.0 / (1.0 + np.exp(-logits))
             else:
                 z = np.exp(logits - logits.max(axis=1, keepdims=True))
                 probs = z / z.sum(axis=1, keepdims=True)
-            if out is None:
-                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
-            out[rows] = probs
-        assert out is not None
-        return out
+            if probs_out is None:
+                probs_out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+                logits_out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+            assert logits_out is not None
+            probs_out[rows] = probs
+            logits_out[rows] = logits
+            if len(got) > 1:
+                if feats_out is None:
+                    feats_out = np.zeros((len(texts), got[1].shape[1]), dtype=np.float32)
+                feats_out[rows] = got[1]
+        assert probs_out is not None and logits_out is not None
+        return probs_out, logits_out, feats_out
 
 
 def onnx_folder(run_dir: str | Path) -> Path:
@@ -615,6 +717,13 @@ class OnnxPredictor:
         self.batch_size = batch_size
         self.model_version = _file_id(path)
         self._model = _OnnxModel(path, folder, self.meta, report["inputs"], batch_size, threads)
+        self.detector = _export_detector(folder)
+        if self.detector is not None and self.detector.needs_features and "features" not in self._model.outputs:
+            again = f"growthcurve export {run_dir}{flag_of(quantize)}"
+            raise ModelError(
+                f"'{folder}' was exported before out-of-scope features were part of the graph, and the run's "
+                f"{self.detector.detector} detector reads them; re-export with `{again}`"
+            )
 
     @property
     def labels(self) -> list[str]:
@@ -626,26 +735,49 @@ class OnnxPredictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self._model.predict_proba(list(texts), pairs)
 
-    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
-        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
+    def answer(
+        self,
+        texts: list[str],
+        pairs: list[str] | None = None,
+        top_k: int | list[int] = 1,
+        explain: bool | list[bool] = False,
+    ) -> list[dict[str, Any]]:
+        """The prediction answer per text (`growthcurve.evaluation.answer`), as `Predictor.answer` gives it;
+        explanations need gradients, which an ONNX graph does not give (refused with one line)."""
+        if explain is True or (isinstance(explain, list) and any(explain)):
+            raise ModelError(
+                "explanations need the torch model's gradients: ask the torch backend (`predict`, `serve`)"
+            )
+        if not texts:
+            return []
+        multi = bool(self.meta.get("multi_label"))
+        if self.detector is None or multi:
+            return answer_rows(self.predict_proba(texts, pairs), self.labels, multi, top_k)
+        probs, logits, feats = self._model.scores(list(texts), pairs, features=self.detector.needs_features)
+        return answer_rows(probs, self.labels, multi, top_k, self.detector.verdict(logits, feats))
 
-        The same dict shape as `Predictor.predict` (its formatting is inline there, so it is mirrored here;
-        a test holds the two shapes equal).
-        """
-        probs = self.predict_proba(texts, pairs)
-        k = max(1, min(top_k, len(self.labels)))
-        out = []
-        for text, p in zip(texts, probs, strict=True):
-            order = np.argsort(-p)[:k]
-            row: dict[str, Any] = {"text": text}
-            if self.meta.get("multi_label"):
-                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
-            else:
-                row["label"] = self.labels[int(order[0])]
-                row["score"] = round(float(p[order[0]]), 6)
-            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-            out.append(row)
-        return out
+    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
+        """One dict per text: the text and its answer (`answer`), as `Predictor.predict` gives them."""
+        answers = self.answer(texts, pairs, top_k)
+        return [{"text": t, **a} for t, a in zip(texts, answers, strict=True)]
+
+
+def flag_of(quantize: str | None) -> str:
+    """The `growthcurve export` flag that makes the ``quantize`` graph."""
+    return " --quantize int8" if quantize == "int8" else ""
+
+
+def _export_detector(folder: Path) -> Any:
+    """The out-of-scope detector for an export: the run's own (``RUN/model``, refitted or not since the export)
+    when the export is ``RUN/onnx``, else the copy the export took; None when there is none."""
+    from growthcurve.evaluation.ood import load_detector
+
+    places = [folder.parent / "model", folder] if folder.name == EXPORT_DIR else [folder]
+    for place in places:
+        det = load_detector(place)
+        if det is not None:
+            return det
+    return None
 
 
 def _file_id(path: Path) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +27,9 @@ class TextExamples:
     texts: list[str]
     pairs: list[str] | None
     labels: np.ndarray  # int64 [n] for single-label, float32 [n, num_labels] for multi-label
+    # position of each row in its file's table (0-based, header excluded): other columns of the same rows,
+    # e.g. `evaluate --slice-by`, are read back by it; None for rows that come from no file
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -38,6 +41,7 @@ class TextExamples:
             [self.texts[i] for i in idx],
             None if self.pairs is None else [self.pairs[i] for i in idx],
             self.labels[idx],
+            None if self.rows is None else self.rows[idx],
         )
 
 
@@ -51,6 +55,8 @@ class TextSplits:
     labels: list[str]
     multi_label: bool
     warnings: list[str]
+    # out-of-scope rows (``data.oos_label``) per split ("train", "dev", "test"), labels -1: never a class
+    oos: dict[str, TextExamples] = field(default_factory=dict)
 
 
 def _parse_multi(value: object, delimiter: str | None, where: str) -> list[str]:
@@ -177,7 +183,39 @@ def _to_examples(df: pd.DataFrame, cfg: DataConfig, labels: list[str], path: str
             )
         y = np.array([index[v] for v in raw], dtype=np.int64)
     pairs = df[cfg.text_pair_column].tolist() if cfg.text_pair_column else None
-    return TextExamples(df[cfg.text_column].tolist(), pairs, y)
+    return TextExamples(df[cfg.text_column].tolist(), pairs, y, df.index.to_numpy(dtype=np.int64))
+
+
+def _split_oos(df: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, TextExamples | None]:
+    """In-scope rows, and the rows labelled ``cfg.oos_label`` as out-of-scope examples (labels -1)."""
+    if cfg.oos_label is None:
+        return df, None
+    is_oos = df[cfg.label_column] == cfg.oos_label
+    if not is_oos.any():
+        return df, None
+    out = df[is_oos]
+    pairs = out[cfg.text_pair_column].tolist() if cfg.text_pair_column else None
+    oos = TextExamples(
+        out[cfg.text_column].tolist(), pairs, np.full(len(out), -1, np.int64), out.index.to_numpy(dtype=np.int64)
+    )
+    return df[~is_oos], oos
+
+
+def _read_split(
+    path: str, cfg: DataConfig, warnings: list[str], name: str, oos: dict[str, TextExamples]
+) -> pd.DataFrame:
+    """A cleaned split with its out-of-scope rows moved into ``oos[name]``; a split of only such rows is an
+    error (nothing to classify)."""
+    df = _clean_frame(read_table(path), cfg, path, warnings)
+    df, found = _split_oos(df, cfg)
+    if found is not None:
+        oos[name] = found
+        if len(df) == 0:
+            raise DataError(
+                f"'{path}': all {len(found)} rows are labelled '{cfg.oos_label}' (data.oos_label): the {name} split "
+                "needs in-scope rows too"
+            )
+    return df
 
 
 def load_text_splits(cfg: DataConfig, seed: int = 0, label_names: list[str] | None = None) -> TextSplits:
@@ -187,7 +225,8 @@ def load_text_splits(cfg: DataConfig, seed: int = 0, label_names: list[str] | No
     if train_path is None:
         base = bundled_intents_dir()
         train_path, dev_path, test_path = str(base / "train.csv"), str(base / "dev.csv"), str(base / "test.csv")
-    train_df = _clean_frame(read_table(train_path), cfg, train_path, warnings)
+    oos: dict[str, TextExamples] = {}
+    train_df = _read_split(train_path, cfg, warnings, "train", oos)
     if label_names is None:
         if cfg.multi_label:
             found = {
@@ -201,7 +240,7 @@ def load_text_splits(cfg: DataConfig, seed: int = 0, label_names: list[str] | No
         raise DataError(f"'{train_path}': only one class ({only!r}); classification needs at least two labels")
     train = _to_examples(train_df, cfg, label_names, train_path)
     if dev_path is not None:
-        dev = _to_examples(_clean_frame(read_table(dev_path), cfg, dev_path, warnings), cfg, label_names, dev_path)
+        dev = _to_examples(_read_split(dev_path, cfg, warnings, "dev", oos), cfg, label_names, dev_path)
     elif cfg.dev_fraction == 0:
         dev = None
         warnings.append("no dev split (data.dev_fraction=0): no per-epoch validation; the last epoch is kept")
@@ -210,8 +249,9 @@ def load_text_splits(cfg: DataConfig, seed: int = 0, label_names: list[str] | No
         warnings.append(f"no dev file: held out a stratified {cfg.dev_fraction:.0%} of train ({len(dev)} rows)")
     test = None
     if test_path is not None:
-        test = _to_examples(_clean_frame(read_table(test_path), cfg, test_path, warnings), cfg, label_names, test_path)
-    return TextSplits(train, dev, test, label_names, cfg.multi_label, warnings)
+        test_df = _read_split(test_path, cfg, warnings, "test", oos)
+        test = _to_examples(test_df, cfg, label_names, test_path)
+    return TextSplits(train, dev, test, label_names, cfg.multi_label, warnings, oos)
 
 
 def stratified_split(

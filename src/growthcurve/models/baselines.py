@@ -421,6 +421,19 @@ class TfidfClassifier:
         full[:, np.asarray(classes, dtype=int)] = probs
         return full
 
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits ``[n, num_labels]`` in label-id order: the logistic regression's scores, whose softmax is
+        `predict_proba` (a binary model's one score d becomes [0, d]; a label absent from training gets -30)."""
+        scores = np.asarray(self.pipeline_.decision_function(list(texts)), dtype=np.float32)
+        if scores.ndim == 1:
+            scores = np.stack([np.zeros_like(scores), scores], axis=1)
+        classes = np.asarray(self.pipeline_.named_steps["clf"].classes_, dtype=int)
+        if self.multi_label or scores.shape[1] == self.num_labels_:
+            return scores
+        full = np.full((len(scores), self.num_labels_), -30.0, dtype=np.float32)
+        full[:, classes] = scores
+        return full
+
     def eval(self) -> TfidfClassifier:
         """No-op, so ``load_run`` can treat this like a torch module."""
         return self

@@ -48,6 +48,8 @@ class PredictRequest(BaseModel):
     text: StrictStr | Annotated[list[StrictStr], Field(min_length=1)]
     top_k: StrictInt = Field(1, ge=1, le=1000)
     unit_id: StrictStr | None = Field(None, min_length=1, max_length=128)
+    # per-word attributions of the predicted label in each answer (Integrated Gradients; torch backend)
+    explain: StrictBool = False
 
 
 class FeedbackRequest(BaseModel):
@@ -515,9 +517,8 @@ def create_app(
     async def predict(body: PredictRequest) -> dict[str, Any]:
         texts = [body.text] if isinstance(body.text, str) else list(body.text)
         checked = [core.check_text(t) for t in texts]
-        out = await core.predict(
-            [{"text": t, "top_k": body.top_k} for t, _ in checked], body.unit_id, [t for t, _ in checked]
-        )
+        items = [{"text": t, "top_k": body.top_k, **({"explain": True} if body.explain else {})} for t, _ in checked]
+        out = await core.predict(items, body.unit_id, [t for t, _ in checked])
         for p, (_, cut) in zip(out["predictions"], checked, strict=True):
             p["truncated"] = cut
         return out

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
 from growthcurve.errors import GrowthcurveError, ModelError
 from growthcurve.training.runfolder import model_version
 
@@ -55,18 +53,20 @@ class Handler(Protocol):
 
 @dataclass(frozen=True)
 class TextInput:
-    """A validated text and how many labels the caller wants back."""
+    """A validated text, how many labels the caller wants back, and whether to explain the prediction."""
 
     text: str
     top_k: int = 1
+    explain: bool = False
 
 
-def _text_of(item: Any) -> tuple[str, int]:
-    """The text and top_k of an item ``{"text": str, "top_k": int}`` (or a bare string); never coerces."""
+def _text_of(item: Any) -> tuple[str, int, bool]:
+    """The text, top_k and explain flag of an item ``{"text": str, "top_k": int, "explain": bool}`` (or a bare
+    string); never coerces."""
     if isinstance(item, str):
-        text, top_k = item, 1
+        text, top_k, explain = item, 1, False
     elif isinstance(item, dict) and "text" in item:
-        text, top_k = item["text"], item.get("top_k", 1)
+        text, top_k, explain = item["text"], item.get("top_k", 1), item.get("explain", False)
     else:
         raise InputError("each input must be a string or an object with a 'text' string")
     if not isinstance(text, str):
@@ -75,7 +75,9 @@ def _text_of(item: Any) -> tuple[str, int]:
         raise InputError("'text' is empty (or only whitespace): send the text to classify")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"'top_k' must be a positive integer, got {top_k!r}")
-    return text, top_k
+    if not isinstance(explain, bool):
+        raise InputError(f"'explain' must be true or false, got {explain!r}")
+    return text, top_k, explain
 
 
 class TextClassificationHandler:
@@ -89,28 +91,19 @@ class TextClassificationHandler:
         self.model_version = model_version
         self.meta = meta
         self.labels: list[str] = list(predictor.labels)
+        # why `"explain": true` is refused by this handler (checked per request, before the batch), or None
+        self.explain_refusal = _explain_refusal(predictor, meta)
 
     def validate(self, item: Any) -> TextInput:
-        text, top_k = _text_of(item)
-        return TextInput(text, min(top_k, len(self.labels)))
+        text, top_k, explain = _text_of(item)
+        if explain and self.explain_refusal is not None:
+            raise InputError(self.explain_refusal, 422, "explain_not_available")
+        return TextInput(text, min(top_k, len(self.labels)), explain)
 
     def predict_batch(self, inputs: list[TextInput]) -> list[dict[str, Any]]:
-        probs = np.asarray(self.predictor.predict_proba([x.text for x in inputs]))
-        multi = bool(self.meta.get("multi_label"))
-        out = []
-        for x, p in zip(inputs, probs, strict=True):
-            order = np.argsort(-p)[: x.top_k]
-            row: dict[str, Any] = {}
-            if multi:
-                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
-                row["label"] = None
-                row["score"] = None
-            else:
-                row["label"] = self.labels[int(order[0])]
-                row["score"] = round(float(p[order[0]]), 6)
-            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-            out.append(row)
-        return out
+        # the one prediction answer (growthcurve.evaluation.answer), built by the predictor as on the CLI
+        texts, top_k, explain = [x.text for x in inputs], [x.top_k for x in inputs], [x.explain for x in inputs]
+        return self.predictor.answer(texts, top_k=top_k, explain=explain)
 
 
 class TokenClassificationHandler:
@@ -126,7 +119,11 @@ class TokenClassificationHandler:
         self.labels: list[str] = list(predictor.labels)
 
     def validate(self, item: Any) -> TextInput:
-        text, _ = _text_of(item)
+        text, _, explain = _text_of(item)
+        if explain:
+            raise InputError(
+                "explanations cover text-classification runs; this model tags tokens", 422, "explain_not_available"
+            )
         return TextInput(text, 1)
 
     def predict_batch(self, inputs: list[TextInput]) -> list[dict[str, Any]]:
@@ -144,6 +141,15 @@ class TokenClassificationHandler:
                 }
             )
         return out
+
+
+def _explain_refusal(predictor: Any, meta: dict[str, Any]) -> str | None:
+    """Why this handler cannot explain its predictions (ONNX graphs give no gradients; int8 runs neither)."""
+    if type(predictor).__name__ == "OnnxPredictor":
+        return "explanations need the torch model's gradients: this server runs --backend onnx"
+    from growthcurve.training.explain import why_no_explanations
+
+    return why_no_explanations(meta)
 
 
 def _read_meta(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:

@@ -21,7 +21,9 @@ from growthcurve.evaluation.classification import write_reports
 from growthcurve.models.baselines import NullTokenizer, TfidfClassifier, WordTokenizer, build_text_baseline
 from growthcurve.models.build import count_parameters
 from growthcurve.training.batching import encode_splits
+from growthcurve.training.explain import write_confusion_explanations
 from growthcurve.training.loop import FitHooks, FitOutcome, fit
+from growthcurve.training.ood import fit_in_recipe, model_scorer, tfidf_scorer
 from growthcurve.training.recipe import (
     RunContext,
     claim_folder,
@@ -36,7 +38,7 @@ from growthcurve.training.recipe import (
     start_run,
     with_scratch_defaults,
 )
-from growthcurve.training.runfolder import RunResult, save_model_dir
+from growthcurve.training.runfolder import LoadedRun, RunResult, save_model_dir
 from growthcurve.training.scoring import evaluate_split, join_pairs, probs_loss, tfidf_split
 
 
@@ -92,17 +94,28 @@ def train_baseline(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     hooks = FitHooks(loss, validate, saver(run, tokenizer, splits.labels, meta), pad_id=pad_id)
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, False, run.progress)
 
-    # ---- finish: reports of the best model
+    # ---- finish: reports of the best model, its out-of-scope detector (metrics.json → ood)
+    summary: dict[str, Any] = {}  # score_best adds "ood" before finish_run writes metrics.json
+    fitted: list[bool] = []
+
     def score_best(best: Any, split: str) -> dict[str, float] | None:
+        if not fitted:  # the first split scored: fit the detector once, with the best model
+            fitted.append(True)
+            batch = cfg.train.eval_batch_size
+            scorer = model_scorer(best, tokenizer, cfg.model.max_length, batch, False, run.device, run.progress)
+            fit_in_recipe(run.run_dir, cfg, splits.labels, splits, scorer, summary, splits.warnings, tqdm.write)
         if split not in enc:
             return None
         metrics, probs = score(best, split, f"{split} (best model)")
         write_reports(run.run_dir, split, enc[split].labels, probs, splits.labels, splits.multi_label)
         keep_probabilities(run, split, probs, enc[split].labels)
+        if split == ("test" if "test" in enc else "dev"):  # the run report explains a few worst confusions
+            loaded = LoadedRun(best, tokenizer, splits.labels, meta, run.run_dir / "model")
+            write_confusion_explanations(loaded, split, getattr(splits, split).texts, enc[split].labels, probs)
         return metrics
 
     extra = {"tokenize_seconds": tokenize_seconds, "vocab_size": len(tokenizer), "model_type": cfg.model.type}
-    return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra)
+    return finish_run(run, outcome, splits.labels, score_best, "fp32", params, splits.warnings, extra, summary)
 
 
 def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> RunResult:
@@ -135,16 +148,27 @@ def _fit_tfidf(run: RunContext, splits: TextSplits, meta: dict[str, Any]) -> Run
         history=[entry], best_epoch=1, global_step=1, train_seconds=seconds, samples_seen=len(splits.train)
     )
 
+    summary: dict[str, Any] = {}  # score_best adds "ood" (the out-of-scope detector) before metrics.json
+    fitted: list[bool] = []
+
     def score_best(best: Any, split: str) -> dict[str, float] | None:
+        if not fitted:  # the first split scored: fit the detector once
+            fitted.append(True)
+            fit_in_recipe(run.run_dir, cfg, splits.labels, splits, tfidf_scorer(best), summary, splits.warnings,
+                          tqdm.write)  # fmt: skip
         ex = getattr(splits, split)
         if ex is None:
             return None
         metrics, probs = tfidf_split(best, ex, splits.multi_label)
         write_reports(run.run_dir, split, ex.labels, probs, splits.labels, splits.multi_label)
         keep_probabilities(run, split, probs, ex.labels)
+        if split == ("test" if splits.test is not None else "dev"):  # the run report explains worst confusions
+            loaded = LoadedRun(best, NullTokenizer(), splits.labels, meta, run.run_dir / "model")
+            write_confusion_explanations(loaded, split, ex.texts, ex.labels, probs)
         return metrics
 
     n = clf.n_parameters_
+    train_extra = {"model_type": "tfidf"}
     return finish_run(
-        run, outcome, splits.labels, score_best, "fp32", (n, n), splits.warnings, {"model_type": "tfidf"}, curves=False
+        run, outcome, splits.labels, score_best, "fp32", (n, n), splits.warnings, train_extra, summary, curves=False
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -86,12 +86,23 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="folder for the reports (default RUN/eval-<name>)")] = None,
     text_column: Annotated[str | None, typer.Option(help="text column if not the training one")] = None,
     label_column: Annotated[str | None, typer.Option(help="label column if not the training one")] = None,
+    oos_label: Annotated[
+        str | None, typer.Option(help="label of out-of-scope rows (default: the run's data.oos_label, else oos)")
+    ] = None,
+    slice_by: Annotated[
+        str | None, typer.Option(help="column to slice by: accuracy/macro-F1 per value with bootstrap intervals")
+    ] = None,
+    min_slice_rows: Annotated[int, typer.Option(min=2, help="smaller slices: no interval, not compared")] = 30,
+    n_boot: Annotated[int, typer.Option(min=100, help="bootstrap resamples per interval")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Evaluate a run's best model on a labelled file: metrics, classification report, confusion matrix."""
-    from growthcurve.training.inference import evaluate_run
+    """Evaluate a run's best model on a labelled file: metrics, classification report, confusion matrix;
+    out-of-scope rows (AUROC, FPR@95, recall at the threshold) and slices when asked."""
+    from growthcurve.training.inference import EvalOptions, evaluate_run
 
-    res = evaluate_run(run, data, out, text_column, label_column, progress=not quiet)
+    options = EvalOptions(oos_label, slice_by, min_slice_rows, n_boot, seed)
+    res = evaluate_run(run, data, out, text_column, label_column, progress=not quiet, options=options)
     for w in res["warnings"]:
         console.print(f"[yellow]warning:[/] {w}")
     m = res["metrics"]
@@ -99,7 +110,59 @@ def evaluate(
         f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
         f"micro-F1 {m['micro_f1']:.4f}  loss {m['loss']:.4f}"
     )
+    if "ood" in res:
+        _print_ood(res["ood"])
+    if "slices" in res:
+        _print_slices(res["slices"])
     console.print(f"reports in {res['out_dir']}")
+
+
+def _print_ood(o: dict[str, Any]) -> None:
+    """The out-of-scope lines of `evaluate` (each under 80 columns)."""
+    acc = o.get("in_scope_answered_accuracy")
+    shown = "–" if acc is None else f"{acc:.4f}"
+    console.print(
+        f"out of scope: {o['detector']} > {o['threshold']:.4g}; in-scope answered {o['in_scope_answered']:.4f} "
+        f"(accuracy {shown})",
+        highlight=False,
+    )
+    if "auroc" in o:
+        console.print(
+            f"  {o['oos_rows']} out-of-scope rows: AUROC {o['auroc']:.4f}  FPR@95 {o['fpr95']:.4f}  "
+            f"recall {o['oos_recall']:.4f}",
+            highlight=False,
+        )
+
+
+def _print_slices(s: dict[str, Any]) -> None:
+    """One row per slice with its intervals, then the largest gap per metric (flagged when it excludes 0)."""
+    pct = f"{s['confidence']:.0%}"
+    table = Table(title=f"slices by {s['column']} ({pct} bootstrap intervals, {s['n_boot']} resamples)")
+    table.add_column("slice", overflow="ellipsis", max_width=16)
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("accuracy", justify="right", no_wrap=True)
+    table.add_column("macro-F1", justify="right", no_wrap=True)
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        ci = r.get(f"{key}_ci")
+        return f"{r[key]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (few rows)")
+
+    for r in s["slices"]:
+        table.add_row(r["value"], str(r["rows"]), cell(r, "accuracy"), cell(r, "macro_f1"))
+    console.print(table)
+    for name, g in s["gaps"].items():
+        flag = "[red]FLAGGED[/] (excludes 0)" if g["flagged"] else "includes 0"
+        pair = f"{g['best'][:12]} vs {g['worst'][:12]}"
+        console.print(
+            f"{name} gap {g['gap']:.3f} ({pair}) \\[{g['ci'][0]:.3f}, {g['ci'][1]:.3f}] {flag}", highlight=False
+        )
+    if s["too_small"]:
+        names = ", ".join(s["too_small"][:5]) + (" ..." if len(s["too_small"]) > 5 else "")
+        console.print(
+            f"[yellow]warning:[/] {len(s['too_small'])} slice(s) under {s['min_rows']} rows "
+            f"(no interval, not compared): {names}",
+            highlight=False,
+        )
 
 
 def predict(
@@ -113,9 +176,13 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     text_column: Annotated[str, typer.Option(help="field/column holding the text in JSONL or table input")] = "text",
     out: Annotated[Path | None, typer.Option(help="write JSONL here instead of stdout")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="per-word attributions of the predicted label (text classifiers)")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
-    """Predict labels for new texts; writes one JSON object per line (label, score, top-k).
+    """Predict labels for new texts; writes one JSON object per line (label, score, top-k, out-of-scope verdict,
+    and with --explain the per-word attributions).
 
     Under ``accelerate launch --multi_gpu --num_processes N`` with ``--out`` the rows are shared out
     across the N processes and merged back into one file in input order."""
@@ -124,16 +191,21 @@ def predict(
     rank, world = launched_processes()
     if world > 1 and not out:
         raise ConfigError(f"{world} launched processes need --out FILE (they merge their shares into it)")
+    if explain:
+        from growthcurve.training.explain import check_explainable
+        from growthcurve.training.runfolder import read_meta
+
+        check_explainable(read_meta(run)[1])  # before loading anything: an image/token/int8 run says why
     predictor = Predictor(run, batch_size=batch_size)
     texts = read_inputs(file, text_column)
     if not texts:
         raise DataError(f"no texts to predict in {'stdin' if file == '-' else file}")
     if out:
-        n = predict_to_file(predictor, texts, out, top_k=top_k, progress=not quiet)
+        n = predict_to_file(predictor, texts, out, top_k=top_k, progress=not quiet, explain=explain)
         if rank == 0:
             console.print(f"wrote {n} predictions to {out}" + (f" ({world} processes)" if world > 1 else ""))
     else:
-        rows = predictor.predict(texts, top_k=top_k)
+        rows = predictor.predict(texts, top_k=top_k, explain=explain)
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
@@ -154,9 +226,39 @@ def merge(
     )
 
 
+ood_app = typer.Typer(help="Out-of-scope detectors of text-classification runs.", no_args_is_help=True)
+
+
+@ood_app.command("fit")
+def ood_fit(
+    run: Annotated[Path, typer.Argument(help="run folder of a single-label text-classification run")],
+    train: Annotated[str | None, typer.Option(help="training file (default: the one in RUN/config.yaml)")] = None,
+    dev: Annotated[str | None, typer.Option(help="dev file (default: the run's dev split)")] = None,
+    oos_label: Annotated[
+        str | None, typer.Option(help="rows with this label in train/dev are out-of-scope examples")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="refit a detector the run already has")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Fit and save a run's out-of-scope detector (class statistics on train, threshold on dev): for runs made
+    before detectors, or to refit one."""
+    from growthcurve.training.ood import fit_detector_for_run
+
+    det, report = fit_detector_for_run(run, train, dev, overwrite, oos_label, progress=not quiet)
+    console.print(
+        f"out-of-scope detector {det.detector} (threshold {det.threshold:.4g}, {det.info['threshold_rule']}) "
+        f"saved in {run / 'model'}",
+        highlight=False,
+    )
+    for split, o in report.items():
+        console.print(f"[bold]{split}[/]", highlight=False)
+        _print_ood(o)
+
+
 def register(app: typer.Typer) -> None:
     """Add the model-building commands to the root CLI."""
     app.command()(finetune)
     app.command()(evaluate)
     app.command()(predict)
     app.command()(merge)
+    app.add_typer(ood_app, name="ood")

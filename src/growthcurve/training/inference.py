@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,24 @@ from growthcurve.data.images import decode_images, load_labelled_images
 from growthcurve.data.readers import line_of, read_table, require_columns
 from growthcurve.data.text import TextExamples, load_text_splits
 from growthcurve.data.tokens import read_labelled
-from growthcurve.errors import DataError
-from growthcurve.evaluation.classification import write_reports
+from growthcurve.errors import ConfigError, DataError, ModelError
+from growthcurve.evaluation.answer import answer_rows
+from growthcurve.evaluation.classification import classification_metrics, write_reports
 from growthcurve.evaluation.ner import entities, write_ner_reports
+from growthcurve.evaluation.ood import OodDetector, load_detector, ood_report
+from growthcurve.evaluation.slices import MIN_SLICE_ROWS, N_BOOT, slice_metrics
 from growthcurve.training.batching import Encoded, encode_texts, encode_words
+from growthcurve.training.explain import check_explainable, explain_texts
+from growthcurve.training.ood import missing_detector, probs_from_logits, run_scorer
 from growthcurve.training.registry import kind_of
-from growthcurve.training.runfolder import LoadedRun, load_run
+from growthcurve.training.runfolder import LoadedRun, load_run, read_meta
 from growthcurve.training.scoring import (
     decode,
-    evaluate_split,
     evaluate_tokens,
     image_probs,
     join_pairs,
+    logits_loss,
+    predict_logits_features,
     predict_probs,
     split_metrics,
     tfidf_split,
@@ -44,8 +51,19 @@ from growthcurve.training.scoring import (
 CPU = torch.device("cpu")
 EVAL_BATCH = 64
 
-Scored = tuple[dict[str, float], dict[str, Any], list[str]]
-"""What an evaluator returns: metrics, the report it wrote, data warnings."""
+Scored = tuple[dict[str, float], dict[str, Any], list[str], dict[str, Any]]
+"""What an evaluator returns: metrics, the report it wrote, data warnings, and extras (``ood``, ``slices``)."""
+
+
+@dataclass
+class EvalOptions:
+    """What `evaluate_run` measures besides the metrics: out-of-scope rows and slices (text classification)."""
+
+    oos_label: str | None = None  # rows so labelled are out of scope; None: the run's data.oos_label, else "oos"
+    slice_by: str | None = None  # a column of the file: metrics per value with bootstrap intervals
+    min_slice_rows: int = MIN_SLICE_ROWS
+    n_boot: int = N_BOOT
+    seed: int = 0
 
 
 def _run_config(run: LoadedRun) -> FinetuneConfig:
@@ -64,14 +82,31 @@ def evaluate_run(
     text_column: str | None = None,
     label_column: str | None = None,
     progress: bool = True,
+    options: EvalOptions | None = None,
 ) -> dict[str, Any]:
-    """Metrics and reports of a run's best model on a labelled file (columns as in training unless given)."""
+    """Metrics and reports of a run's best model on a labelled file (columns as in training unless given);
+    for text classifiers also out-of-scope metrics (rows labelled ``options.oos_label``) and slices."""
+    options = options or EvalOptions()
+    _, meta, _ = read_meta(run_dir)
+    kind = kind_of(meta)
+    if options.slice_by is not None and (kind.scores is None or meta.get("multi_label")):
+        raise ModelError(
+            f"--slice-by applies to single-label text-classification runs; '{run_dir}' is a "
+            f"{'multi-label ' if meta.get('multi_label') else ''}{meta.get('task')} run"
+        )
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{Path(data_path).stem}"
-    evaluate = kind_of(run.meta).function("evaluate")
-    metrics, report, warnings = evaluate(run, data_path, out, text_column, label_column, progress)
-    write_json(out / "metrics.json", {"data": str(data_path), "metrics": metrics, "warnings": warnings})
-    return {"metrics": metrics, "report": report, "out_dir": str(out), "warnings": warnings}
+    evaluate = kind.function("evaluate")
+    metrics, report, warnings, extras = evaluate(run, data_path, out, text_column, label_column, progress, options)
+    if "slices" in extras:
+        write_json(out / "slices.json", extras["slices"])
+    write_json(out / "metrics.json", {"data": str(data_path), "metrics": metrics, "warnings": warnings, **extras})
+    run_root = run.path.parent if run.path.name == "model" else run.path
+    if "slices" in extras and out.resolve().parent == run_root.resolve():
+        from growthcurve.training.modelcard import write_model_card
+
+        write_model_card(run_root)  # the run's card shows the slices kept in its eval folders
+    return {"metrics": metrics, "report": report, "out_dir": str(out), "warnings": warnings, **extras}
 
 
 class Predictor:
@@ -81,6 +116,8 @@ class Predictor:
         self.run = load_run(run_dir)
         self.kind = kind_of(self.run.meta)
         self.batch_size = batch_size
+        # the run's out-of-scope detector (model/ood.json); None for runs made before detectors or without one
+        self.detector = load_detector(self.run.path) if self.kind.scores is not None else None
 
     @property
     def labels(self) -> list[str]:
@@ -94,27 +131,51 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return self.kind.function("predict")(self.run, texts, pairs, self.batch_size)
 
-    def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
-        """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
+    def answer(
+        self,
+        texts: list[str],
+        pairs: list[str] | None = None,
+        top_k: int | list[int] = 1,
+        explain: bool | list[bool] = False,
+    ) -> list[dict[str, Any]]:
+        """The prediction answer per input (`growthcurve.evaluation.answer`): label, score, top-k, the out-of-scope
+        verdict when the run has a detector and, for the inputs ``explain`` asks for, the per-word attributions
+        of the predicted label (`growthcurve.training.explain`). The input itself is not repeated (`predict`
+        adds it). Token-classification runs answer with `predict` (entity spans)."""
+        wanted = [explain] * len(texts) if isinstance(explain, bool) else list(explain)
+        if any(wanted):
+            check_explainable(self.run.meta, pairs)
+        if not texts:
+            return []
+        verdict = None
+        if self.detector is not None:
+            probs, logits, feats = self.kind.function("scores")(self.run, texts, pairs, self.batch_size)
+            verdict = self.detector.verdict(logits, feats)
+        else:
+            probs = self.predict_proba(texts, pairs)
+        explanations: list[dict[str, Any] | None] | None = None
+        if any(wanted):
+            rows = [i for i, w in enumerate(wanted) if w]
+            found = explain_texts(self.run, [texts[i] for i in rows], [int(np.argmax(probs[i])) for i in rows])
+            explanations = [None] * len(texts)
+            for i, e in zip(rows, found, strict=True):
+                explanations[i] = e
+        multi = bool(self.run.meta["multi_label"])
+        return answer_rows(probs, self.labels, multi, top_k, verdict, explanations)
+
+    def predict(
+        self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1, explain: bool = False
+    ) -> list[dict[str, Any]]:
+        """One dict per input: the input (``text``, or ``image`` for image runs) and its answer (`answer`).
 
         Token-classification runs return entity spans with character offsets instead (`entity_rows`).
         """
         if self.kind.predicts_rows:
+            if explain:
+                check_explainable(self.run.meta, pairs)
             return self.kind.function("predict")(self.run, texts, self.batch_size)
-        probs = self.predict_proba(texts, pairs)
-        out = []
-        k = max(1, min(top_k, len(self.labels)))
-        for text, p in zip(texts, probs, strict=True):
-            order = np.argsort(-p)[:k]
-            row: dict[str, Any] = {self.kind.input_key: text}
-            if self.run.meta["multi_label"]:
-                row["labels"] = [self.labels[i] for i in np.flatnonzero(p >= 0.5)]
-            else:
-                row["label"] = self.labels[int(order[0])]
-                row["score"] = round(float(p[order[0]]), 6)
-            row["top_k"] = [{"label": self.labels[int(i)], "probability": round(float(p[i]), 6)} for i in order]
-            out.append(row)
-        return out
+        answers = self.answer(texts, pairs, top_k, explain)
+        return [{self.kind.input_key: t, **a} for t, a in zip(texts, answers, strict=True)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,16 +199,92 @@ def tfidf_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch
 
 
 def _labelled_texts(
-    run: LoadedRun, data_path: str | Path, text_column: str | None, label_column: str | None
-) -> tuple[TextExamples, list[str]]:
-    """A labelled text file read with the run's data settings, checked against the run's labels."""
-    data_cfg = _run_config(run).data.model_copy(update={"train": str(data_path), "dev": str(data_path), "test": None})
+    run: LoadedRun,
+    data_path: str | Path,
+    text_column: str | None,
+    label_column: str | None,
+    oos_label: str | None = None,
+) -> tuple[TextExamples, TextExamples | None, list[str]]:
+    """A labelled text file read with the run's data settings, checked against the run's labels: its in-scope
+    rows, its out-of-scope rows (labelled ``oos_label``, else the run's data.oos_label, else ``oos`` when that
+    is not one of the run's labels) and the data warnings."""
+    cfg = _run_config(run)
+    data_cfg = cfg.data.model_copy(update={"train": str(data_path), "dev": str(data_path), "test": None})
     if text_column:
         data_cfg.text_column = text_column
     if label_column:
         data_cfg.label_column = label_column
+    if oos_label is not None and oos_label in run.labels:
+        raise ConfigError(f"--oos-label '{oos_label}' is one of the run's labels; it cannot mark out-of-scope rows")
+    if not run.meta.get("multi_label"):
+        data_cfg.oos_label = oos_label or cfg.data.oos_label or ("oos" if "oos" not in run.labels else None)
     splits = load_text_splits(data_cfg, label_names=run.labels)
-    return splits.dev, splits.warnings  # type: ignore[return-value]
+    return splits.dev, splits.oos.get("dev"), splits.warnings  # type: ignore[return-value]
+
+
+def _slice_values(data_path: str | Path, column: str, ex: TextExamples) -> list[Any]:
+    """The ``column`` value of each scored row (rows the reader skipped are skipped here too); a missing value
+    is an error naming the line, never a slice of its own."""
+    df = read_table(data_path)
+    require_columns(df, [column], data_path, "--slice-by")
+    if ex.rows is None:
+        raise DataError(f"'{data_path}': the scored rows cannot be matched to their '{column}' values")
+    values = df[column].iloc[ex.rows].tolist()
+    for pos, v in zip(ex.rows, values, strict=True):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            raise DataError(f"{data_path}:{line_of(df, int(pos))}: '{column}' is empty; give every row a slice value")
+    return values
+
+
+def _text_extras(
+    run: LoadedRun,
+    detector: OodDetector | None,
+    data_path: str | Path,
+    ex: TextExamples,
+    oos: TextExamples | None,
+    probs: np.ndarray,
+    scores_of: Callable[[TextExamples], tuple[np.ndarray, np.ndarray | None]],
+    in_scores: np.ndarray | None,
+    options: EvalOptions,
+) -> dict[str, Any]:
+    """Out-of-scope metrics (with out-of-scope rows; else the share of in-scope rows answered) and slices."""
+    extras: dict[str, Any] = {}
+    multi = bool(run.meta.get("multi_label"))
+    if detector is not None and in_scores is not None and not multi:
+        correct = probs.argmax(axis=1) == ex.labels
+        answered = in_scores <= detector.threshold
+        ood: dict[str, Any] = {
+            "detector": detector.detector,
+            "threshold": detector.threshold,
+            "in_scope_rows": len(ex),
+            "in_scope_answered": float(answered.mean()),
+            "in_scope_answered_accuracy": float(correct[answered].mean()) if answered.any() else None,
+        }
+        if oos is not None:
+            oos_logits, oos_feats = scores_of(oos)
+            ood.update(ood_report(in_scores, detector.score(oos_logits, oos_feats), detector.threshold, correct))
+        extras["ood"] = ood
+    if options.slice_by is not None:
+        values = _slice_values(data_path, options.slice_by, ex)
+        extras["slices"] = slice_metrics(
+            ex.labels, probs.argmax(axis=1), values, options.slice_by, options.min_slice_rows, options.n_boot,
+            seed=options.seed,
+        )  # fmt: skip
+    return extras
+
+
+def _prepare_text_eval(
+    run: LoadedRun, data_path: str | Path, text_column: str | None, label_column: str | None, options: EvalOptions
+) -> tuple[TextExamples, TextExamples | None, list[str], OodDetector | None]:
+    """Read the file and check everything a user can get wrong before the model runs: an out-of-scope row
+    needs a detector, the slice column must exist."""
+    ex, oos, warnings = _labelled_texts(run, data_path, text_column, label_column, options.oos_label)
+    detector = load_detector(run.path)
+    if oos is not None and detector is None:
+        raise missing_detector(run.path.parent if run.path.name == "model" else run.path)
+    if options.slice_by is not None:
+        _slice_values(data_path, options.slice_by, ex)
+    return ex, oos, warnings, detector
 
 
 def evaluate_text_file(
@@ -157,15 +294,22 @@ def evaluate_text_file(
     text_column: str | None,
     label_column: str | None,
     progress: bool,
+    options: EvalOptions,
 ) -> Scored:
-    """Metrics and reports of a token-id text classifier on a labelled file."""
-    ex, warnings = _labelled_texts(run, data_path, text_column, label_column)
+    """Metrics and reports of a token-id text classifier on a labelled file, with its out-of-scope rows and
+    slices (`EvalOptions`)."""
+    ex, oos, warnings, detector = _prepare_text_eval(run, data_path, text_column, label_column, options)
     enc = encode_texts(run.tokenizer, ex.texts, ex.pairs, ex.labels, run.meta["max_length"], "tokenise", progress)
     multi = run.meta["multi_label"]
     pad_id = run.tokenizer.pad_token_id or 0
-    metrics, probs = evaluate_split(run.model, enc, pad_id, EVAL_BATCH, _bf16(run), multi, CPU, "evaluate", progress)
+    logits, feats = predict_logits_features(run.model, enc, pad_id, EVAL_BATCH, _bf16(run), CPU, "evaluate", progress)
+    probs = probs_from_logits(logits, multi)
+    metrics = classification_metrics(ex.labels, probs, multi)
+    metrics["loss"] = logits_loss(logits, ex.labels, multi)
+    in_scores = detector.score(logits, feats) if detector is not None and not multi else None
+    extras = _text_extras(run, detector, data_path, ex, oos, probs, run_scorer(run, EVAL_BATCH), in_scores, options)
     out.mkdir(parents=True, exist_ok=True)
-    return metrics, write_reports(out, "eval", ex.labels, probs, run.labels, multi), warnings
+    return metrics, write_reports(out, "eval", ex.labels, probs, run.labels, multi), warnings, extras
 
 
 def evaluate_tfidf_file(
@@ -175,13 +319,20 @@ def evaluate_tfidf_file(
     text_column: str | None,
     label_column: str | None,
     progress: bool,
+    options: EvalOptions,
 ) -> Scored:
-    """Metrics and reports of a TF-IDF run on a labelled file."""
-    ex, warnings = _labelled_texts(run, data_path, text_column, label_column)
+    """Metrics and reports of a TF-IDF run on a labelled file, with its out-of-scope rows and slices."""
+    ex, oos, warnings, detector = _prepare_text_eval(run, data_path, text_column, label_column, options)
     multi = run.meta["multi_label"]
     metrics, probs = tfidf_split(run.model, ex, multi)
+    scorer = run_scorer(run, EVAL_BATCH)
+    in_scores = None
+    if detector is not None and not multi:
+        logits, feats = scorer(ex)
+        in_scores = detector.score(logits, feats)
+    extras = _text_extras(run, detector, data_path, ex, oos, probs, scorer, in_scores, options)
     out.mkdir(parents=True, exist_ok=True)
-    return metrics, write_reports(out, "eval", ex.labels, probs, run.labels, multi), warnings
+    return metrics, write_reports(out, "eval", ex.labels, probs, run.labels, multi), warnings, extras
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,6 +413,7 @@ def evaluate_token_file(
     text_column: str | None,
     label_column: str | None,
     progress: bool,
+    options: EvalOptions | None = None,
 ) -> Scored:
     """Entity-level metrics and reports of a token run's best model on a labelled file (the column options
     do not apply: words and tags are read as in training)."""
@@ -275,7 +427,7 @@ def evaluate_token_file(
         run.model, enc, ex, run.labels, scheme, pad_id, EVAL_BATCH, _bf16(run), CPU, "evaluate", progress
     )
     out.mkdir(parents=True, exist_ok=True)
-    return metrics, write_ner_reports(out, "eval", ex.tags, pred, scheme, ex.tokens), warnings
+    return metrics, write_ner_reports(out, "eval", ex.tags, pred, scheme, ex.tokens), warnings, {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,6 +452,7 @@ def evaluate_image_file(
     image_column: str | None,
     label_column: str | None,
     progress: bool,
+    options: EvalOptions | None = None,
 ) -> Scored:
     """Metrics and reports of an image run on a class-folder tree or a table of paths and labels."""
     data_cfg = _run_config(run).data
@@ -316,7 +469,7 @@ def evaluate_image_file(
     )
     metrics, probs = split_metrics(run.model, split, run.meta, 128, CPU)
     out.mkdir(parents=True, exist_ok=True)
-    return metrics, write_reports(out, "eval", split.labels, probs, run.labels, False), warnings
+    return metrics, write_reports(out, "eval", split.labels, probs, run.labels, False), warnings, {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,7 +547,12 @@ def launched_processes() -> tuple[int, int]:
 
 
 def predict_to_file(
-    predictor: Predictor, texts: list[str], out: str | Path, top_k: int = 1, progress: bool = True
+    predictor: Predictor,
+    texts: list[str],
+    out: str | Path,
+    top_k: int = 1,
+    progress: bool = True,
+    explain: bool = False,
 ) -> int:
     """Write one JSON line per text to ``out`` in input order (atomically); returns the row count.
 
@@ -416,7 +574,7 @@ def predict_to_file(
     with atomic_open(target) as fh:
         step = max(predictor.batch_size * 16, 1)  # chunks keep memory flat and the bar moving
         for start in range(0, len(mine), step):
-            for r in predictor.predict(mine[start : start + step], top_k=top_k):
+            for r in predictor.predict(mine[start : start + step], top_k=top_k, explain=explain):
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
                 rows_done += 1
             bar.update(min(step, len(mine) - start))

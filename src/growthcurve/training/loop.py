@@ -108,6 +108,9 @@ def config_fingerprint(cfg: FinetuneConfig) -> dict[str, Any]:
     data.pop("name", None)  # nor which model lineage its version is filed under
     data["train"].pop("report_to", None)
     data["train"].pop("checkpoint_every_steps", None)
+    data.pop("ood", None)  # the out-of-scope detector is fitted after training: it never changes the weights
+    if data["data"].get("oos_label") is None:  # unset: a checkpoint made before the key existed still resumes
+        data["data"].pop("oos_label", None)
     data["data_files"] = data_fingerprint([cfg.data.train, cfg.data.dev, cfg.data.test])
     return data
 

@@ -184,6 +184,89 @@ def _vocab_section(vocab: dict[str, Any] | None, adaptation: dict[str, Any] | No
     return [*lines, ""]
 
 
+def _ood_section(run_dir: Path, task: str, meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """What the run's out-of-scope detector is and does (dev/test, out-of-scope rows when the data had some)."""
+    if task != "text-classification" or meta.get("multi_label"):
+        return []
+    lines = ["## Out-of-scope detection", ""]
+    spec_path = run_dir / "model" / "ood.json"
+    if not spec_path.is_file():
+        return [*lines, f"No out-of-scope detector: `growthcurve ood fit {run_dir.name}` adds one.", ""]
+    spec = _read_json(spec_path)
+    lines += [
+        f"Detector **{spec.get('detector')}** (score above {spec.get('threshold', 0):.4g}: out of scope), threshold "
+        f"by {spec.get('threshold_rule', 'dev')} on {spec.get('dev_rows', '–')} dev rows; class statistics from "
+        f"{spec.get('train_rows', '–')} training rows. `predict`, `serve` and `evaluate` flag such inputs.",
+        "",
+    ]
+    rows = [(s, (metrics.get("ood") or {}).get(s)) for s in ("dev", "test")]
+    rows = [(s, o) for s, o in rows if o]
+    if rows:
+        lines += ["| split | in-scope answered | answered accuracy | out-of-scope rows | AUROC | FPR@95 | recall |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for s, o in rows:
+            acc = o.get("in_scope_answered_accuracy")
+            lines += [
+                f"| {s} | {o['in_scope_answered']:.3f} | {'–' if acc is None else f'{acc:.3f}'} | "
+                f"{o.get('oos_rows', 0)} | {_fmt(o.get('auroc', '–'))} | {_fmt(o.get('fpr95', '–'))} | "
+                f"{_fmt(o.get('oos_recall', '–'))} |"
+            ]
+        lines += [""]
+    return lines
+
+
+def _explanations_section(run_dir: Path) -> list[str]:
+    """The worst confusions, each with its most confident mistake and the words that drove it."""
+    found = sorted(run_dir.glob("explanations_*.json"))
+    if not found:
+        return []
+    doc = _read_json(found[0])
+    rows = doc.get("confusions") or []
+    if not rows:
+        return []
+    lines = [f"### Why the worst confusions happen ({doc.get('split')})", ""]
+    for r in rows:
+        e = r["explanation"]
+        parts = e.get("tokens") or [{"text": g["ngram"], "score": g["score"]} for g in e.get("ngrams", [])]
+        top = sorted(parts, key=lambda w: -w["score"])[:4]
+        words = ", ".join(f"`{w['text']}` {w['score']:+.2f}" for w in top)
+        text = r["text"] if len(r["text"]) <= 100 else r["text"][:97] + "..."
+        lines += [
+            f'- **{r["gold"]}** predicted as **{r["predicted"]}** ({r["count"]}x); e.g. "{text}" '
+            f"(p={r['probability']:.2f}): {words}"
+        ]
+    method = rows[0]["explanation"].get("method", "")
+    lines += ["", f"Scores: {method.replace('_', ' ')} towards the predicted label (`predict --explain`).", ""]
+    return lines
+
+
+def _slices_section(run_dir: Path) -> list[str]:
+    """Slice metrics measured by `evaluate --slice-by` (each eval folder's slices.json), gaps flagged."""
+    lines: list[str] = []
+    for path in sorted(run_dir.glob("eval-*/slices.json")):
+        s = _read_json(path)
+        if not lines:
+            lines = ["## Slices", ""]
+        pct = f"{s.get('confidence', 0.95):.0%}"
+        lines += [f"`{path.parent.name}` by **{s['column']}** ({pct} bootstrap intervals):", ""]
+        lines += ["| slice | rows | accuracy | macro-F1 |", "|---|---|---|---|"]
+        for r in s["slices"]:
+            cells = []
+            for key in ("accuracy", "macro_f1"):
+                ci = r.get(f"{key}_ci")
+                cells.append(f"{r[key]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (few rows)"))
+            lines += [f"| {r['value']} | {r['rows']} | {cells[0]} | {cells[1]} |"]
+        lines += [""]
+        for name, g in (s.get("gaps") or {}).items():
+            flag = "**flagged**: the interval excludes 0" if g["flagged"] else "the interval includes 0"
+            lines += [
+                f"- largest {name} gap {g['gap']:.3f} ({g['best']} vs {g['worst']}), "
+                f"[{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]: {flag}"
+            ]
+        lines += [""]
+    return lines
+
+
 def write_model_card(run_dir: Path, warn: Callable[[str], None] | None = None) -> Path:
     """Write ``run_dir/README.md`` (atomically) from the run folder's files and return its path; ``warn`` hears
     what the card could not record (a missing ``config.yaml``: the training data is then unknown)."""
@@ -374,6 +457,9 @@ def write_model_card(run_dir: Path, warn: Callable[[str], None] | None = None) -
         ]
     for w in metrics.get("warnings") or []:
         lines += [f"- warning during training: {w}"]
+    lines += _ood_section(run_dir, task, meta, metrics)
+    lines += _explanations_section(run_dir)
+    lines += _slices_section(run_dir)
     lines += [
         "## Intended use",
         "",

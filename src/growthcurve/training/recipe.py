@@ -207,7 +207,6 @@ def finish_run(
     not for a one-shot fit), write ``metrics.json`` and the model card, and return the `RunResult`. Only the
     main process writes."""
     results: dict[str, dict[str, float]] = {}
-    warnings = warnings + [w for w in outcome.warnings if w not in warnings]  # from the loop
     ref = None
     if run.main:
         best = load_run(run.run_dir).model
@@ -217,6 +216,9 @@ def finish_run(
             metrics = score_split(best, split)
             if metrics is not None:
                 results[split] = metrics
+    # after scoring: ``score_split`` may add to ``warnings`` (e.g. why the run has no out-of-scope detector)
+    warnings = warnings + [w for w in outcome.warnings if w not in warnings]  # from the loop
+    if run.main:
         if curves and outcome.history:
             plot_training_curves(outcome.history, run.run_dir / "training_curves.png")
         summary = {

@@ -41,6 +41,9 @@ class RunKind:
     evaluate: str
     predicts_rows: bool = False
     input_key: str = "text"
+    # ``(run, texts, pairs, batch_size) -> (probabilities, logits, pooled features or None)``: what the
+    # out-of-scope detector (growthcurve.training.ood) and explanations read; None where none applies
+    scores: str | None = None
     takes_default: bool = False  # also trains configs that left model.type at its default, "transformer"
 
     def function(self, which: str) -> Callable[..., Any]:
@@ -59,6 +62,7 @@ KINDS: tuple[RunKind, ...] = (
         load_hf_run,
         f"{_T}.inference:text_probs",
         f"{_T}.inference:evaluate_text_file",
+        scores=f"{_T}.ood:text_scores",
     ),
     RunKind(
         "text-baseline",
@@ -68,6 +72,7 @@ KINDS: tuple[RunKind, ...] = (
         load_baseline,
         f"{_T}.inference:text_probs",
         f"{_T}.inference:evaluate_text_file",
+        scores=f"{_T}.ood:text_scores",
     ),
     RunKind(
         "tfidf",
@@ -77,6 +82,7 @@ KINDS: tuple[RunKind, ...] = (
         load_baseline,
         f"{_T}.inference:tfidf_probs",
         f"{_T}.inference:evaluate_tfidf_file",
+        scores=f"{_T}.ood:tfidf_scores",
     ),
     RunKind(
         "token",

@@ -41,6 +41,7 @@ RUN_ARTEFACTS = (
     "ner_f1_*",
     "predictions_*",
     "probabilities_*",
+    "explanations_*",
     "eval-*",
     "merged",
     "onnx",
@@ -48,14 +49,15 @@ RUN_ARTEFACTS = (
 
 
 # Files whose bytes decide what a model answers; tokenizer files are left out on purpose (they rarely change
-# alone and some tokenizers rewrite them on save), run.json and labels.json are in (they change the meaning).
+# alone and some tokenizers rewrite them on save), run.json and labels.json are in (they change the meaning), and
+# so is ood.json, the out-of-scope detector's choice and threshold (adding or refitting one changes the answers).
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".skops", ".joblib", ".pkl", ".data")
-_META_FILES = ("run.json", "labels.json")
+_META_FILES = ("run.json", "labels.json", "ood.json")
 
 
 def model_version(model_dir: str | Path) -> str:
     """The served fingerprint of a model folder: the first 12 hex of sha256 over its weight files and
-    run.json/labels.json (path + bytes). The lineage (``intents@v2``) names a version; this hash proves which
+    run.json/labels.json/ood.json (path + bytes). The lineage (``intents@v2``) names a version; this hash proves which
     weights answered. Stable across copies and restarts of the same model, different for any retrained or
     re-exported one.
     """

@@ -68,6 +68,64 @@ def predict_probs(
     return out, (loss_sum / n if n else float("nan"))
 
 
+def classifier_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The module that turns the pooled features into logits: the outermost one named ``classifier``
+    (Hugging Face sequence classifiers, the rnn/textcnn baselines, PEFT wrappers around either)."""
+    return next((m for name, m in model.named_modules() if name.rpartition(".")[2] == "classifier"), None)
+
+
+@torch.inference_mode()
+def predict_logits_features(
+    model: torch.nn.Module,
+    data: Encoded,
+    pad_id: int,
+    batch_size: int,
+    bf16: bool,
+    device: torch.device,
+    desc: str = "features",
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits [n, labels] and pooled features [n, d] (the input of the classification head) in row order.
+
+    The features are read by a forward pre-hook on the head, so the forward pass is the one `predict_probs`
+    runs (same kernels, same logits); None when the model has no ``classifier`` module.
+    """
+    if len(data) == 0:
+        return np.zeros((0, 0), dtype=np.float32), None
+    model.eval()
+    head = classifier_head(model)
+    seen: list[torch.Tensor] = []
+
+    def grab(_m: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0]
+        seen.append((x[:, 0] if x.dim() == 3 else x).float())  # a head that reads the sequence: its token 0
+
+    hook = head.register_forward_pre_hook(grab) if head is not None else None
+    logits_out: np.ndarray | None = None
+    feats_out: np.ndarray | None = None
+    try:
+        with tqdm(total=len(data), desc=desc, unit="text", disable=not progress, leave=False) as bar:
+            for rows in eval_batches(data.lengths, batch_size):
+                batch = collate(data, rows, pad_id, with_labels=False)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                seen.clear()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(**batch).logits.float()
+                if logits_out is None:
+                    logits_out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
+                logits_out[rows] = logits.cpu().numpy()
+                if seen:
+                    if feats_out is None:
+                        feats_out = np.zeros((len(data), seen[0].shape[-1]), dtype=np.float32)
+                    feats_out[rows] = seen[0].cpu().numpy()
+                bar.update(len(rows))
+    finally:
+        if hook is not None:
+            hook.remove()
+    assert logits_out is not None
+    return logits_out, feats_out
+
+
 def evaluate_split(
     model: torch.nn.Module,
     data: Encoded,
@@ -84,6 +142,16 @@ def evaluate_split(
     metrics = classification_metrics(data.labels, probs, multi_label)
     metrics["loss"] = loss
     return metrics, probs
+
+
+def logits_loss(logits: np.ndarray, y: np.ndarray, multi_label: bool) -> float:
+    """Mean loss of logits as `predict_probs` computes it: cross-entropy, or binary cross-entropy averaged over
+    labels for multi-label."""
+    z = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+    t = torch.from_numpy(np.asarray(y))
+    if multi_label:
+        return float(F.binary_cross_entropy_with_logits(z, t.float(), reduction="sum") / z.shape[1] / len(z))
+    return float(F.cross_entropy(z, t.long(), reduction="mean"))
 
 
 def probs_loss(y: np.ndarray, probs: np.ndarray, multi_label: bool) -> float:

@@ -23,8 +23,10 @@ from growthcurve.models.hf import load_tokenizer, resolve_model_path
 from growthcurve.models.peft_methods import task_specific_bytes, with_method_defaults
 from growthcurve.models.vocab import extend_vocab_for
 from growthcurve.training.batching import collate, encode_splits
+from growthcurve.training.explain import write_confusion_explanations
 from growthcurve.training.hardware import resolve_precision
 from growthcurve.training.loop import FitHooks, fit
+from growthcurve.training.ood import fit_in_recipe, model_scorer
 from growthcurve.training.recipe import (
     claim_folder,
     class_weights,
@@ -37,7 +39,7 @@ from growthcurve.training.recipe import (
     saver,
     start_run,
 )
-from growthcurve.training.runfolder import RunResult
+from growthcurve.training.runfolder import LoadedRun, RunResult
 from growthcurve.training.scoring import evaluate_split
 
 
@@ -96,14 +98,25 @@ def finetune_text(cfg: FinetuneConfig, progress: bool = True, stop_after_steps: 
     outcome = fit(cfg, run.accelerator, model, enc["train"], hooks, state, bf16, run.progress, stop_after_steps)
     splits.warnings.extend(outcome.warnings)  # e.g. "the train loss is not falling"
 
-    # ---- finish: reports of the best model
+    # ---- finish: reports of the best model, its out-of-scope detector (metrics.json → ood)
+    extra: dict[str, Any] = dict(adapt_info)  # score_best adds "ood" before finish_run writes metrics.json
+    fitted: list[bool] = []
+
     def score_best(best: Any, split: str) -> dict[str, float] | None:
+        if not fitted:  # the first split scored: fit the detector once, with the best model
+            fitted.append(True)
+            batch = cfg.train.eval_batch_size
+            scorer = model_scorer(best, tokenizer, cfg.model.max_length, batch, bf16, run.device, run.progress)
+            fit_in_recipe(run.run_dir, cfg, splits.labels, splits, scorer, extra, splits.warnings, tqdm.write)
         if split not in enc:
             return None
         metrics, probs = score(best, split, f"{split} (best model)")
         write_reports(run.run_dir, split, enc[split].labels, probs, splits.labels, splits.multi_label)
         keep_probabilities(run, split, probs, enc[split].labels)
+        if split == ("test" if "test" in enc else "dev"):  # the run report explains a few worst confusions
+            loaded = LoadedRun(best, tokenizer, splits.labels, meta, run.run_dir / "model")
+            write_confusion_explanations(loaded, split, getattr(splits, split).texts, enc[split].labels, probs)
         return metrics
 
     size = {"task_specific_bytes": task_specific_bytes(run.run_dir / "model")} if run.main else {}
-    return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size, adapt_info)
+    return finish_run(run, outcome, splits.labels, score_best, precision, params, splits.warnings, size, extra)

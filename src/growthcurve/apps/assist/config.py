@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -54,6 +55,13 @@ class AnswerConfig(StrictModel):
     # the dev choice must reach the target at this one-sided Wilson lower bound (None: the point estimate)
     accuracy_bound: float | None = Field(0.9, ge=0.5, lt=1)
     handoff_intents: list[str] | None = None  # None: speak_to_human when the model has it
+    # hand over questions an out-of-scope detector flags (growthcurve.evaluation.ood): "intent" uses the intent
+    # run's own detector; "encoder" fits kNN on the FAQ encoder's vectors of the training questions (threshold
+    # on dev); "auto": intent for a transformer intent model, encoder otherwise (a TF-IDF model's n-grams did
+    # not tell "What is the capital of France?" from the bundled intents); "off": no out-of-scope handoff
+    out_of_scope: Literal["auto", "intent", "encoder", "off"] = "auto"
+    ood_k: int = Field(1, ge=1)  # encoder kNN: distance to the k-th nearest training question
+    ood_in_scope_recall: float = Field(0.95, gt=0.5, lt=1.0)  # encoder kNN: in-scope dev share answered
     top_k: int = Field(3, ge=1, le=50)
     max_question_chars: int = Field(2000, ge=1)
 

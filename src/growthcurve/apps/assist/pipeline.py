@@ -23,6 +23,7 @@ from growthcurve.apps.assist.config import AssistConfig, data_paths
 from growthcurve.apps.assist.faq import FaqEntry, FaqIndex, SentenceEncoder, read_faq
 from growthcurve.atomic import atomic_path, write_json, write_text
 from growthcurve.errors import ConfigError, DataError, ModelError
+from growthcurve.evaluation.ood import OodDetector, fit_detector, load_detector
 
 __all__ = ["AssistRun", "evaluate_assistant", "fit_assistant", "log_turn", "read_labelled", "session_turns"]
 
@@ -58,45 +59,110 @@ class AssistRun:
     def __init__(self, path: str | Path, batch_size: int = 64) -> None:
         from growthcurve.training.inference import Predictor
 
-        self.path = Path(path)
-        spec = self.path / "assist.json"
+        path = Path(path)
+        spec = path / "assist.json"
         if not spec.is_file():
+            raise ModelError(f"'{path}' is not a finished assist run (no assist.json): run `growthcurve assist fit`")
+        try:
+            meta: dict[str, Any] = json.loads(spec.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"assist run '{path}' is corrupt or half-written: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("model_version") in (None, "", "pending"):
+            # an `assist fit` of an older growthcurve wrote a placeholder first and stopped before replacing it
             raise ModelError(
-                f"'{self.path}' is not a finished assist run (no assist.json): run `growthcurve assist fit`"
+                f"'{path}' holds an unfinished assist run (its assist.json has no model version): "
+                "rerun `growthcurve assist fit` with --overwrite"
             )
         try:
-            self.meta: dict[str, Any] = json.loads(spec.read_text(encoding="utf-8"))
-            rows = [json.loads(x) for x in (self.path / "faq.jsonl").read_text(encoding="utf-8").splitlines() if x]
-            vectors = np.load(self.path / "faq_embeddings.npy")
+            rows = [json.loads(x) for x in (path / "faq.jsonl").read_text(encoding="utf-8").splitlines() if x]
+            vectors = np.load(path / "faq_embeddings.npy")
         except (OSError, ValueError) as exc:
-            raise ModelError(f"assist run '{self.path}' is corrupt or half-written: {exc}") from None
-        self.entries = [FaqEntry(r["id"], r["question"], r["answer"], r["intent"]) for r in rows]
-        intent_dir = Path(self.meta["intent_run"])
+            raise ModelError(f"assist run '{path}' is corrupt or half-written: {exc}") from None
+        entries = [FaqEntry(r["id"], r["question"], r["answer"], r["intent"]) for r in rows]
+        intent_dir = Path(meta["intent_run"])
         if not intent_dir.is_absolute():
-            intent_dir = self.path / intent_dir
+            intent_dir = path / intent_dir
         try:
-            self.predictor = Predictor(intent_dir, batch_size=batch_size)
+            predictor = Predictor(intent_dir, batch_size=batch_size)
         except (ModelError, DataError):
             raise
         except Exception as exc:  # transformers/safetensors raise their own types on a broken folder
             raise ModelError(f"cannot load the intent run '{intent_dir}': {type(exc).__name__}: {exc}") from None
-        self.labels: list[str] = list(self.predictor.labels)
-        enc = self.meta["encoder"]
-        self.encoder = SentenceEncoder(enc["name_or_path"], enc["max_length"], enc["batch_size"])
-        ix = self.meta["index"]
-        self.index = FaqIndex(self.entries, vectors, ix["hnsw_min_size"], ix["hnsw_m"], ix["ef_search"])
-        self.temperature = float(self.meta["temperature"])
-        self.threshold = float(self.meta["threshold"])
-        self.handoff_intents = set(self.meta.get("handoff_intents", []))
-        self.top_k = int(self.meta.get("top_k", 3))
-        self.max_question_chars = int(self.meta.get("max_question_chars", 2000))
-        self.name = str(self.meta.get("name") or self.path.name)
-        self.model_version = str(self.meta["model_version"])
+        self._setup(path, meta, entries, vectors, predictor)
 
-    def scores(self, questions: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(raw intent probabilities, calibrated ones, query vectors) for ``questions``."""
-        raw = np.asarray(self.predictor.predict_proba(questions), dtype=float)
-        return raw, apply_temperature(raw, self.temperature), self.encoder.encode(questions)
+    @classmethod
+    def from_parts(
+        cls,
+        path: Path,
+        meta: dict[str, Any],
+        entries: list[FaqEntry],
+        vectors: np.ndarray,
+        predictor: Any,
+        detector: OodDetector | None = None,
+    ) -> AssistRun:
+        """An assistant built in memory (what `fit_assistant` scores dev with before it writes anything)."""
+        run = cls.__new__(cls)
+        run._setup(path, meta, entries, vectors, predictor, detector)
+        return run
+
+    def _setup(
+        self,
+        path: Path,
+        meta: dict[str, Any],
+        entries: list[FaqEntry],
+        vectors: np.ndarray,
+        predictor: Any,
+        detector: OodDetector | None = None,
+    ) -> None:
+        self.path = path
+        self.meta = meta
+        self.entries = entries
+        self.predictor = predictor
+        self.labels: list[str] = list(predictor.labels)
+        enc = meta["encoder"]
+        self.encoder = SentenceEncoder(enc["name_or_path"], enc["max_length"], enc["batch_size"])
+        ix = meta["index"]
+        self.index = FaqIndex(self.entries, vectors, ix["hnsw_min_size"], ix["hnsw_m"], ix["ef_search"])
+        self.temperature = float(meta["temperature"])
+        self.threshold = float(meta["threshold"])
+        self.handoff_intents = set(meta.get("handoff_intents", []))
+        self.top_k = int(meta.get("top_k", 3))
+        self.max_question_chars = int(meta.get("max_question_chars", 2000))
+        self.name = str(meta.get("name") or path.name)
+        self.model_version = str(meta["model_version"])
+        # the out-of-scope detector whose flag hands a question over (answer.out_of_scope): the intent run's own,
+        # or the kNN on the encoder's vectors kept in this folder; runs made before detectors have neither
+        self.ood_source: str | None = meta.get("out_of_scope_source")
+        self.detector = None
+        if self.ood_source == "intent":
+            self.detector = getattr(predictor, "detector", None)
+            if self.detector is None:
+                raise ModelError(
+                    f"assist run '{path}' hands out-of-scope questions over with its intent run's detector, which "
+                    f"is gone; refit it with `growthcurve ood fit {meta['intent_run']}`"
+                )
+        elif self.ood_source == "encoder":
+            self.detector = detector if detector is not None else load_detector(path)
+            if self.detector is None:
+                raise ModelError(
+                    f"assist run '{path}' is half-written: its out-of-scope detector (ood.json) is missing"
+                )
+
+    def scores(self, questions: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(raw intent probabilities, calibrated ones, query vectors, out-of-scope scores or None)."""
+        ood = None
+        if self.ood_source == "intent" and self.detector is not None:
+            probs, logits, feats = self.predictor.kind.function("scores")(
+                self.predictor.run, questions, None, self.predictor.batch_size
+            )
+            raw = np.asarray(probs, dtype=float)
+            ood = self.detector.score(logits, feats)
+        else:
+            raw = np.asarray(self.predictor.predict_proba(questions), dtype=float)
+        vecs = self.encoder.encode(questions)
+        if self.ood_source == "encoder" and self.detector is not None:  # the retrieval vectors are its features
+            ood = self.detector.score(np.log(np.clip(raw, 1e-12, 1.0)), vecs)
+        return raw, apply_temperature(raw, self.temperature), vecs, ood
 
     def rank(self, cal: np.ndarray, vec: np.ndarray, k: int) -> tuple[list[tuple[int, float]], str]:
         """Top-k FAQ entries for one question: within the predicted intent first, then the next likeliest
@@ -121,10 +187,12 @@ class AssistRun:
             check_question(q, self.max_question_chars)
         if not questions:
             return []
-        _, cal, vecs = self.scores(questions)
-        return [self._result(c, v, top_k or self.top_k) for c, v in zip(cal, vecs, strict=True)]
+        _, cal, vecs, ood = self.scores(questions)
+        return [
+            self._result(c, v, top_k or self.top_k, _at(ood, i)) for i, (c, v) in enumerate(zip(cal, vecs, strict=True))
+        ]
 
-    def _result(self, cal: np.ndarray, vec: np.ndarray, k: int) -> dict[str, Any]:
+    def _result(self, cal: np.ndarray, vec: np.ndarray, k: int, ood_score: float | None = None) -> dict[str, Any]:
         hits, how = self.rank(cal, vec, k)
         top = int(np.argmax(cal))
         intent = self.labels[top]
@@ -150,7 +218,18 @@ class AssistRun:
             "label": intent,  # the predictions table's summary; /feedback corrects it with "label"
             "score": confidence,
         }
-        if intent in self.handoff_intents:
+        out_of_scope = self.detector is not None and ood_score is not None and ood_score > self.detector.threshold
+        if self.detector is not None and ood_score is not None:
+            out["out_of_scope"] = bool(out_of_scope)
+            out["ood_score"] = round(float(ood_score), 6)
+        if out_of_scope:
+            assert self.detector is not None and ood_score is not None
+            reason = "out_of_scope"
+            msg = (
+                f"the question is unlike what the assistant was trained on ({self.detector.detector} out-of-scope "
+                f"score {ood_score:.4g} above the threshold {self.detector.threshold:.4g})"
+            )
+        elif intent in self.handoff_intents:
             reason = "requested_human"
             msg = "the customer asked for a person"
         elif best is None:
@@ -167,6 +246,10 @@ class AssistRun:
             assert best is not None
             out.update(outcome="answer", reason=None, message=None, answer=best.answer, faq_id=best.id)
         return out
+
+
+def _at(values: np.ndarray | None, i: int) -> float | None:
+    return None if values is None else float(values[i])
 
 
 def check_question(q: Any, limit: int) -> str:
@@ -250,15 +333,9 @@ def plot_curve(summary: dict[str, Any], path: Path, title: str) -> None:
 # ---- fitting ----------------------------------------------------------------------------------------------
 
 
-def _intent_run(cfg: AssistConfig, out: Path, train: str, dev: str | None, test: str | None, progress: bool) -> Path:
-    """The intent classifier's run folder: the configured one, or one trained through the engine."""
-    if cfg.intent.run is not None:
-        run = Path(cfg.intent.run)
-        if not (run / "model").is_dir():
-            raise ConfigError(f"intent.run '{run}' is not a run folder (no model/ in it)")
-        return run
+def _intent_config(cfg: AssistConfig, out: Path, train: str, dev: str | None, test: str | None) -> Any:
+    """The finetune config of the intent model `assist fit` trains into ``RUN/intent`` (checked, not run)."""
     from growthcurve.config import load_finetune_config
-    from growthcurve.training.dispatch import run_finetune
 
     sets = [
         f"data.train={train}",
@@ -274,16 +351,74 @@ def _intent_run(cfg: AssistConfig, out: Path, train: str, dev: str | None, test:
     ft = load_finetune_config(None, [*sets, *cfg.intent.overrides])
     if ft.task != "text-classification" or ft.data.multi_label:
         raise ConfigError("the intent model must be single-label text-classification (intent.overrides)")
-    return Path(run_finetune(ft, progress=progress).run_dir)
+    if cfg.answer.out_of_scope == "intent" and ft.ood.detector == "none":
+        raise ConfigError(
+            "intent.overrides sets ood.detector=none but answer.out_of_scope=intent hands out-of-scope questions "
+            "over with that detector; drop the override or choose answer.out_of_scope=encoder/off"
+        )
+    return ft
 
 
-def _version(intent_dir: Path, files: list[Path], settings: dict[str, Any]) -> str:
-    """12 hex over the intent model's version, the FAQ and its vectors, and the answering settings."""
+def _expected_labels(cfg: AssistConfig, train: str, ft: Any) -> list[str]:
+    """The labels the intent model has (intent.run) or will have (the training file's), read before training."""
+    from growthcurve.data.text import load_text_splits
+    from growthcurve.training.runfolder import read_meta
+
+    if cfg.intent.run is not None:
+        run = Path(cfg.intent.run)
+        if not (run / "model").is_dir():
+            raise ConfigError(f"intent.run '{run}' is not a run folder (no model/ in it)")
+        _, meta, labels = read_meta(run)
+        if meta.get("task", "text-classification") != "text-classification" or meta.get("multi_label"):
+            raise ConfigError(f"intent.run '{run}' must be a single-label text-classification run")
+        return labels
+    # the recipe's own reading of train/dev/test: unknown dev/test labels and bad rows fail here, before training
+    return load_text_splits(ft.data, seed=ft.train.seed, label_names=ft.data.labels).labels
+
+
+def _ood_source(cfg: AssistConfig, ft: Any) -> str | None:
+    """Which detector hands out-of-scope questions over: "intent", "encoder" or None (answer.out_of_scope)."""
+    choice = cfg.answer.out_of_scope
+    if choice == "off":
+        return None
+    if choice != "auto":
+        return choice
+    if ft is not None:
+        model_type = ft.model.type
+    else:
+        from growthcurve.training.runfolder import read_meta
+
+        model_type = read_meta(cfg.intent.run)[1].get("model_type", "transformer")
+    return "intent" if model_type == "transformer" else "encoder"
+
+
+def _check_inputs(cfg: AssistConfig, faq_path: str, labels: list[str], dev: str, test: str | None) -> list[str]:
+    """Everything `assist fit` reads, checked against the intent labels before minutes of training: the FAQ's
+    intents, the handoff intents, and the dev/test labels. Returns the handoff intents."""
+    read_faq(faq_path, labels)
+    handoff = cfg.answer.handoff_intents
+    if handoff is None:
+        handoff = [HANDOFF_DEFAULT] if HANDOFF_DEFAULT in labels else []
+    unknown = [h for h in handoff if h not in labels]
+    if unknown:
+        raise ConfigError(f"answer.handoff_intents {unknown} are not labels of the intent model")
+    for path in (dev, test):
+        if path:
+            read_labelled(path, cfg.data.text_column, cfg.data.label_column, labels)
+    if cfg.intent.run is not None and cfg.answer.out_of_scope == "intent":
+        from growthcurve.training.ood import require_detector
+
+        require_detector(cfg.intent.run)  # a run made before detectors: the line names `growthcurve ood fit`
+    return handoff
+
+
+def _version(intent_dir: Path, blobs: list[bytes], settings: dict[str, Any]) -> str:
+    """12 hex over the intent model's version, the FAQ and its vectors (the bytes written), and the settings."""
     from growthcurve.training.runfolder import model_version
 
     h = hashlib.sha256(model_version(intent_dir / "model").encode())
-    for f in files:
-        h.update(f.read_bytes())
+    for b in blobs:
+        h.update(b)
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()[:12]
 
@@ -291,8 +426,15 @@ def _version(intent_dir: Path, files: list[Path], settings: dict[str, Any]) -> s
 def fit_assistant(
     cfg: AssistConfig, overwrite: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> Path:
-    """Train (or take) the intent model, embed and index the FAQ, calibrate on dev, choose the threshold."""
+    """Train (or take) the intent model, embed and index the FAQ, calibrate on dev, choose the threshold.
+
+    Every input is checked before the intent model trains; the assistant is built and scored in memory and
+    its files are written at the end, ``assist.json`` last: a run that stops midway has no ``assist.json``.
+    """
+    import io
+
     from growthcurve.apps.assist.config import BUNDLED
+    from growthcurve.training.dispatch import run_finetune
     from growthcurve.training.inference import Predictor
     from growthcurve.training.modelcard import expected_calibration_error
 
@@ -303,30 +445,23 @@ def fit_assistant(
     if dev is None:
         raise ConfigError("set data.dev: temperature scaling and the threshold are fitted on a dev split")
     faq_path = cfg.faq or str(BUNDLED / "faq.csv")
-    # check the FAQ's columns and contents before minutes of training
-    read_faq(faq_path)
-    intent_dir = _intent_run(cfg, out, train, dev, test, progress)
+    ft = _intent_config(cfg, out, train, dev, test) if cfg.intent.run is None else None
+    handoff = _check_inputs(cfg, faq_path, _expected_labels(cfg, train, ft), dev, test)
+    source = _ood_source(cfg, ft)
+    if source == "intent" and cfg.intent.run is not None:
+        from growthcurve.training.ood import require_detector
+
+        require_detector(cfg.intent.run)
+    intent_dir = Path(cfg.intent.run) if ft is None else Path(run_finetune(ft, progress=progress).run_dir)
     predictor = Predictor(intent_dir)
     labels = list(predictor.labels)
-    if predictor.run.meta.get("task") != "text-classification" or predictor.run.meta.get("multi_label"):
-        raise ConfigError(f"intent.run '{intent_dir}' must be a single-label text-classification run")
     entries = read_faq(faq_path, labels)
-    handoff = cfg.answer.handoff_intents
-    if handoff is None:
-        handoff = [HANDOFF_DEFAULT] if HANDOFF_DEFAULT in labels else []
-    unknown = [h for h in handoff if h not in labels]
-    if unknown:
-        raise ConfigError(f"answer.handoff_intents {unknown} are not labels of the intent model")
     log(f"embedding {len(entries)} FAQ questions with {cfg.encoder.name_or_path}")
     encoder = SentenceEncoder(cfg.encoder.name_or_path, cfg.encoder.max_length, cfg.encoder.batch_size)
-    vectors = encoder.encode([e.question for e in entries])
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(
-        out / "faq.jsonl",
-        "".join(json.dumps(e.__dict__, ensure_ascii=False) + "\n" for e in entries),
-    )
-    with atomic_path(out / "faq_embeddings.npy") as tmp, open(tmp, "wb") as fh:
-        np.save(fh, vectors.astype(np.float32))
+    vectors = encoder.encode([e.question for e in entries]).astype(np.float32)
+    faq_text = "".join(json.dumps(e.__dict__, ensure_ascii=False) + "\n" for e in entries)
+    buf = io.BytesIO()
+    np.save(buf, vectors)
     dev_texts, dev_y = read_labelled(dev, cfg.data.text_column, cfg.data.label_column, labels)
     raw_dev = predictor.predict_proba(dev_texts)
     temperature = fit_temperature(raw_dev, np.asarray(dev_y))
@@ -338,6 +473,7 @@ def fit_assistant(
         "max_question_chars": cfg.answer.max_question_chars,
         "encoder": cfg.encoder.model_dump(),
         "index": cfg.index.model_dump(),
+        "out_of_scope_source": source,
     }
     try:
         rel = intent_dir.resolve().relative_to(out.resolve())
@@ -351,12 +487,28 @@ def fit_assistant(
         "intent_model_type": predictor.run.meta.get("model_type"),
         "faq_source": str(faq_path),
         "faq_entries": len(entries),
-        "threshold": 0.0,  # replaced below, once the dev answers are scored with this run
+        "threshold": 0.0,  # chosen below from the dev answers of this in-memory assistant
         **settings,
-        "model_version": "pending",
+        "model_version": "",  # set below, once the threshold is known
     }
-    write_json(out / "assist.json", meta)
-    run = AssistRun(out)
+    encoder_detector = None
+    if source == "encoder":  # kNN on the encoder's vectors of the training questions, threshold on dev
+        tr_texts, tr_y = read_labelled(train, cfg.data.text_column, cfg.data.label_column, labels)
+        log(f"out-of-scope detector: kNN (k={cfg.answer.ood_k}) on {len(tr_texts)} training questions")
+        encoder_detector = fit_detector(
+            encoder.encode(tr_texts), np.asarray(tr_y), len(labels), np.log(np.clip(raw_dev, 1e-12, 1.0)),
+            encoder.encode(dev_texts), detector="knn", in_scope_recall=cfg.answer.ood_in_scope_recall,
+            k=cfg.answer.ood_k, seed=cfg.seed,
+        )  # fmt: skip
+        encoder_detector.info["features"] = f"FAQ encoder {cfg.encoder.name_or_path} (mean-pooled, normalised)"
+    elif source == "intent" and predictor.detector is None:
+        from growthcurve.training.ood import missing_detector
+
+        raise missing_detector(intent_dir)
+    run = AssistRun.from_parts(out, meta, entries, vectors, predictor, encoder_detector)
+    if run.detector is not None:
+        det = run.detector
+        log(f"out-of-scope questions are handed over: {det.detector} detector, threshold {det.threshold:.4g}")
     raw, cal, _, conf, dev_hit, _ = _score_rows(run, dev_texts, np.asarray(dev_y))
     if cfg.answer.threshold is not None:
         threshold, reached = cfg.answer.threshold, None
@@ -364,6 +516,7 @@ def fit_assistant(
         threshold, cov, acc, reached = choose_threshold(
             conf, dev_hit, cfg.answer.target_accuracy, cfg.answer.accuracy_bound
         )
+        threshold = max(threshold, 0.0)  # -1 marks rows handed over anyway: "answer all the others" is 0
         note = "" if reached else " (target not reached: the best answered accuracy instead)"
         log(f"threshold {threshold:.4f} on dev: answered accuracy {acc:.3f}, coverage {cov:.3f}{note}")
     meta.update(
@@ -373,20 +526,30 @@ def fit_assistant(
         target_reached_on_dev=reached,
         ece_dev_before=expected_calibration_error(raw, np.asarray(dev_y)),
         ece_dev_after=expected_calibration_error(cal, np.asarray(dev_y)),
+        out_of_scope_detector=None if run.detector is None else run.detector.detector,
+        out_of_scope_threshold=None if run.detector is None else run.detector.threshold,
     )
     meta["model_version"] = _version(
         intent_dir,
-        [out / "faq.jsonl", out / "faq_embeddings.npy"],
-        {**settings, "threshold": float(threshold)},
+        [faq_text.encode("utf-8"), buf.getvalue()],
+        {**settings, "threshold": float(threshold), "ood_threshold": meta["out_of_scope_threshold"]},
     )
     run.threshold = float(threshold)
+    run.model_version = meta["model_version"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "assist.json").unlink(missing_ok=True)  # --overwrite: the old spec never describes the new files
     metrics: dict[str, Any] = {"dev": evaluate_assistant(run, dev_texts, dev_y, out / "coverage_dev.png", "dev")}
     if test:
         tt, ty = read_labelled(test, cfg.data.text_column, cfg.data.label_column, labels)
         metrics["test"] = evaluate_assistant(run, tt, ty, out / "coverage_test.png", "test")
     meta["metrics"] = {s: {k: v for k, v in m.items() if k != "curve"} for s, m in metrics.items()}
+    if encoder_detector is not None:
+        encoder_detector.save(out)
+    write_text(out / "faq.jsonl", faq_text)
+    with atomic_path(out / "faq_embeddings.npy") as tmp:
+        tmp.write_bytes(buf.getvalue())
     write_json(out / "metrics.json", metrics)
-    write_json(out / "assist.json", meta)  # last: its model_version marks the run as complete
+    write_json(out / "assist.json", meta)  # last, once: its presence marks the run as complete
     return out
 
 
@@ -395,17 +558,17 @@ def _score_rows(
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]:
     """(raw probs, calibrated probs, results, answerable confidence, hit@1, hit@3) of labelled questions.
 
-    Rows that are never answered (a handoff intent, nothing retrieved) get confidence -1, so no threshold
-    in [0, 1] answers them and the coverage curve counts them as handed over."""
-    raw, cal, vecs = run.scores(texts)
-    results = [run._result(c, v, max(3, run.top_k)) for c, v in zip(cal, vecs, strict=True)]
+    Rows that are never answered (a handoff intent, nothing retrieved, out of scope) get confidence -1, so no
+    threshold in [0, 1] answers them and the coverage curve counts them as handed over."""
+    raw, cal, vecs, ood = run.scores(texts)
+    k = max(3, run.top_k)
+    results = [run._result(c, v, k, _at(ood, i)) for i, (c, v) in enumerate(zip(cal, vecs, strict=True))]
     gold = [run.labels[i] for i in y]
     found = [[c["intent"] for c in r["candidates"]] for r in results]
     hit1 = np.array([g in f[:1] for g, f in zip(gold, found, strict=True)], dtype=bool)
     hit3 = np.array([g in f[:3] for g, f in zip(gold, found, strict=True)], dtype=bool)
-    conf = np.array(
-        [-1.0 if r["intent"] in run.handoff_intents or not r["candidates"] else r["confidence"] for r in results]
-    )
+    never = [r["intent"] in run.handoff_intents or not r["candidates"] or r.get("out_of_scope") for r in results]
+    conf = np.array([-1.0 if n else r["confidence"] for n, r in zip(never, results, strict=True)])
     return raw, cal, results, conf, hit1, hit3
 
 

@@ -57,8 +57,11 @@ class AssistHandler:
         return q, item.get("top_k")
 
     def predict_batch(self, inputs: list[tuple[str, int | None]]) -> list[dict[str, Any]]:
-        _, cal, vecs = self.run.scores([q for q, _ in inputs])
-        return [self.run._result(c, v, k or self.run.top_k) for (_, k), c, v in zip(inputs, cal, vecs, strict=True)]
+        _, cal, vecs, ood = self.run.scores([q for q, _ in inputs])
+        return [
+            self.run._result(c, v, k or self.run.top_k, None if ood is None else float(ood[i]))
+            for i, ((_, k), c, v) in enumerate(zip(inputs, cal, vecs, strict=True))
+        ]
 
 
 def answer_router(store_url: str | None) -> APIRouter:

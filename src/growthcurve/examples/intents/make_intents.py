@@ -910,41 +910,42 @@ def generate(seed: int = SEED) -> list[tuple[str, str, str]]:
     return rows
 
 
-def split(rows: list[tuple[str, str, str]], seed: int = SEED) -> dict[str, list[tuple[str, str]]]:
+def split(rows: list[tuple[str, str, str]], seed: int = SEED) -> dict[str, list[tuple[str, str, str]]]:
     """Stratified 70/15/15 split by (label, language); each split is shuffled with the same seed."""
     rng = random.Random(seed + 1)
     groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for row in rows:
         groups.setdefault((row[1], row[2]), []).append(row)
-    out: dict[str, list[tuple[str, str]]] = {"train": [], "dev": [], "test": []}
+    out: dict[str, list[tuple[str, str, str]]] = {"train": [], "dev": [], "test": []}
     for key in sorted(groups):
         group = groups[key][:]
         rng.shuffle(group)
         n_dev = max(1, round(len(group) * SPLIT[1]))
         n_test = max(1, round(len(group) * SPLIT[2]))
-        out["test"] += [(t, label) for t, label, _ in group[:n_test]]
-        out["dev"] += [(t, label) for t, label, _ in group[n_test : n_test + n_dev]]
-        out["train"] += [(t, label) for t, label, _ in group[n_test + n_dev :]]
+        out["test"] += group[:n_test]
+        out["dev"] += group[n_test : n_test + n_dev]
+        out["train"] += group[n_test + n_dev :]
     for name in ("train", "dev", "test"):
         rng.shuffle(out[name])
     return out
 
 
-def to_csv(rows: list[tuple[str, str]]) -> str:
-    """Serialise ``text,label`` rows as CSV text (minimal quoting, ``\\n`` line ends)."""
+def to_csv(rows: list[tuple[str, str, str]]) -> str:
+    """Serialise ``text,label,language`` rows as CSV text (minimal quoting, ``\\n`` line ends); the language
+    column (``en``/``zh``) is for slicing (`growthcurve evaluate --slice-by language`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["text", "label"])
+    writer.writerow(["text", "label", "language"])
     writer.writerows(rows)
     return buf.getvalue()
 
 
-def summary_table(splits: dict[str, list[tuple[str, str]]]) -> str:
+def summary_table(splits: dict[str, list[tuple[str, str, str]]]) -> str:
     """Markdown table of counts per intent, split and language (pasted into README.md)."""
     counts: Counter[tuple[str, str, str]] = Counter()
     for name, rows in splits.items():
-        for text, label in rows:
-            counts[(label, name, "zh" if CJK.search(text) else "en")] += 1
+        for _text, label, lang in rows:
+            counts[(label, name, lang)] += 1
     header = "| intent | train en | train zh | dev en | dev zh | test en | test zh | total |"
     lines = [header, "|" + "---|" * 8]
     cols = [(s, lang) for s in ("train", "dev", "test") for lang in ("en", "zh")]
