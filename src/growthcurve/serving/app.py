@@ -237,17 +237,17 @@ class ServingCore:
         log_texts = texts if (texts is not None and self.settings.log_text) else [None] * len(items)
         records = [
             PredictionRecord(
-                i,
-                h.model_name,
-                h.model_version,
-                self.experiment,
-                variant,
-                unit_id,
-                t,
-                o.get("label"),
-                o.get("score"),
-                o,
-                round(infer_ms, 3),
+                request_id=i,
+                model_name=h.model_name,
+                model_version=h.model_version,
+                experiment=self.experiment,
+                variant=variant,
+                unit_id=unit_id,
+                input_text=t,
+                label=o.get("label"),
+                score=o.get("score"),
+                output=o,
+                latency_ms=round(infer_ms, 3),
             )
             for i, t, o in zip(ids, log_texts, outputs, strict=True)
         ]
@@ -321,7 +321,8 @@ class ServingCore:
 
 async def get_core(request: Request) -> ServingCore:
     """FastAPI dependency: the app's `ServingCore` (for routes that applications add)."""
-    return request.app.state.core
+    core: ServingCore = request.app.state.core
+    return core
 
 
 async def require_api_key(request: Request) -> None:
@@ -385,7 +386,8 @@ class _BodyLimit:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+            message: dict[str, Any] = await receive()
+            return message
 
         await self.app(scope, replay, send)
 

@@ -183,7 +183,7 @@ def _serve(
     backend: str,
     quantize: str | None,
     threads: int | None,
-    settings: object,
+    settings: ServeSettings,
     store: str | None,
     sock: socket.socket,
     host: str,
@@ -206,7 +206,7 @@ def _serve(
     for r in runs:
         with console.status(f"loading {r} ..."):
             handlers.append(load_handler(r, backend, quantize=quantize, threads=threads))
-    app = create_app(handlers, settings, store)  # type: ignore[arg-type]
+    app = create_app(handlers, settings, store)
     core = app.state.core
     t = Table(title=f"serving on http://{host}:{port} (docs at /docs)")
     for col in ("variant", "weight", "run", "model_version", "task"):
@@ -222,7 +222,7 @@ def _serve(
 
             write_ab_config(ab_config, url, core.experiment, dict(zip(core.variants, core.weights, strict=True)))
             console.print(f"analyse with: growthcurve ab analyze {ab_config}", highlight=False)
-    if settings.api_keys:  # type: ignore[attr-defined]
+    if settings.api_keys:
         console.print("API key required on /predict and /feedback (header X-API-Key)")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])

@@ -209,6 +209,7 @@ def load_handler(
         raise ModelError(
             f"run '{run}' is a {task} run: serve answers text-classification and token-classification runs"
         )
+    predictor: Any  # an OnnxPredictor or a Predictor: the same predict/labels contract
     if backend == "onnx":
         if task != "text-classification":
             raise ModelError(f"run '{run}' is a {task} run: the onnx backend serves text-classification runs")

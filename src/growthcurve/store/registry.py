@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 
@@ -364,7 +364,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -387,17 +387,20 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
         if ca.get(k) != cb.get(k) or (k in ca) != (k in cb)
     ]
     data = []
-    seen_a: set[str] = set()
-    seen_b: set[str] = set()
-    roles_a = a.config.get("data") if isinstance(a.config.get("data"), dict) else {}
-    roles_b = b.config.get("data") if isinstance(b.config.get("data"), dict) else {}
+    seen_a: set[str | None] = set()
+    seen_b: set[str | None] = set()
+    da, db = a.config.get("data"), b.config.get("data")
+    roles_a: dict[str, Any] = da if isinstance(da, dict) else {}
+    roles_b: dict[str, Any] = db if isinstance(db, dict) else {}
     for role in sorted(set(roles_a) | set(roles_b)):
-        pa, pb = roles_a.get(role), roles_b.get(role)
+        pa: str | None = roles_a.get(role)
+        pb: str | None = roles_b.get(role)
         if not (pa in a.data_fingerprint or pb in b.data_fingerprint):
             continue
         seen_a.add(pa)
         seen_b.add(pb)
-        fa, fb = a.data_fingerprint.get(pa), b.data_fingerprint.get(pb)
+        fa = a.data_fingerprint.get(pa) if pa is not None else None
+        fb = b.data_fingerprint.get(pb) if pb is not None else None
         data.append({"input": role, "path_a": pa, "path_b": pb, "a": fa, "b": fb, "changed": fa != fb})
     for path in sorted((set(a.data_fingerprint) - seen_a) | (set(b.data_fingerprint) - seen_b)):
         fa, fb = a.data_fingerprint.get(path), b.data_fingerprint.get(path)

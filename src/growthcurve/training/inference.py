@@ -44,8 +44,9 @@ from growthcurve.training.scoring import (
 CPU = torch.device("cpu")
 EVAL_BATCH = 64
 
-Scored = tuple[dict[str, float], dict[str, Any], list[str]]
-"""What an evaluator returns: metrics, the report it wrote, data warnings."""
+Scored = tuple[dict[str, float], dict[str, Any] | str, list[str]]
+"""What an evaluator returns: metrics, the report it wrote (a classification report dict, or the seqeval report
+text of a token run), data warnings."""
 
 
 def _run_config(run: LoadedRun) -> FinetuneConfig:
@@ -92,7 +93,7 @@ class Predictor:
             raise DataError(f"a {self.run.meta['task']} run predicts spans, not class probabilities: use predict()")
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.kind.function("predict")(self.run, texts, pairs, self.batch_size)
+        return np.asarray(self.kind.function("predict")(self.run, texts, pairs, self.batch_size))
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, top_k: int = 1) -> list[dict[str, Any]]:
         """One dict per text: label (or labels for multi-label), score, and the top-k labels with probabilities.
@@ -100,7 +101,8 @@ class Predictor:
         Token-classification runs return entity spans with character offsets instead (`entity_rows`).
         """
         if self.kind.predicts_rows:
-            return self.kind.function("predict")(self.run, texts, self.batch_size)
+            rows: list[dict[str, Any]] = self.kind.function("predict")(self.run, texts, self.batch_size)
+            return rows
         probs = self.predict_proba(texts, pairs)
         out = []
         k = max(1, min(top_k, len(self.labels)))
@@ -134,7 +136,7 @@ def text_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch_
 
 def tfidf_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch_size: int) -> np.ndarray:
     """Class probabilities of a TF-IDF run (pairs joined as in training)."""
-    return run.model.predict_proba(join_pairs(texts, pairs))
+    return np.asarray(run.model.predict_proba(join_pairs(texts, pairs)))
 
 
 def _labelled_texts(

@@ -46,9 +46,9 @@ RUN_ARTEFACTS = (
 )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunResult:
-    """What a finetune recipe returns: where the run is and how it went."""
+    """What a finetune recipe returns: where the run is and how it went (built by name: ``kw_only``)."""
 
     run_dir: Path
     labels: list[str]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from growthcurve.errors import DataError
-from growthcurve.validation.analysis import ABTest, MetricResult, SRMCheck, SRMResult, clean_json
+from growthcurve.validation.analysis import ABTest, MetricResult, SRMCheck, SRMResult, clean_json_dict
 from growthcurve.validation.config import ABConfig, MetricConfig
 from growthcurve.validation.sql import EventSource, look_cutoffs, open_source
 
@@ -39,7 +39,7 @@ class ExperimentResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return clean_json(asdict(self))
+        return clean_json_dict(asdict(self))
 
 
 def _estimator(cfg: ABConfig, m: MetricConfig) -> ABTest:
