@@ -28,7 +28,9 @@ def _tmp_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     ``growthcurve.db`` into the repository or sees another test's runs."""
     d = tmp_path_factory.mktemp("store")
     monkeypatch.setenv("GROWTHCURVE_DB_URL", f"sqlite:///{d / 'growthcurve.db'}")
+    monkeypatch.delenv("GROWTHCURVE_STORE", raising=False)  # it would win over GROWTHCURVE_DB_URL
     monkeypatch.delenv("GROWTHCURVE_PARENT_RUN", raising=False)
+    monkeypatch.delenv("GROWTHCURVE_TUNE_TRIAL", raising=False)
 
 
 POS = ["great", "excellent", "love", "wonderful", "fantastic", "good", "happy", "amazing"]

@@ -27,6 +27,7 @@ RANK = {
     "planning": 7,
     "team": 7,
     "growth": 7,  # tune, retrain: train models from what the store recorded
+    "review": 7,  # the review queue: reads served predictions and assistant turns (above serving and apps)
     "report": 8,
 }
 RECIPES = {f"growthcurve.training.{name}" for name in ("text", "token", "image", "baseline")}

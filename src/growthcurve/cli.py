@@ -37,6 +37,7 @@ _COMMAND_MODULES = [
     "growthcurve.report.cli",
     "growthcurve.growth.tune_cli",
     "growthcurve.growth.retrain_cli",
+    "growthcurve.review.cli",
 ]
 
 

@@ -6,6 +6,7 @@ Cross-field checks fail early with a message a user can act on (axolotl/Ludwig s
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -182,9 +183,28 @@ class TrainConfig(StrictModel):
         return v
 
 
+_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_GENERIC_STEMS = {"train", "training", "data", "dataset", "all", "full", "labelled", "labeled"}
+
+
+def default_model_name(train: str | None) -> str:
+    """The model (lineage) name when the config sets no ``name``: the training data's name, so retraining on
+    the same data gives the next version of the same model. ``.../banking77/train.csv`` → ``banking77``
+    (a generic file stem takes its folder's name), ``tickets.csv`` → ``tickets``; the bundled data → ``intents``."""
+    if train is None:
+        return "intents"
+    p = Path(train)
+    stem = p.name.split(".")[0]
+    raw = p.resolve().parent.name if stem.lower() in _GENERIC_STEMS and p.resolve().parent.name else stem
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-._") or "model"
+    return name[:64] if name[0].isalnum() else f"m{name}"[:64]
+
+
 class FinetuneConfig(StrictModel):
     """Everything `growthcurve finetune` needs; every field has a working default."""
 
+    # The model this run is a version of (`intents` → intents@v1, intents@v2, ...); None: default_model_name
+    name: str | None = Field(None, pattern=_MODEL_NAME)
     task: Literal["text-classification", "token-classification", "image-classification"] = "text-classification"
     method: Literal["full", "lora", "adalora", "prefix", "adapter", "freeze"] = "full"
     data: DataConfig = Field(default_factory=DataConfig)
@@ -194,6 +214,11 @@ class FinetuneConfig(StrictModel):
     output_dir: str = "runs/latest"
     resume: bool = True  # continue from the run folder's last checkpoint when one exists
     registry: bool = True  # record the run in the run registry (GROWTHCURVE_DB_URL); a store error only warns
+
+    @property
+    def model_name(self) -> str:
+        """The lineage name this run's model versions carry (``name``, else from the training data)."""
+        return self.name or default_model_name(self.data.train)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> FinetuneConfig:

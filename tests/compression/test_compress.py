@@ -119,6 +119,14 @@ def test_recovery_keeps_the_zeros(text_run: Path, tmp_path: Path) -> None:
     assert P.sparsity(run.model) >= 0.5
     assert (tmp_path / "rec" / "config.yaml").is_file() and (tmp_path / "rec" / "metrics.json").is_file()
     assert rep["rows"]["pruned"]["test_accuracy"] >= 0.75
+    # one registry row: the compressed run is the next version of the source's model, the source its parent
+    from growthcurve.store.registry import find_by_artefact, list_runs
+
+    row, src = find_by_artefact(tmp_path / "rec"), find_by_artefact(text_run)
+    assert row is not None and row.kind == "compress" and row.ref == res.ref
+    if src is not None and src.ref:  # the fixture run was recorded in this test's store
+        assert row.parent == src.id and row.model == src.model and row.version == src.version + 1
+    assert [r.kind for r in list_runs() if r.artefact == row.artefact] == ["compress"]
 
 
 def test_neuron_compress_shrinks_the_saved_model(text_run: Path, tmp_path: Path) -> None:

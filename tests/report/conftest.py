@@ -59,6 +59,7 @@ def train_tiny(root: Path, name: str, epochs: int, url: str) -> tuple[Path, str]
     }
     sets = [f"data.{k}={v}" for k, v in data.items()] + [
         f"output_dir={root / name}",
+        "name=toy",  # one model: each run is its next version
         "model.type=textcnn",
         f"train.epochs={epochs}",
         "train.batch_size=16",

@@ -59,8 +59,11 @@ def test_growth_curve_reads_the_registry(growth_store: GrowthStore, full: tuple[
     rows = {r.id: r for r in rep.quality.rows}
     assert set(growth_store.run_ids) | {growth_store.tune_id, growth_store.failed_id} <= set(rows)
     assert rows[growth_store.failed_id].parent == growth_store.tune_id
-    series = rep.quality.series["text-classification"]
+    model = rows[growth_store.run_ids[0]].model  # both runs train on the same data: two versions of one model
+    assert model and rows[growth_store.run_ids[1]].model == model
+    series = rep.quality.series[model]
     assert [p.id for p in series] == growth_store.run_ids  # finished model runs only, oldest first
+    assert [p.ref for p in series] == [f"{model}@v1", f"{model}@v2"]
     for p, run in zip(series, growth_store.runs, strict=True):
         assert p.metric == pytest.approx(json.loads((run / "metrics.json").read_text())["test"]["accuracy"])
     assert growth_store.tune_id in _section(html, "quality") and "study-1" in html
@@ -79,7 +82,7 @@ def test_a_retrain_is_one_point_with_its_retention_accuracy(tmp_path: Path) -> N
     finish_run(inner, "finished", metrics={"test": {"accuracy": 0.74}}, url=url)
     finish_run(rt, "finished", metrics={"retention": {"old": {"accuracy": 0.70}, "new": {"accuracy": 0.74}}}, url=url)
     rep = build_report(ReportInputs(db=url))
-    pts = rep.quality.series[task]
+    pts = rep.quality.series[f"{task} (no version)"]  # rows recorded without a model lineage
     assert [(p.id, p.kind, p.metric) for p in pts] == [(base, "finetune", 0.70), (rt, "retrain", 0.74)]
     assert {r.id for r in rep.quality.rows} == {base, rt, inner}  # the table still lists every row
 
@@ -185,7 +188,7 @@ def test_ner_run_shows_its_entity_report(tmp_path: Path) -> None:
     rid = start_run("finetune", name="ner", task="token-classification", artefact=run, url=url)
     finish_run(rid, "finished", metrics={"test": {"entity_f1": f1}}, url=url)
     rep = build_report(ReportInputs(db=url))
-    assert rep.quality.series["token-classification"][0].metric == pytest.approx(f1)
+    assert rep.quality.series["token-classification (no version)"][0].metric == pytest.approx(f1)
     lt = rep.latest
     assert lt.kind == "ner" and {r["label"] for r in lt.per_class} == {"PER", "LOC"}
     assert next(r for r in lt.per_class if r["label"] == "PER")["f1"] == pytest.approx(1.0)
@@ -193,12 +196,16 @@ def test_ner_run_shows_its_entity_report(tmp_path: Path) -> None:
     assert "entity F1 per type" in _section(render_html(rep), "latest")
 
 
-def test_empty_store_says_so_in_every_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_store_says_so_in_every_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from growthcurve.cli import main
 
     out = tmp_path / "report.html"
     db = tmp_path / "nothing.db"
-    main(["report", "--out", str(out), "--db", f"sqlite:///{db}"])  # exit 0: SystemExit would fail the test
+    # a workspace store that does not exist yet is an empty one (a --store naming a missing file is an error)
+    monkeypatch.setenv("GROWTHCURVE_STORE", f"sqlite:///{db}")
+    main(["report", "--out", str(out)])  # exit 0: SystemExit would fail the test
     html = out.read_text(encoding="utf-8")
     for key, msg in [
         ("quality", EMPTY_QUALITY),
@@ -214,7 +221,12 @@ def test_empty_store_says_so_in_every_section(tmp_path: Path, capsys: pytest.Cap
     err = re.sub(r"\s+", " ", capsys.readouterr().err)
     assert err.count("no data:") == 5
     # a progress bar over the steps (the report ran tens of seconds silent on a large store)
-    for step in ("report: model quality", "report: served versions and A/B", "report: charts", "5/6"):
+    for step in (
+        "report: model quality",
+        "report: served versions and A/B",
+        "report: charts",
+        "6/7",
+    ):  # seven steps since the review queues joined
         assert step in err
     for title in SECTION_TITLES.values():
         assert title in err

@@ -58,3 +58,54 @@ def test_report_renders_in_headless_chromium(full: tuple[Any, str], tmp_path: Pa
     # the embedded charts drew: the growth-curve/serving blues appear, not only text greys
     blue = (rgb[..., 2] > rgb[..., 0] + 60) & (rgb[..., 2] > 120)
     assert blue.mean() > 0.005
+
+
+def _driver(width: int, height: int) -> Any:
+    """Selenium on Debian's Chromium and chromedriver (no browser download), headless, at ``width`` px."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="the layout test drives Chromium with selenium")
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None:
+        pytest.skip("no chromedriver on PATH: install Debian's `chromium-driver` (`.ci/run` does so as root)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = _browser()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--hide-scrollbars", f"--window-size={width},{height}"):  # fmt: skip
+        opts.add_argument(flag)
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [420, 1400])
+def test_report_fits_a_phone_and_a_wide_screen(full: tuple[Any, str], tmp_path: Path, width: int) -> None:
+    """No horizontal page overflow at 420 px (a phone) or 1400 px: wide tables scroll inside their own box, charts
+    scale down, long names wrap. A screenshot of each width is kept next to the test's files."""
+    page = tmp_path / "report.html"
+    page.write_text(full[1], encoding="utf-8")
+    driver = _driver(width, 900)
+    try:
+        driver.set_window_size(width, 900)
+        driver.get(page.resolve().as_uri())
+        inner = driver.execute_script("return window.innerWidth")
+        scroll = driver.execute_script("return document.documentElement.scrollWidth")
+        assert inner <= width and scroll <= inner, f"the page is {scroll} px wide in a {inner} px window"
+        # every table sits in a box that scrolls on its own, and the wide ones do scroll there at 420 px
+        loose = driver.execute_script(
+            "return [...document.querySelectorAll('table')].filter(t => !t.parentElement.classList.contains('scroll'))"
+            ".length"
+        )
+        assert loose == 0
+        boxes = driver.execute_script(
+            "return [...document.querySelectorAll('.scroll')].map(d => [d.scrollWidth, d.clientWidth])"
+        )
+        if width == 420:
+            assert any(s > c for s, c in boxes), "no table is wider than a phone: the test proves nothing"
+        imgs = driver.execute_script("return [...document.images].map(i => i.getBoundingClientRect().right)")
+        assert imgs and max(imgs) <= inner, "a chart sticks out of the page"
+        shot = tmp_path / f"report-{width}.png"
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        driver.quit()

@@ -112,14 +112,39 @@ def test_feedback_becomes_metric_events_of_the_experiment(text_handlers: Any, st
     ev = [e for e in _events(store_url) if e["metric"] != "exposure"]
     served = p["predictions"][0]["label"]
     assert sorted((e["metric"], e["value"]) for e in ev) == [
+        ("accuracy", 1.0 if served == "neg" else 0.0),  # the corrected label decides, not the thumbs
         ("click", 0.0),
-        ("correct", 1.0 if served == "neg" else 0.0),
         ("rating", 5.0),
         ("thumbs", 1.0),
     ]
     assert {(e["unit_id"], e["variant"], e["model_version"]) for e in ev} == {
         ("alice", p["variant"], p["model_version"])
     }
+
+
+def test_served_accuracy_works_with_the_usual_feedback_ui(text_handlers: Any, store_url: str) -> None:
+    """A label is sent only when the answer was wrong: thumbs-up counts 1, a differing label 0, a confirming
+    label 1, a thumbs-down 0, a rating alone no accuracy at all (so the metric is never constant 0)."""
+    with _ab_client(text_handlers, store_url) as c:
+        sent = {}
+        for unit, fb in (
+            ("u-up", {"thumbs": True}),
+            ("u-down", {"thumbs": False}),
+            ("u-rate", {"rating": 4}),
+            ("u-fix", "wrong"),
+            ("u-same", "right"),
+        ):
+            p = c.post("/predict", json={"text": "so awful", "unit_id": unit}).json()
+            served = p["predictions"][0]["label"]
+            other = "pos" if served == "neg" else "neg"
+            if fb == "wrong":
+                fb = {"label": other}
+            elif fb == "right":
+                fb = {"label": served}
+            assert c.post("/feedback", json={"request_id": p["request_id"], **fb}).status_code == 200
+            sent[unit] = fb
+    acc = {e["unit_id"]: e["value"] for e in _events(store_url) if e["metric"] == "accuracy"}
+    assert acc == {"u-up": 1.0, "u-down": 0.0, "u-fix": 0.0, "u-same": 1.0}
 
 
 def test_served_feedback_is_analysed_by_the_ab_cli(text_handlers: Any, store_url: str, tmp_path: Path) -> None:

@@ -93,14 +93,13 @@ def test_bad_options(text_runs: tuple[Path, Path], tmp_path: Path, capsys: pytes
 def test_store_that_cannot_be_migrated(
     text_runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import alembic.command
     from alembic.util.exc import CommandError
 
-    import growthcurve.serving.storage as storage
-
-    def two_heads(url: str | None) -> None:
+    def two_heads(*_a: object, **_k: object) -> None:
         raise CommandError("Multiple head revisions are present for given argument 'head'")
 
-    monkeypatch.setattr(storage, "init_db", two_heads)
+    monkeypatch.setattr(alembic.command, "upgrade", two_heads)
     msg = _serve_error(capsys, str(text_runs[0]), "--port", str(_free_port()), "--store", "sqlite:///x.db")
     assert "cannot be migrated: Multiple head revisions" in msg
 

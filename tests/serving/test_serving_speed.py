@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import growthcurve.serving.cli as serve_cli
+import growthcurve.serving.launch as serve_cli
 from growthcurve.serving import ServeSettings, create_app
 
 

@@ -103,3 +103,37 @@ def test_show_by_prefix(two_runs: tuple[str, str], capsys: pytest.CaptureFixture
 def test_empty_registry_lists_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(["runs", "list"], capsys)
     assert code == 0 and "no runs recorded yet" in out
+
+
+def _narrow(argv: list[str], cwd: Path) -> str:
+    """The command's output in a real 80-column terminal (a subprocess: rich reads COLUMNS when it starts)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "growthcurve.cli", *argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_runs_and_models_fit_80_columns_without_cutting(tmp_path: Path) -> None:
+    """At 80 columns the tables stack into one block per row: no line wider than 80, no value cut to '…', every
+    id and number printed whole (they were squeezed to 3-character columns)."""
+    from growthcurve.store.registry import finish_run, start_run
+
+    ids = []
+    for i, acc in enumerate((0.8123, 0.8567, 0.9012)):
+        rid = start_run("finetune", name=f"banking77-run-{i}", task="text-classification", model="banking77")
+        finish_run(rid, "finished", metrics={"test": {"accuracy": acc}}, fingerprint=f"fp{i}")
+        ids.append(rid)
+    for argv in (["runs", "list"], ["models", "list"], ["models", "show", "banking77"]):
+        out = _narrow(argv, tmp_path)
+        assert max(len(line) for line in out.splitlines()) <= 80, out
+        assert "…" not in out, out
+        if argv[0] == "runs":
+            assert all(i in out for i in ids) and "test.accuracy 0.9012" in out
+        else:
+            assert "banking77@v3" in out and "0.9012" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -172,3 +173,28 @@ def test_survey_csat_and_nps(tmp_path, capsys):
         assert half == pytest.approx(1.96 * arm["se"], rel=0.1)
     code, _, err = _run(["survey", "analyze", str(tmp_path / "nps.csv"), "--score-column", "scor"], capsys)
     assert code == 2 and "not a column" in err
+
+
+def test_ab_analyze_fits_80_columns_without_cutting(tmp_path: Path) -> None:
+    """The bundled example at 80 columns: one block per metric and arm, no line over 80, no '…' (the table needed
+    ~135 columns and cut the lift, CI, p and star); at 200 columns it is one table."""
+    import os
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "src" / "growthcurve" / "examples" / "ab" / "ab.yaml"
+    for cols in ("80", "200"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "growthcurve.cli", "ab", "analyze", str(example), "--out", str(tmp_path / cols),
+             "--no-report"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": cols},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout
+        assert "…" not in out
+        assert "+8.29%*" in out and "3.02e-13" in out  # satisfaction's lift, star and p, whole
+        if cols == "80":
+            table = [line for line in out.splitlines() if line.startswith(("satisfaction", "  "))]
+            assert table and max(len(line) for line in table) <= 80, out
+        else:
+            assert "┃ metric" in out

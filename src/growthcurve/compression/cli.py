@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from growthcurve.errors import ConfigError
+from growthcurve.store.lineage import run_folder
 
 console = Console()
 
@@ -23,7 +24,13 @@ def _acc(x: float | None) -> str:
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="run folder of a transformer text- or token-classification run")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            parser=run_folder,
+            help="run folder or model version (intents@v2) of a transformer text- or token-classification run",
+        ),
+    ],
     format_: Annotated[str, typer.Option("--format", help="export format (onnx)")] = "onnx",
     quantize: Annotated[str | None, typer.Option(help="also write an int8 model: int8")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default RUN/onnx)")] = None,
@@ -71,7 +78,14 @@ def export(
 
 
 def compress(
-    run: Annotated[Path, typer.Argument(help="run folder of a transformer text-classification run")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            parser=run_folder,
+            metavar="RUN",
+            help="run folder or model version (intents@v2) of a transformer text-classification run",
+        ),
+    ],
     prune: Annotated[float, typer.Option(help="fraction to prune, e.g. 0.3")],
     structured: Annotated[
         str | None, typer.Option(help="neurons (feed-forward neurons) or heads; default unstructured weights")
@@ -91,6 +105,8 @@ def compress(
         torch.set_num_threads(threads)
     res = compress_run(run, prune, structured, recover_epochs, recover_lr, quantize, out)
     _print_compress(res.out_dir, res.report)
+    if res.ref:
+        console.print(f"model version: {res.ref}", highlight=False)
 
 
 def _print_compress(out_dir: Path, rep: dict[str, Any]) -> None:

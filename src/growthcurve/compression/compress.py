@@ -37,6 +37,7 @@ class CompressResult:
 
     out_dir: Path
     report: dict[str, Any]
+    ref: str | None = None  # the model version the compressed run became (intents@v4), None when not recorded
 
 
 def default_out(run_dir: Path) -> Path:
@@ -209,7 +210,50 @@ def compress_run(
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return CompressResult(out, report)
+    return CompressResult(out, report, _register(run_dir, out, report))
+
+
+def _register(run_dir: Path, out: Path, report: dict[str, Any]) -> str | None:
+    """Record the compressed run as the next version of its source's model, the source version as parent;
+    a store that cannot be written costs one warning, never the compressed run."""
+    import sys
+
+    from growthcurve.errors import GrowthcurveError
+    from growthcurve.store.lineage import version_by_fingerprint, version_of_folder
+    from growthcurve.store.registry import finish_run, start_run, version_ref
+    from growthcurve.training.runfolder import MODEL_DIR, model_version, read_meta
+
+    try:
+        src_dir, meta, _labels = read_meta(run_dir)
+        fp = model_version(src_dir)
+        src = version_of_folder(run_dir, fp) or version_by_fingerprint(fp)
+        model = src.model if src is not None and src.model else _model_name(run_dir)
+        after = report["rows"].get("pruned+int8") or report["rows"]["pruned"]
+        metrics = {"test": {"accuracy": after["test_accuracy"]}} if after.get("test_accuracy") is not None else {}
+        rid = start_run(
+            "compress",
+            name=out.name,
+            task=meta.get("task"),
+            config={"compress": {k: report[k] for k in ("pruning", "recovery", "quantize")}, "source": str(run_dir)},
+            artefact=out,
+            parent=src.id if src is not None else None,
+            model=model,
+        )
+        version = finish_run(rid, "finished", metrics=metrics, fingerprint=model_version(out / MODEL_DIR))
+        return version_ref(model, version)
+    except (GrowthcurveError, OSError, KeyError) as exc:
+        print(f"warning: the compressed run is not recorded as a model version ({exc})", file=sys.stderr)
+        return None
+
+
+def _model_name(run_dir: Path) -> str:
+    """The source run's model name from its config (``name``, else its training data), else its folder name."""
+    from growthcurve.config import default_model_name, load_finetune_config
+
+    try:
+        return load_finetune_config(run_dir / "config.yaml").model_name
+    except Exception:  # a config a newer or older growthcurve wrote: the folder's name still names it
+        return default_model_name(str(run_dir.resolve() / "train.csv"))
 
 
 def _recover(
@@ -247,6 +291,7 @@ def _recover(
             f"train.epochs={epochs}",
             f"train.learning_rate={lr}",
             f"output_dir={tmp}",
+            "registry=false",  # the compress row, written when the run is in place, is the one record
         ],
     )
     res = run_finetune(cfg, progress=progress)

@@ -10,12 +10,10 @@ the label list pinned (``data.labels``), so the classifier head carries over eve
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
-import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +27,9 @@ from growthcurve.config import FinetuneConfig, load_finetune_config
 from growthcurve.data.splits import stratified_indices
 from growthcurve.data.text import load_text_splits
 from growthcurve.errors import ConfigError, DataError, GrowthcurveError, ModelError
-from growthcurve.serving.handlers import model_version
 from growthcurve.store import get_engine, masked_url
 from growthcurve.store.schema import feedback, predictions
-from growthcurve.training.runfolder import read_meta, run_artefacts
+from growthcurve.training.runfolder import model_version, read_meta, run_artefacts
 
 # Why a feedback request gives no training row (counted per request, reported to the user).
 NO_TEXT = "no input text stored (served with --no-log-text?)"
@@ -42,6 +39,7 @@ CONTRADICTING = "contradicting feedback on one prediction"
 CONTRADICTING_DUPLICATES = "same text with different labels across requests"
 DUPLICATE = "duplicate text (kept once)"
 NO_LABEL_KIND = "no label feedback (rating/click only)"
+IN_TEST_SPLIT = "text in the test split retention is scored on (--drop-test-overlap)"
 
 
 @dataclass
@@ -83,14 +81,18 @@ def served_version(run_dir: str | Path) -> str:
 
 
 def _read_engine(url: str) -> sa.Engine:
-    """An engine on an existing store; reading never creates an empty SQLite file."""
+    """An engine on an existing store; reading never creates an empty SQLite file, and a corrupt or
+    unreachable store is one line naming it."""
+    from growthcurve.store import open_existing
+
     engine = get_engine(url)
     db = engine.url.database
     if engine.url.get_backend_name() == "sqlite" and db not in (None, "", ":memory:") and not Path(db).is_file():
         raise DataError(
             f"feedback store '{url}' does not exist (no file '{db}'); give the --store URL the service used"
         )
-    return engine
+    engine.dispose()
+    return open_existing(url)
 
 
 def collect_feedback(url: str, version: str, labels: Sequence[str]) -> FeedbackRows:
@@ -174,6 +176,29 @@ def collect_feedback(url: str, version: str, labels: Sequence[str]) -> FeedbackR
     return FeedbackRows(version, texts, out_labels, sources, len(by_request), len(rows), dict(skipped))
 
 
+def _test_overlap(rows: FeedbackRows, test_texts: Sequence[str]) -> list[int]:
+    """Indices of usable feedback rows whose text (trimmed) is in the retention test split."""
+    test = {t.strip() for t in test_texts}
+    return [i for i, t in enumerate(rows.texts) if t.strip() in test]
+
+
+def _without(rows: FeedbackRows, drop: Sequence[int], reason: str) -> FeedbackRows:
+    """``rows`` without the rows at ``drop``, counted under ``reason``."""
+    gone = set(drop)
+    keep = [i for i in range(len(rows.texts)) if i not in gone]
+    skipped = dict(rows.skipped)
+    skipped[reason] = skipped.get(reason, 0) + len(gone)
+    return FeedbackRows(
+        rows.version,
+        [rows.texts[i] for i in keep],
+        [rows.labels[i] for i in keep],
+        [rows.sources[i] for i in keep],
+        rows.requests,
+        rows.feedback_rows,
+        skipped,
+    )
+
+
 def _check_run(run: Path) -> tuple[Path, dict[str, Any], list[str], FinetuneConfig]:
     """The served run must be a full fine-tuning of a transformer text classifier with its config.yaml."""
     model_dir, meta, labels = read_meta(run)
@@ -224,26 +249,9 @@ def _predict(run_dir: Path, texts: list[str]) -> np.ndarray:
     return probs.argmax(axis=1)
 
 
-@contextlib.contextmanager
-def _parent_env(run_id: str | None) -> Iterator[None]:
-    """The finetune inside records the retrain row as its parent (the registry reads this env var)."""
-    from growthcurve.store.registry import PARENT_ENV
-
-    before = os.environ.get(PARENT_ENV)
-    if run_id:
-        os.environ[PARENT_ENV] = run_id
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(PARENT_ENV, None)
-        else:
-            os.environ[PARENT_ENV] = before
-
-
 def retrain(
     run: str | Path,
-    feedback_url: str,
+    feedback_url: str | None = None,
     out: str | Path | None = None,
     rehearsal: float | None = 0.3,
     rehearsal_rows: int | None = None,
@@ -252,13 +260,24 @@ def retrain(
     seed: int = 0,
     overrides: Sequence[str] = (),
     progress: bool = True,
+    drop_test_overlap: bool = False,
+    reviewed: str | None = None,
+    review_weight: int = 2,
 ) -> RetrainResult:
-    """Fine-tune the served run ``run`` on its feedback in ``feedback_url`` (+ rehearsal) into ``out``.
+    """Fine-tune the served run ``run`` on its feedback in the store ``feedback_url`` (None: the workspace store)
+    (+ rehearsal) into ``out``, which becomes the next version of the same model.
 
     ``rehearsal``: fraction of the original training rows mixed in (None/0: none); ``rehearsal_rows`` a count
     instead; ``holdout``: fraction of the usable feedback rows kept out of training to measure the gain;
-    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``).
+    ``overrides``: ``key=value`` settings for the new fine-tuning (e.g. ``train.epochs=2``); ``reviewed``: a review
+    queue in the same store whose decided labels join the rows, each trained ``review_weight`` times. Feedback
+    texts that are also in the test split retention is scored on are refused (``drop_test_overlap``: dropped and
+    counted), since a score on texts the new model trained on says nothing about retention.
     """
+    from growthcurve.store import store_url
+
+    given = feedback_url or store_url(None)  # as the user wrote it, for messages about reading it
+    feedback_url = store_url(feedback_url)  # absolute: what the records and suggested commands name
     run = Path(run)
     if not 0.0 <= holdout < 1.0:
         raise ConfigError(f"--holdout must be in [0, 1) (got {holdout})")
@@ -270,20 +289,17 @@ def retrain(
         raise ConfigError(f"--method must be full or lora (got '{method}')")
     model_dir, meta, labels, base_cfg = _check_run(run)
     version = served_version(run)
-    rows = collect_feedback(feedback_url, version, labels)
+    try:
+        rows = collect_feedback(given, version, labels)
+    except DataError:
+        if reviewed is None:
+            raise
+        rows = FeedbackRows(version, [], [], [], 0, 0, {})  # reviewed labels alone are enough
+    if reviewed is not None:
+        rows = _add_reviewed(rows, feedback_url, reviewed, labels, review_weight)
     if not rows.texts:
         raise DataError(f"no usable feedback rows for model version {version} of '{run}': {rows.summary()}")
     warnings: list[str] = []
-
-    # ---- hold out part of the feedback: the gain is measured on rows the new model never trained on
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(rows.texts))
-    n_hold = int(round(holdout * len(order)))
-    if n_hold >= len(order):
-        n_hold = len(order) - 1
-    if holdout > 0 and n_hold == 0:
-        warnings.append(f"only {len(order)} usable feedback row(s): none held out, the gain is not measured")
-    held, used = np.sort(order[:n_hold]), np.sort(order[n_hold:])
 
     # ---- rehearsal: a stratified sample of the rows the served run was trained on (never its dev/test)
     splits = load_text_splits(base_cfg.data, seed=base_cfg.train.seed, label_names=labels)
@@ -302,6 +318,29 @@ def retrain(
         raise DataError(f"'{run}' has neither a test file nor a dev split to measure retention on")
     if splits.test is None:
         warnings.append("the served run has no test file: retention is measured on its dev split")
+    overlap = _test_overlap(rows, test.texts)
+    if overlap and not drop_test_overlap:
+        shown = rows.texts[overlap[0]][:60]
+        raise DataError(
+            f"{len(overlap)} of the {len(rows.texts)} usable feedback texts are also in the test split that retention "
+            f"is scored on (e.g. '{shown}'): the new model would be scored on texts it trained on. Replay other "
+            "texts, or pass --drop-test-overlap to drop them (they are counted in retrain.json)"
+        )
+    if overlap:
+        rows = _without(rows, overlap, IN_TEST_SPLIT)
+        if not rows.texts:
+            raise DataError(f"every usable feedback text of '{run}' is in its test split: {rows.summary()}")
+        warnings.append(f"dropped {len(overlap)} feedback text(s) that are in the test split retention is scored on")
+
+    # ---- hold out part of the feedback: the gain is measured on rows the new model never trained on
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows.texts))
+    n_hold = int(round(holdout * len(order)))
+    if n_hold >= len(order):
+        n_hold = len(order) - 1
+    if holdout > 0 and n_hold == 0:
+        warnings.append(f"only {len(order)} usable feedback row(s): none held out, the gain is not measured")
+    held, used = np.sort(order[:n_hold]), np.sort(order[n_hold:])
 
     # ---- the new run folder: refuse a finished run there before writing anything
     out = Path(out) if out else run.parent / f"{run.name}-retrain-{dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -309,8 +348,12 @@ def retrain(
         raise ConfigError(f"'{out}' already holds a run; give another --out")
     data_dir = out / "retrain_data"
     header = (base_cfg.data.text_column, base_cfg.data.label_column)
-    train_texts = [rows.texts[i] for i in used] + [splits.train.texts[i] for i in reh_idx]
-    train_labels = [rows.labels[i] for i in used] + [labels[int(splits.train.labels[i])] for i in reh_idx]
+    # a reviewed row counts review_weight times (repeated: the training loop has no per-row loss weight)
+    reps = [review_weight if rows.sources[i] == "reviewed" else 1 for i in used]
+    train_texts = [rows.texts[i] for i, k in zip(used, reps, strict=True) for _ in range(k)]
+    train_labels = [rows.labels[i] for i, k in zip(used, reps, strict=True) for _ in range(k)]
+    train_texts += [splits.train.texts[i] for i in reh_idx]
+    train_labels += [labels[int(splits.train.labels[i])] for i in reh_idx]
     train_file = _write_rows(data_dir / "train.csv", header, train_texts, train_labels)
     held_texts, held_labels = [rows.texts[i] for i in held], [rows.labels[i] for i in held]
     held_file = _write_rows(data_dir / "feedback_heldout.csv", header, held_texts, held_labels) if n_hold else None
@@ -321,7 +364,8 @@ def retrain(
     resolved["data"].update(train=train_abs, dev=None, test=test_abs, labels=list(labels))
     resolved["data"]["dev_fraction"] = resolved["data"]["dev_fraction"] or 0.1  # the best epoch on the new mix
     resolved["model"].update(name_or_path=str(model_dir), extend_vocab=False, adapt="none")
-    resolved.update(method=method, output_dir=str(out), resume=False)
+    lineage = _lineage(run, model_dir, base_cfg, feedback_url)
+    resolved.update(method=method, output_dir=str(out), resume=False, name=lineage.model, registry=False)
     if method == "full":
         resolved["peft"] = base_cfg.peft.model_dump(mode="json")
     write_text(data_dir / "base.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
@@ -337,21 +381,25 @@ def retrain(
         "method": method,
         "seed": seed,
         "overrides": list(overrides),
+        "reviewed": reviewed,
+        "review_weight": review_weight if reviewed else None,
     }
-    parent = _registry(lambda: _find_parent(run), warnings)
+    parent = lineage.run_id
+    # one registry row for the whole retrain (the fine-tuning inside records none of its own): it becomes the
+    # next version of the served model, with the served version as its parent
     rid = _registry(
-        lambda: _start("retrain", out, cfg, options, [train_file, held_file, test_file], parent),
+        lambda: _start("retrain", out, cfg, options, [train_file, held_file, test_file], parent, feedback_url),
         warnings,
     )
     from growthcurve.training.dispatch import run_finetune
 
     try:
-        with _parent_env(rid):
-            result = run_finetune(cfg, progress=progress)
+        result = run_finetune(cfg, progress=progress)
         old_test, new_test = _predict(run, list(test.texts)), _predict(out, list(test.texts))
         report: dict[str, Any] = {
             "served_run": str(run),
             "served_version": version,
+            "served_ref": lineage.ref,
             "served_registry_id": parent,
             "new_run": str(out),
             "registry_id": rid,
@@ -363,9 +411,12 @@ def retrain(
                 "usable": len(rows.texts),
                 "corrected": rows.sources.count("corrected"),
                 "confirmed": rows.sources.count("confirmed"),
+                "reviewed": rows.sources.count("reviewed"),
+                "review_weight": review_weight if reviewed else None,
                 "trained_on": int(len(used)),
                 "held_out": int(n_hold),
                 "skipped": rows.skipped,
+                "dropped_in_test_split": len(overlap),
             },
             "rehearsal": {"rows": int(len(reh_idx)), "of": n_train, "fraction": len(reh_idx) / max(n_train, 1)},
             "train_rows": len(train_texts),
@@ -384,17 +435,60 @@ def retrain(
             "interrupted" if isinstance(exc, KeyboardInterrupt) or getattr(exc, "exit_code", 0) == 130 else "failed"
         )
         if rid:
-            _registry(lambda: _finish(rid, status, {}), warnings)
+            _registry(lambda: _finish(rid, status, {}, url=feedback_url), warnings)
         raise
-    exp = f"retrain-{out.name}"[:64]
+    report["worse_on"] = [
+        name for name, key in (("original test split", "retention"), ("held-out feedback", "gain"))
+        if report.get(key) is not None and report[key]["delta_points"] < 0
+    ]  # fmt: skip
+    new_ref = None
+    if rid:
+        summary = {
+            "dev": result.dev,
+            **({"test": result.test} if result.test else {}),
+            "best_epoch": result.best_epoch,
+            **{k: report[k] for k in ("retention", "gain", "feedback", "rehearsal", "worse_on")},
+        }
+        version = _registry(lambda: _finish(rid, "finished", summary, out, feedback_url), warnings)
+        new_ref = f"{lineage.model}@v{version}" if version else None
+    report["new_ref"] = new_ref
+    old_name, new_name = lineage.ref or str(run), new_ref or str(out)
+    exp = f"retrain-{new_ref or out.name}".replace("@", "-")[:64]
+    store_opt = "" if feedback_url == store_url(None) else f" --store {masked_url(feedback_url)}"
     report["serve_command"] = (
-        f"growthcurve serve {run} {out} --experiment {exp} --store {feedback_url} --ab-config {out / 'ab.yaml'}"
+        None if report["worse_on"] else f"growthcurve serve {old_name} {new_name} --experiment {exp}{store_opt}"
     )
     write_json(out / "retrain.json", report)
-    if rid:
-        summary = {k: report[k] for k in ("retention", "gain", "feedback", "rehearsal")}
-        _registry(lambda: _finish(rid, "finished", summary), warnings)
     return RetrainResult(out, report, rid, report["serve_command"], warnings)
+
+
+def _add_reviewed(rows: FeedbackRows, url: str, queue: str, labels: Sequence[str], weight: int) -> FeedbackRows:
+    """The decided labels of review queue ``queue`` added to the feedback rows; where a reviewer and a user
+    labelled the same (near-duplicate) text, the reviewer's label wins."""
+    from growthcurve.review.queue import reviewed_rows
+    from growthcurve.review.sampling import dedupe_key
+
+    if weight < 1:
+        raise ConfigError(f"--review-weight must be an integer >= 1 (got {weight})")
+    rev = reviewed_rows(url, queue, labels, float(weight))
+    if not rev.texts:
+        raise DataError(f"review queue '{queue}' has no decided label yet ({rev.skipped or 'no answers'})")
+    mine = {dedupe_key(t) for t in rev.texts}
+    keep = [i for i, t in enumerate(rows.texts) if dedupe_key(t) not in mine]
+    skipped = dict(rows.skipped)
+    if len(keep) < len(rows.texts):
+        skipped["feedback on a text a reviewer labelled"] = len(rows.texts) - len(keep)
+    for reason, n in rev.skipped.items():
+        skipped[f"review: {reason}"] = n
+    return FeedbackRows(
+        rows.version,
+        [rows.texts[i] for i in keep] + rev.texts,
+        [rows.labels[i] for i in keep] + rev.labels,
+        [rows.sources[i] for i in keep] + ["reviewed"] * len(rev.texts),
+        rows.requests,
+        rows.feedback_rows,
+        skipped,
+    )
 
 
 def _side_by_side(old: np.ndarray, new: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
@@ -427,28 +521,58 @@ def _registry(call: Any, warnings: list[str]) -> Any:
         return None
 
 
-def _find_parent(run: Path) -> str | None:
-    from growthcurve.store.registry import find_by_artefact
+@dataclass
+class _Lineage:
+    """The served version a retrain continues: its model name, registry id and name (None when unknown)."""
 
-    rec = find_by_artefact(run)
-    return rec.id if rec is not None else None
+    model: str
+    run_id: str | None
+    ref: str | None
+
+
+def _lineage(run: Path, model_dir: Path, cfg: FinetuneConfig, url: str) -> _Lineage:
+    """The served run's version in the store (by folder and weights; a finished folder the store does not know
+    is registered, as `serve` does); its config's model name when the store cannot be written."""
+    from growthcurve.serving.versions import served_version as version_in_store
+
+    try:
+        rec = version_in_store(run, url).record
+    except GrowthcurveError:
+        return _Lineage(cfg.model_name, None, None)
+    return _Lineage(rec.model or cfg.model_name, rec.id, rec.ref)
 
 
 def _start(
-    kind: str, out: Path, cfg: FinetuneConfig, options: dict[str, Any], files: list[Path | None], parent: str | None
+    kind: str,
+    out: Path,
+    cfg: FinetuneConfig,
+    options: dict[str, Any],
+    files: list[Path | None],
+    parent: str | None,
+    url: str,
 ) -> str:
     from growthcurve.store.registry import start_run
 
     config = {"retrain": options, "finetune": cfg.model_dump(mode="json")}
     return start_run(
-        kind, name=out.name, task=cfg.task, config=config, data_files=files, artefact=out, parent=parent, url=None
+        kind,
+        name=out.name,
+        task=cfg.task,
+        config=config,
+        data_files=files,
+        artefact=out,
+        parent=parent,
+        model=cfg.model_name,
+        url=url,
     )
 
 
-def _finish(rid: str, status: str, metrics: dict[str, Any]) -> None:
+def _finish(rid: str, status: str, metrics: dict[str, Any], out: Path | None = None, url: str | None = None) -> Any:
     from growthcurve.store.registry import finish_run
+    from growthcurve.training.runfolder import MODEL_DIR
 
-    finish_run(rid, status, metrics=metrics)
+    fingerprint = model_version(out / MODEL_DIR) if out is not None and status == "finished" else None
+    return finish_run(rid, status, metrics=metrics, fingerprint=fingerprint, url=url)
 
 
 __all__ = ["FeedbackRows", "RetrainResult", "collect_feedback", "retrain", "served_version"]

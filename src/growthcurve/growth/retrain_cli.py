@@ -1,4 +1,4 @@
-"""`growthcurve retrain RUN --feedback STORE_URL`: fine-tune the served run on its feedback, with rehearsal."""
+"""`growthcurve retrain RUN`: fine-tune the served version on its feedback in the store, with rehearsal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from growthcurve.errors import ConfigError
 
@@ -15,8 +14,11 @@ console = Console()
 
 
 def retrain_cmd(
-    run: Annotated[Path, typer.Argument(help="the served run folder (its feedback is read from the store)")],
-    feedback: Annotated[str, typer.Option("--feedback", help="SQLAlchemy URL of the store the service wrote")],
+    run: Annotated[str, typer.Argument(help="the served version (intents@v2) or its run folder")],
+    feedback: Annotated[
+        str | None,
+        typer.Option("--store", "--feedback", help="store the service wrote (default: the workspace store)"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="new run folder (default: RUN-retrain-<time> beside RUN)")] = None,
     rehearsal: Annotated[float, typer.Option(help="fraction of the original training rows mixed in")] = 0.3,
     rehearsal_rows: Annotated[int | None, typer.Option(help="a number of original rows instead of a fraction")] = None,
@@ -28,15 +30,24 @@ def retrain_cmd(
         list[str] | None, typer.Option("--set", "-s", help="fine-tuning override KEY=VALUE (e.g. train.epochs=2)")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    drop_test_overlap: Annotated[
+        bool, typer.Option(help="drop feedback texts that are in the test split (else they are refused)")
+    ] = False,
+    reviewed: Annotated[
+        str | None, typer.Option(help="also train on this review queue's decided labels (same store)")
+    ] = None,
+    review_weight: Annotated[int, typer.Option(min=1, help="times each reviewed row counts (feedback: 1)")] = 2,
 ) -> None:
     """Turn corrected labels and thumbs-up on the served model into training rows, fine-tune from the served
     run with rehearsal, and compare old and new on the original test split and on held-out feedback."""
     from growthcurve.growth.retrain import retrain
+    from growthcurve.store.lineage import resolve_run
 
     if no_rehearsal and rehearsal_rows is not None:
         raise ConfigError("--no-rehearsal and --rehearsal-rows contradict each other: give one")
+    folder = resolve_run(run, feedback)
     res = retrain(
-        run,
+        folder,
         feedback,
         out,
         rehearsal=0.0 if no_rehearsal else rehearsal,
@@ -46,36 +57,49 @@ def retrain_cmd(
         seed=seed,
         overrides=set_ or [],
         progress=not quiet,
+        drop_test_overlap=drop_test_overlap,
+        reviewed=reviewed,
+        review_weight=review_weight,
     )
     rep = res.report
     fb = rep["feedback"]
+    old_name, new_name = rep.get("served_ref") or str(folder), rep.get("new_ref") or str(res.run_dir)
     console.print(
-        f"feedback on {rep['served_version']}: {fb['usable']} usable row(s) ({fb['corrected']} corrected, "
-        f"{fb['confirmed']} confirmed), {fb['trained_on']} trained on, {fb['held_out']} held out; "
+        f"feedback on {old_name} ({rep['served_version']}): {fb['usable']} usable row(s) ({fb['corrected']} "
+        f"corrected, {fb['confirmed']} confirmed, {fb['reviewed']} reviewed), {fb['trained_on']} trained on, "
+        f"{fb['held_out']} held out; "
         f"{rep['rehearsal']['rows']} rehearsal row(s)",
         highlight=False,
     )
     for reason, n in fb["skipped"].items():
         console.print(f"  skipped {n}: {reason}", highlight=False)
-    t = Table(title=f"old {run}  vs  new {res.run_dir}")
-    for col in ("split", "rows", "old accuracy", "new accuracy", "Δ points", "old macro-F1", "new macro-F1"):
-        t.add_column(col, justify="left" if col == "split" else "right")
+    from growthcurve.tables import Column, print_records
+
+    cols = [Column("split", key=True)]
+    cols += [
+        Column(c, right=True) for c in ("rows", "old acc.", "new acc.", "Δ points", "old macro-F1", "new macro-F1")
+    ]
+    rows = []
     for name, key in (("original test (retention)", "retention"), ("held-out feedback (gain)", "gain")):
         m = rep.get(key)
         if m is None:
-            t.add_row(name, "0", "–", "–", "–", "–", "–")
+            rows.append([name, "0", "–", "–", "–", "–", "–"])
             continue
         o, n = m["old"], m["new"]
-        t.add_row(
-            name, str(m["n"]), f"{o['accuracy']:.4f}", f"{n['accuracy']:.4f}", f"{m['delta_points']:+.2f}",
-            f"{o['macro_f1']:.4f}", f"{n['macro_f1']:.4f}",
-        )  # fmt: skip
-    console.print(t)
+        rows.append([name, str(m["n"]), f"{o['accuracy']:.4f}", f"{n['accuracy']:.4f}", f"{m['delta_points']:+.2f}",
+                     f"{o['macro_f1']:.4f}", f"{n['macro_f1']:.4f}"])  # fmt: skip
+    print_records(console, cols, rows, title=f"old {old_name}  vs  new {new_name}")
     for w in res.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    rid = f" (registry id {res.registry_id})" if res.registry_id else ""
-    console.print(f"new run {res.run_dir}{rid}; report {res.run_dir / 'retrain.json'}", highlight=False)
-    console.print(f"serve it as variant B: {res.serve_command}", highlight=False, soft_wrap=True)
+    console.print(f"new version {new_name} in {res.run_dir}; report {res.run_dir / 'retrain.json'}", highlight=False)
+    if rep["worse_on"]:
+        console.print(
+            f"[bold red]worse:[/] {new_name} scores below {old_name} on the {' and the '.join(rep['worse_on'])}: "
+            "do not serve it as it is (more feedback, another --rehearsal or --set train.* may help)",
+            highlight=False,
+        )
+    else:
+        console.print(f"serve it against {old_name} as variant B: {res.serve_command}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

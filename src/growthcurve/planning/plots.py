@@ -50,7 +50,8 @@ def burnup_chart(goals: GoalsConfig, as_of: dt.date, path: str | Path, method: s
     krs = [(o, kr) for o in goals.objectives for kr in o.key_results]
     cols = min(3, max(1, len(krs)))
     rows = math.ceil(len(krs) / cols) if krs else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    # constrained layout keeps the figure title above the panels (tight_layout let it overlap the top row)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, layout="constrained")
     colors = {
         "on-track": "#55A868",
         "done": "#55A868",
@@ -86,5 +87,4 @@ def burnup_chart(goals: GoalsConfig, as_of: dt.date, path: str | Path, method: s
     if krs:
         axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"Goal burn-up as of {as_of.isoformat()}")
-    fig.tight_layout()
     return _save(fig, path)

@@ -8,7 +8,6 @@ explicit URL) points it at any SQLAlchemy database, e.g. PostgreSQL. The tables 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,8 +56,10 @@ checkins_table = sa.Table(
 
 
 def default_db_url() -> str:
-    """``GROWTHCURVE_DB_URL`` or a SQLite file ``growthcurve.db`` in the working directory."""
-    return os.environ.get("GROWTHCURVE_DB_URL") or "sqlite:///growthcurve.db"
+    """The workspace store every command uses (``growthcurve.store.default_url``)."""
+    from growthcurve.store import default_url
+
+    return default_url()
 
 
 class GoalStore:

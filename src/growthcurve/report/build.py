@@ -11,6 +11,7 @@ from typing import Any
 from growthcurve import __version__
 from growthcurve.atomic import write_text
 from growthcurve.report import plots
+from growthcurve.report.review import ReviewSection, review_section
 from growthcurve.report.sections import (
     GRID_MAX_LABELS,
     GoalsSection,
@@ -25,7 +26,7 @@ from growthcurve.report.sections import (
     serving_section,
     team_section,
 )
-from growthcurve.store import default_url
+from growthcurve.store import store_url
 
 SECTION_TITLES = {
     "quality": "1. Growth curve of model quality",
@@ -61,13 +62,14 @@ class GrowthReport:
     goals: GoalsSection
     team: TeamSection
     images: dict[str, bytes] = field(default_factory=dict)
+    review: ReviewSection = field(default_factory=ReviewSection)  # reviewed accuracy, shown with serving
 
     def empty_sections(self) -> list[str]:
         """Titles of the sections that have nothing to show."""
         return [SECTION_TITLES[k] for k in SECTION_TITLES if getattr(self, k).empty]
 
 
-_STEPS = ("model quality", "latest run", "served versions and A/B", "goals", "team", "charts")
+_STEPS = ("model quality", "latest run", "served versions and A/B", "goals", "team", "review queues", "charts")
 
 
 def build_report(inputs: ReportInputs, progress: bool = False) -> GrowthReport:
@@ -75,7 +77,7 @@ def build_report(inputs: ReportInputs, progress: bool = False) -> GrowthReport:
     a bar over the steps on stderr (the serving and team steps can take tens of seconds on a large store)."""
     from tqdm.auto import tqdm
 
-    url = inputs.db or default_url()
+    url = store_url(inputs.db)
     as_of = inputs.as_of or dt.date.today()
     with tqdm(total=len(_STEPS), unit=" step", disable=not progress, leave=False, dynamic_ncols=True) as bar:
 
@@ -95,6 +97,8 @@ def build_report(inputs: ReportInputs, progress: bool = False) -> GrowthReport:
         step(4)
         team = team_section(inputs.team, inputs.criteria, inputs.training, inputs.ranking_samples)
         step(5)
+        review = review_section(url)
+        step(6)
         rep = GrowthReport(
             url=safe_url(url),
             generated=dt.datetime.now(dt.UTC),
@@ -103,6 +107,7 @@ def build_report(inputs: ReportInputs, progress: bool = False) -> GrowthReport:
             serving=serving,
             goals=goals,
             team=team,
+            review=review,
         )
         _draw_charts(rep)
         bar.update()
@@ -161,18 +166,10 @@ def render_html(rep: GrowthReport) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    comps = {
-        ex.experiment: [
-            (m, c) for m in ex.result.metrics for c in m.comparisons if c.frequentist is not None and not c.error
-        ]
-        for ex in rep.serving.experiments
-        if ex.result is not None
-    }
     return env.get_template("report.html.j2").render(
         r=rep,
         titles=SECTION_TITLES,
         img={k: plots.data_uri(v) for k, v in rep.images.items()},
-        comps=comps,
         version=__version__,
         pct=_pct,
         spct=_spct,

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
 def report_cmd(
     out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
     db: Annotated[
-        str | None, typer.Option(help="store URL: registry, serving and goal tables (default: GROWTHCURVE_DB_URL)")
+        str | None,
+        typer.Option("--store", "--db", help="store URL (default: the workspace store, GROWTHCURVE_STORE)"),
     ] = None,
     goals: Annotated[Path | None, typer.Option(help="goals YAML instead of the goal store")] = None,
     team: Annotated[Path | None, typer.Option(help="candidates CSV, as for `team score` (needs --criteria)")] = None,
@@ -45,6 +46,10 @@ def report_cmd(
             raise ConfigError(f"{opt} '{path}' is not a file")
     if out.is_dir():
         raise ConfigError(f"--out '{out}' is a folder: give an HTML file path such as {out / 'report.html'}")
+    if db is not None:  # a store named on the command line must exist (the workspace store may be new)
+        from growthcurve.store import open_existing
+
+        open_existing(db).dispose()
     try:
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -52,16 +57,19 @@ def report_cmd(
     inputs = ReportInputs(db=db, goals=goals, team=team, criteria=criteria, training=training, as_of=day)
     sock = None
     if serve:  # bind before the (slow) first build: a port in use fails at once
-        from growthcurve.serving.cli import bind_socket
+        from growthcurve.serving.launch import bind_socket
 
         sock = bind_socket("127.0.0.1", port)
+    from growthcurve.store import masked_url, store_url
+
+    console.print(f"reading the store {masked_url(store_url(db))}", highlight=False)
     rep = write_report(inputs, out, progress=progress)
     console.print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {len(rep.images)} charts)", highlight=False)
     for title in rep.empty_sections():
         console.print(f"[yellow]no data:[/] {title}", highlight=False)
     if sock is not None:
         from growthcurve.report.serve import report_app
-        from growthcurve.serving.cli import serve_app
+        from growthcurve.serving.launch import serve_app
 
         console.print(f"serving the report on http://127.0.0.1:{port}/ (rebuilt on every reload; Ctrl+C stops)")
         serve_app(report_app(inputs), sock)

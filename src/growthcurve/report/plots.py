@@ -56,34 +56,46 @@ def drawn_by(draw: Callable[[Path], Any]) -> bytes | None:
 
 
 def growth_curve(sec: QualitySection) -> bytes:
-    """Primary test metric of each finished model run over time, per task, with the best-so-far step line."""
-    tasks = sorted(sec.series)
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(9, 3.4 * len(tasks)), squeeze=False)
-    for ax, task in zip(axes[:, 0], tasks, strict=True):
-        pts = sec.series[task]
-        xs = [p.when for p in pts]
-        ys = [p.metric for p in pts]
-        best = np.maximum.accumulate(np.array(ys, dtype=float))
-        metric = pts[0].metric_name
-        for kind, marker in (("finetune", "o"), ("retrain", "s")):
-            sel = [(x, y) for x, y, p in zip(xs, ys, pts, strict=True) if p.kind == kind]
-            if sel:
-                ax.plot(
-                    *zip(*sel, strict=True), marker, color=_COLORS[0] if kind == "finetune" else _COLORS[2], label=kind
-                )
-        ax.step(xs, best, where="post", color=_COLORS[1], lw=2, label="best so far")
-        for p in pts:
-            if p.split == "dev":
-                ax.annotate("dev", (p.when, p.metric), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        locator = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        if len(set(xs)) == 1:  # one moment: give the axis an hour either side instead of a span of years
-            ax.set_xlim(xs[0] - dt.timedelta(hours=1), xs[0] + dt.timedelta(hours=1))
-        ax.set_title(f"{task}: {metric} per run (test split)", fontsize=10)
-        ax.set_ylabel(metric or "")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+    """One line per model lineage: each version's primary test metric over time, labelled v1 → v2 → v3, with the
+    model's A/B experiments (▲) and ship (★) / reject (✕) decisions marked on its line where they happened."""
+    models = sorted(sec.series, key=lambda m: sec.series[m][0].when)
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    symbol = {"experiment": "^", "ship": "*", "reject": "X", "continue": "o"}
+    when_all: list[dt.datetime] = []
+    for i, model in enumerate(models):
+        pts = sec.series[model]
+        color = _COLORS[i % len(_COLORS)]
+        xs, ys = [p.when for p in pts], [float(p.metric or 0.0) for p in pts]
+        when_all += xs
+        # matplotlib plots datetimes through its unit converters, which its type stubs leave out
+        ax.plot(xs, ys, "-", color=color, lw=1.8, label=f"{model} ({pts[0].metric_name})")  # type: ignore[arg-type]
+        for p, x, y in zip(pts, xs, ys, strict=True):
+            marker = "s" if p.kind == "retrain" else "D" if p.kind == "compress" else "o"
+            ax.plot(x, y, marker, color=color, ms=6)  # type: ignore[arg-type]
+            tag = f"v{p.version}" if p.version is not None else (p.name or p.id)[:12]
+            tag += " (dev)" if p.split == "dev" else ""
+            ax.annotate(tag, (x, y), fontsize=8, xytext=(4, 5), textcoords="offset points", color=color)
+        for m in sec.marks.get(model, []):
+            before = [y for x, y in zip(xs, ys, strict=True) if x <= m.when] or ys[:1]
+            ax.plot(m.when, before[-1], symbol.get(m.kind, "o"), color="black", ms=9 if m.kind == "ship" else 7,  # type: ignore[arg-type]
+                    mfc="none" if m.kind == "experiment" else "black")  # fmt: skip
+            ax.annotate(m.label, (m.when, before[-1]), fontsize=7, xytext=(4, -11), textcoords="offset points")
+            when_all.append(m.when)
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if when_all:  # versions made minutes apart stay apart: pad the span, never a default of years
+        lo, hi = min(when_all), max(when_all)
+        pad = max((hi - lo) * 0.08, dt.timedelta(seconds=30))
+        ax.set_xlim(lo - pad, hi + pad)  # type: ignore[arg-type]
+    ax.set_title("Model versions over time (primary metric on each version's test split)", fontsize=10)
+    ax.set_ylabel("test accuracy / entity F1")
+    ax.grid(alpha=0.3)
+    kinds = {m.kind for marks in sec.marks.values() for m in marks}
+    for kind, label in (("experiment", "A/B experiment started"), ("ship", "ship decision"), ("reject", "reject")):
+        if kind in kinds:
+            ax.plot([], [], symbol[kind], color="black", mfc="none" if kind == "experiment" else "black", label=label)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _png(fig)
 
@@ -106,8 +118,8 @@ def confusion_heatmap(sec: LatestRunSection) -> bytes:
 
 def serving_panels(sec: ServingSection) -> bytes:
     """Per model version: thumbs-up rate, corrected-label rate, CSAT and latency p50/p95 side by side."""
-    versions = [v.model_version for v in sec.versions]
-    short = [v if len(v) <= 14 else v[:12] + "…" for v in versions]
+    versions = [v.model_name if "@v" in v.model_name else v.model_version for v in sec.versions]  # intents@v2
+    short = [v if len(v) <= 16 else v[:14] + "…" for v in versions]
     x = np.arange(len(versions))
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
     panels = [

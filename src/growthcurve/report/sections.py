@@ -28,7 +28,7 @@ PRIMARY_METRIC = {
     "image-classification": "accuracy",
     "token-classification": "entity_f1",
 }
-MODEL_KINDS = ("finetune", "retrain")
+MODEL_KINDS = ("finetune", "retrain", "compress")
 # A confusion grid stays readable up to about this many labels (the run's own PNG annotates up to 25).
 GRID_MAX_LABELS = 25
 TOP_CONFUSIONS = 15
@@ -39,8 +39,8 @@ EMPTY_LATEST = (
     "report` again."
 )
 EMPTY_SERVING = (
-    "No served predictions in the store yet: serve a run with `growthcurve serve RUN --store URL` (two runs and "
-    "--experiment for an A/B test) and send /feedback."
+    "No served predictions in this store yet: serve a version with `growthcurve serve intents@v1` (two versions "
+    "and --experiment NAME for an A/B test) and send /feedback; every command uses the same workspace store."
 )
 EMPTY_GOALS = "No goals stored yet: add them with `growthcurve plan goals add GOALS.yaml` (or pass --goals FILE)."
 EMPTY_TEAM = (
@@ -67,14 +67,29 @@ class RunRow:
     split: str | None  # "test", or "dev" when the run had no test split
     parent: str | None
     artefact: str | None
+    ref: str | None = None  # the model version this run is (intents@v2), None for other runs
+    model: str | None = None
+    version: int | None = None
+    parent_ref: str | None = None  # the parent's version name, when the parent is a version
+
+
+@dataclass
+class Mark:
+    """Something that happened to a model on its curve: an A/B experiment started, a ship/reject decision."""
+
+    when: dt.datetime
+    kind: str  # experiment | ship | reject | continue
+    label: str  # e.g. "A/B intent-v2", "ship v2"
 
 
 @dataclass
 class QualitySection:
-    """Every registered run (table) and, per task, the primary metric of finished model runs over time."""
+    """Every registered run (table) and, per model lineage, its versions' primary metric over time."""
 
     rows: list[RunRow] = field(default_factory=list)
-    series: dict[str, list[RunRow]] = field(default_factory=dict)  # task -> finished model runs, oldest first
+    # model name -> its finished versions, oldest first (runs without a version: "<task> (no version)")
+    series: dict[str, list[RunRow]] = field(default_factory=dict)
+    marks: dict[str, list[Mark]] = field(default_factory=dict)  # model name -> experiments and decisions
     empty: str | None = None
 
 
@@ -96,7 +111,8 @@ def primary_metric(rec: RunRecord) -> tuple[str | None, float | None, str | None
 
 
 def quality_section(url: str | None) -> QualitySection:
-    """Read the run registry at ``url``; finished finetune/retrain runs with a metric make the curve."""
+    """Read the run registry at ``url``: every run for the table; the finished versions of each model make its
+    curve (one line per model lineage, never one line per task), with its experiments and decisions marked."""
     records = list_runs(url)
     if not records:
         return QualitySection(empty=EMPTY_QUALITY)
@@ -104,6 +120,7 @@ def quality_section(url: str | None) -> QualitySection:
     by_id = {r.id: r for r in records}
     for r in records:
         name, value, split = primary_metric(r) if r.kind in MODEL_KINDS else (None, None, None)
+        parent = by_id.get(r.parent or "")
         row = RunRow(
             r.id,
             r.kind,
@@ -116,16 +133,53 @@ def quality_section(url: str | None) -> QualitySection:
             split,
             r.parent,
             r.artefact,
+            r.ref,
+            r.model,
+            r.version,
+            parent.ref if parent is not None else None,
         )
         sec.rows.append(row)
-        parent = by_id.get(r.parent or "")
-        # the finetune a retrain runs inside is the same model as the retrain row: one point, drawn as retrain
+        # the finetune a retrain ran inside (before retrains were one row) is the same model: one point
         inner = parent is not None and parent.kind == "retrain" and parent.artefact == r.artefact
         if r.kind in MODEL_KINDS and r.status == "finished" and value is not None and r.task and not inner:
-            sec.series.setdefault(r.task, []).append(row)
+            key = r.model if r.ref else f"{r.task} (no version)"
+            sec.series.setdefault(str(key), []).append(row)
     for pts in sec.series.values():
         pts.sort(key=lambda p: p.when)
+    sec.marks = _marks(url, set(sec.series))
     return sec
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """The store keeps naive UTC; the registry returns aware UTC: compare them as aware."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def _marks(url: str | None, models: set[str]) -> dict[str, list[Mark]]:
+    """Per model: when each experiment comparing its versions started, and each decision naming a version."""
+    from growthcurve.store import list_decisions, open_existing
+    from growthcurve.store.experiments import list_experiments
+
+    out: dict[str, list[Mark]] = {}
+    try:
+        engine = open_existing(url)
+    except GrowthcurveError:
+        return out
+    try:
+        for ex in list_experiments(engine):
+            for model in ex.models:
+                if model in models:
+                    out.setdefault(model, []).append(Mark(_utc(ex.created_at), "experiment", f"A/B {ex.name}"))
+        if "decisions" in _tables(engine):
+            for d in list_decisions(engine):
+                model, _, version = str(d.get("variant") or "").partition("@")
+                if model in models and version:
+                    out.setdefault(model, []).append(Mark(_utc(d["ts"]), d["decision"], f"{d['decision']} {version}"))
+    finally:
+        engine.dispose()
+    for marks in out.values():
+        marks.sort(key=lambda m: m.when)
+    return out
 
 
 # ---- 2. latest classification report and confusion matrix ----------------------------------------------
@@ -275,12 +329,25 @@ class VersionStats:
 
 @dataclass
 class ABSummary:
-    """One experiment as the A/B engine analysed it, plus the latest logged decision."""
+    """One experiment as `ab analyze EXPERIMENT` analyses it (the same function), its arms, the latest decision."""
 
     experiment: str
     result: Any = None  # validation.experiment.ExperimentResult
+    rows: list[Any] = field(default_factory=list)  # validation.experiment.ComparisonRow, as `ab analyze` prints
+    arms: list[Any] = field(default_factory=list)  # store.experiments.Arm: which version each arm serves
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     decision: dict[str, Any] | None = None
+
+    @property
+    def versions(self) -> str:
+        """'intents@v2 vs intents@v1 (control)' (the arms' names), or the variants of an unrecorded experiment."""
+        if self.arms:
+            control = next((a.variant for a in self.arms if a.role == "control"), self.arms[0].variant)
+            others = [a.variant for a in self.arms if a.variant != control]
+            return f"{', '.join(others)} vs {control} (control)"
+        names = sorted({r.variant for r in self.rows})
+        return " vs ".join(names)
 
 
 @dataclass
@@ -309,12 +376,12 @@ def store_exists(url: str) -> bool:
 
 def serving_section(url: str) -> ServingSection:
     """Aggregate ``predictions`` and ``feedback`` per model version in SQL; analyse each experiment."""
-    from growthcurve.store import get_engine
+    from growthcurve.store import open_existing
     from growthcurve.store.schema import feedback, predictions
 
     if not store_exists(url):
         return ServingSection(empty=EMPTY_SERVING)
-    engine = get_engine(url)
+    engine = open_existing(url)
     try:
         tables = _tables(engine)
         if "predictions" not in tables:
@@ -392,11 +459,9 @@ def _csat(engine: sa.Engine, sec: ServingSection) -> None:
 
 
 def _experiments(engine: sa.Engine, url: str, has_decisions: bool) -> list[ABSummary]:
-    from growthcurve.serving.experiment import ab_config
     from growthcurve.store import list_decisions
     from growthcurve.store.schema import experiment_events
-    from growthcurve.validation.config import ABConfig
-    from growthcurve.validation.experiment import analyze
+    from growthcurve.validation.served import analyze_experiment
 
     ev = experiment_events.c
     with engine.connect() as conn:
@@ -405,8 +470,9 @@ def _experiments(engine: sa.Engine, url: str, has_decisions: bool) -> list[ABSum
     for name in names:
         s = ABSummary(name)
         try:
-            # the very config `growthcurve serve --ab-config` writes for `growthcurve ab analyze`
-            s.result = analyze(ABConfig.model_validate(ab_config(url, name)))
+            served = analyze_experiment(name, url)  # the function `ab analyze EXPERIMENT` and `decide` call
+            s.result, s.rows, s.notes = served.result, served.result.rows(), served.notes
+            s.arms = served.record.arms if served.record is not None else []
         except GrowthcurveError as exc:
             s.error = str(exc)
         if has_decisions:

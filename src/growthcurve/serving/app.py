@@ -41,9 +41,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from growthcurve.errors import ConfigError
 from growthcurve.serving.assign import assign_variant, normalise_weights, unit_uniform, variant_names
 from growthcurve.serving.batching import MicroBatcher
+from growthcurve.serving.experiment import analysis_config
 from growthcurve.serving.handlers import Handler, InputError
 from growthcurve.serving.settings import ServeSettings
 from growthcurve.serving.storage import FeedbackRejected, PredictionRecord, StoreBusy, StoreWriter, open_store
+from growthcurve.store.experiments import Arm, register_experiment
 
 __all__ = ["FeedbackRequest", "PredictRequest", "ServingCore", "create_app", "get_core", "require_api_key"]
 
@@ -228,7 +230,12 @@ class ServingCore:
         self.handlers = list(handlers)
         self.settings = settings
         self.store_url = store_url
-        self.variants = variant_names(len(handlers))
+        self.roles = variant_names(len(handlers))
+        # an arm is named by the version it serves (intents@v1 vs intents@v2); its role (control, treatment)
+        # stays a role. Handlers without a lineage, or two arms of one version, keep the role names.
+        lineage = [getattr(h, "lineage", None) for h in handlers]
+        named = all(lineage) and len(set(lineage)) == len(lineage)
+        self.variants: list[str] = [str(x) for x in lineage] if named else list(self.roles)
         self.weights = normalise_weights(settings.weights, len(handlers))
         self.experiment = settings.experiment if len(handlers) > 1 else None
         if len(handlers) > 1 and self.experiment is None:
@@ -245,9 +252,38 @@ class ServingCore:
             )
             info.set(1)
 
+    def arms(self) -> list[Arm]:
+        """The experiment's arms as the store keeps them: variant (= version name), role, share, version."""
+        out = []
+        for h, v, role, w in zip(self.handlers, self.variants, self.roles, self.weights, strict=True):
+            lin = getattr(h, "lineage", None)
+            model, _, ver = (lin or "").partition("@v")
+            out.append(
+                Arm(
+                    variant=v,
+                    role=role if role == "control" else "treatment",
+                    weight=w,
+                    model=model or None,
+                    version=int(ver) if ver.isdigit() else None,
+                    fingerprint=getattr(h, "fingerprint", None) or h.model_version,
+                    run=str(getattr(h, "run_dir", "") or "") or None,
+                )
+            )
+        return out
+
+    def register_experiment(self, engine: Any) -> None:
+        """Record the experiment, its arms and its analysis in the store (a restart with the same arms is a
+        no-op; other arms under the same name are a ConfigError)."""
+        if self.experiment is None:
+            return
+        control = self.variants[0]
+        config = analysis_config(control, dict(zip(self.variants, self.weights, strict=True)))
+        register_experiment(engine, self.experiment, self.arms(), config, self.settings.salt)
+
     async def start(self) -> None:
-        """Open (and migrate) the store, start the writer and one batcher per model."""
+        """Open (and migrate) the store, record the experiment, start the writer and one batcher per model."""
         engine = await asyncio.to_thread(open_store, self.store_url)
+        await asyncio.to_thread(self.register_experiment, engine)
         self.writer = StoreWriter(engine, {h.model_version for h in self.handlers})
         self.writer.on_commit = self.metrics.commit.observe
         await self.writer.start([self.experiment] if self.experiment else [])

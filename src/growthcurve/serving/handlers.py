@@ -7,7 +7,6 @@ class with these members instead of a second server. See docs/serving.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from growthcurve.errors import GrowthcurveError, ModelError
+from growthcurve.training.runfolder import model_version
 
 __all__ = [
     "Handler",
@@ -26,11 +26,6 @@ __all__ = [
     "load_handler",
     "model_version",
 ]
-
-# Files whose bytes decide what a model answers; tokenizer files are left out on purpose (they rarely change
-# alone and some tokenizers rewrite them on save), run.json and labels.json are in (they change the meaning).
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".skops", ".joblib", ".pkl", ".data")
-_META_FILES = ("run.json", "labels.json")
 
 
 class InputError(Exception):
@@ -56,30 +51,6 @@ class Handler(Protocol):
     def validate(self, item: Any) -> Any: ...
 
     def predict_batch(self, inputs: list[Any]) -> list[dict[str, Any]]: ...
-
-
-def model_version(model_dir: str | Path) -> str:
-    """First 12 hex of sha256 over the folder's weight files and run.json/labels.json (path + bytes).
-
-    Stable across copies and restarts of the same model, different for any retrained or re-exported one.
-    """
-    root = Path(model_dir)
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and (p.name in _META_FILES or p.suffix in _WEIGHT_SUFFIXES) and not p.name.startswith(".")
-    )
-    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
-        raise ModelError(f"'{root}' holds no weight files ({', '.join(_WEIGHT_SUFFIXES)}): is the run half-written?")
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.relative_to(root).as_posix().encode())
-        h.update(b"\0")
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        h.update(b"\0")
-    return h.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -189,6 +160,22 @@ def _read_meta(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
         raise ModelError(f"run folder '{run_dir}' is half-written: {exc.filename} is missing") from None
 
 
+def check_servable(run: Path, backend: str, quantize: str | None) -> tuple[Path, dict[str, Any], str]:
+    """The cheap start-up checks of a run folder (its metadata, task and backend), before any model loads or
+    any store is opened; returns (model folder, metadata, task)."""
+    if quantize is not None and backend != "onnx":
+        raise ModelError("--quantize applies to --backend onnx (the torch backend serves the run's weights)")
+    model_dir, meta, _labels = _read_meta(run)
+    task = meta.get("task", "text-classification")
+    if task not in ("text-classification", "token-classification"):
+        raise ModelError(
+            f"run '{run}' is a {task} run: serve answers text-classification and token-classification runs"
+        )
+    if backend == "onnx" and task != "text-classification":
+        raise ModelError(f"run '{run}' is a {task} run: the onnx backend serves text-classification runs")
+    return model_dir, meta, task
+
+
 def load_handler(
     run_dir: str | Path,
     backend: str = "torch",
@@ -201,18 +188,9 @@ def load_handler(
     ``backend="onnx"`` serves the run's ONNX export (``quantize="int8"``: its int8 graph).
     """
     run = Path(run_dir)
-    if quantize is not None and backend != "onnx":
-        raise ModelError("--quantize applies to --backend onnx (the torch backend serves the run's weights)")
-    model_dir, meta, _labels = _read_meta(run)
-    task = meta.get("task", "text-classification")
-    if task not in ("text-classification", "token-classification"):
-        raise ModelError(
-            f"run '{run}' is a {task} run: serve answers text-classification and token-classification runs"
-        )
+    model_dir, meta, task = check_servable(run, backend, quantize)
     predictor: Any  # an OnnxPredictor or a Predictor: the same predict/labels contract
     if backend == "onnx":
-        if task != "text-classification":
-            raise ModelError(f"run '{run}' is a {task} run: the onnx backend serves text-classification runs")
         try:
             from growthcurve.compression.onnx import OnnxPredictor
         except ImportError as exc:

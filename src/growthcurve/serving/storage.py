@@ -24,8 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from growthcurve.errors import ConfigError
-from growthcurve.store import default_url, experiment_events, feedback, get_engine, init_db, predictions
+from growthcurve.store import experiment_events, feedback, get_engine, init_db, predictions
 
 __all__ = ["FeedbackRejected", "PredictionRecord", "StoreBusy", "StoreWriter", "open_store"]
 
@@ -56,16 +55,22 @@ def open_store(url: str | None) -> sa.Engine:
 
     A store that cannot be opened or migrated is one ConfigError/DataError line, not a traceback.
     """
-    from alembic.util.exc import CommandError
-
-    try:
-        init_db(url).dispose()
-    except CommandError as exc:
-        raise ConfigError(f"the store at '{url or default_url()}' cannot be migrated: {exc}") from None
+    init_db(url).dispose()
     engine = get_engine(url)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def served_accuracy(kinds: list[tuple[str, float | None, str | None]], served_label: str | None) -> float | None:
+    """Whether one feedback says the served answer was right: a corrected label decides (1 when it equals the
+    served label: a confirmation, else 0); without one, the thumbs do (up 1, down 0); else None (no opinion).
+    Defined so the usual UI works, where a label is only sent when the answer was wrong (serving/experiment.py)."""
+    labels = [label for kind, _v, label in kinds if kind == "correct" and label is not None]
+    if labels:
+        return 1.0 if labels[-1] == served_label else 0.0
+    thumbs = [v for kind, v, _l in kinds if kind == "thumbs" and v is not None]
+    return float(thumbs[-1]) if thumbs else None
 
 
 def _now() -> dt.datetime:
@@ -280,9 +285,10 @@ class StoreWriter:
     ) -> dict[str, Any]:
         """Store feedback rows for ``request_id`` (and experiment metric events); returns after the commit.
 
-        ``kinds``: (kind, value, label) with kind in thumbs/rating/click/correct. A corrected label becomes
-        metric ``correct`` = 1 when it equals the served label, else 0. Raises FeedbackRejected for an
-        unknown request id or a prediction of another (or no longer served) model version.
+        ``kinds``: (kind, value, label) with kind in thumbs/rating/click/correct (a corrected label). In an
+        experiment they become metric events ``thumbs``, ``rating``, ``click`` and ``accuracy`` (see
+        :func:`served_accuracy`). Raises FeedbackRejected for an unknown request id or a prediction of another
+        (or no longer served) model version.
         """
 
         def apply(conn: sa.Connection, _new: set[tuple[str, str]]) -> dict[str, Any]:
@@ -313,7 +319,7 @@ class StoreWriter:
                     if kind == "correct" and label is not None:
                         label_check(version, label)
             now = _now()
-            fb_rows, ev_rows = [], []
+            fb_rows, metrics = [], []
             for kind, value, label in kinds:
                 if kind == "correct":
                     value = 1.0 if label == served_label else 0.0
@@ -329,18 +335,27 @@ class StoreWriter:
                         "comment": comment,
                     }
                 )
-                if experiment is not None and unit_id is not None and value is not None:
-                    ev_rows.append(
-                        {
-                            "experiment": experiment,
-                            "unit_id": unit_id,
-                            "variant": variant,
-                            "ts": now,
-                            "metric": kind,
-                            "value": float(value),
-                            "model_version": version,
-                        }
-                    )
+                if kind != "correct" and value is not None:
+                    metrics.append((kind, float(value)))
+            right = served_accuracy(kinds, served_label)
+            if right is not None:
+                metrics.append(("accuracy", right))
+            ev_rows = (
+                [
+                    {
+                        "experiment": experiment,
+                        "unit_id": unit_id,
+                        "variant": variant,
+                        "ts": now,
+                        "metric": metric,
+                        "value": value,
+                        "model_version": version,
+                    }
+                    for metric, value in metrics
+                ]
+                if experiment is not None and unit_id is not None
+                else []
+            )
             conn.execute(feedback.insert(), fb_rows)
             if ev_rows:
                 conn.execute(experiment_events.insert(), ev_rows)

@@ -8,15 +8,17 @@ Plain SQLAlchemy Core on the shared store (SQLite by default, PostgreSQL/DuckDB 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import functools
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -25,13 +27,17 @@ import sqlalchemy as sa
 
 from growthcurve.data.fingerprint import data_fingerprint
 from growthcurve.errors import ConfigError, DataError
-from growthcurve.store import default_url, get_engine, init_db
+from growthcurve.store import STORE_ENV, init_db, open_existing, store_url
 from growthcurve.store.schema import runs
 
 __all__ = [
     "KINDS",
+    "assign_version",
+    "version_ref",
+    "MODEL_KINDS",
     "PARENT_ENV",
     "STATUSES",
+    "TRIAL_ENV",
     "RunRecord",
     "code_version",
     "compare_runs",
@@ -41,13 +47,18 @@ __all__ = [
     "flatten",
     "get_run",
     "list_runs",
+    "parent_run",
     "record_finished",
     "start_run",
 ]
 
-KINDS = ("finetune", "tune", "retrain", "ab-analyze", "plan-allocate")
+KINDS = ("finetune", "tune", "retrain", "compress", "ab-analyze", "plan-allocate")
+# the kinds whose finished runs are servable models and so become versions of a model lineage
+MODEL_KINDS = ("finetune", "retrain", "compress")
 STATUSES = ("running", "finished", "failed", "interrupted")
 PARENT_ENV = "GROWTHCURVE_PARENT_RUN"
+# set by `tune` around its trials: a trial's model becomes a version only when the study picks it
+TRIAL_ENV = "GROWTHCURVE_TUNE_TRIAL"
 _FINAL = STATUSES[1:]
 
 
@@ -69,16 +80,66 @@ class RunRecord:
     metrics: dict[str, Any]
     artefact: str | None
     parent: str | None
+    model: str | None = None
+    version: int | None = None
+    fingerprint: str | None = None
+
+    @property
+    def ref(self) -> str | None:
+        """The version's one name, ``intents@v2`` (None for a run that is not a model version)."""
+        return version_ref(self.model, self.version)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (ISO times), for ``--json`` output and reports."""
         d = dict(self.__dict__)
         d["started_at"] = self.started_at.isoformat()
         d["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        d["ref"] = self.ref
         return d
 
 
+def version_ref(model: str | None, version: int | None) -> str | None:
+    """``intents@v2`` from its parts (None when either is missing)."""
+    return f"{model}@v{version}" if model and version is not None else None
+
+
+_REF = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9._-]{0,63})@(?:v(?P<v>[0-9]+)|(?P<latest>latest))$")
+
+
+def is_ref(text: str | os.PathLike[str]) -> bool:
+    """True for ``name@vN`` / ``name@latest`` (a path with an @ in a folder name is not one)."""
+    return bool(_REF.match(os.fspath(text)))
+
+
+def parse_ref(text: str) -> tuple[str, int | None]:
+    """``intents@v2`` → ("intents", 2); ``intents@latest`` → ("intents", None); anything else a ConfigError."""
+    m = _REF.match(text)
+    if m is None:
+        raise ConfigError(f"'{text}' is not a model version: write it as NAME@vN (e.g. intents@v2) or NAME@latest")
+    return m["model"], None if m["latest"] else int(m["v"])
+
+
 # --- helpers ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def parent_run(run_id: str | None, trial: bool = False) -> Iterator[None]:
+    """Around fits started by another run (a tune study): their rows name ``run_id`` as parent (env
+    ``GROWTHCURVE_PARENT_RUN``, read by :func:`start_run`, inherited by `accelerate launch` workers); ``trial``:
+    their models become versions only when the study picks one (env ``GROWTHCURVE_TUNE_TRIAL``)."""
+    saved = {k: os.environ.get(k) for k in (PARENT_ENV, TRIAL_ENV)}
+    if run_id:
+        os.environ[PARENT_ENV] = run_id
+    if trial:
+        os.environ[TRIAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _utcnow() -> dt.datetime:
@@ -142,7 +203,7 @@ def _new_id(now: dt.datetime) -> str:
 
 
 def _url(url: str | None) -> str:
-    return url or default_url()
+    return store_url(url)
 
 
 _READY: dict[str, sa.Engine] = {}
@@ -161,20 +222,25 @@ def _read_engine(url: str | None) -> sa.Engine | None:
     u = _url(url)
     if u in _READY:
         return _READY[u]
-    if u.startswith("sqlite:///") and not Path(u.removeprefix("sqlite:///")).exists():
+    file = sa.engine.make_url(u).database
+    if sa.engine.make_url(u).get_backend_name() in ("sqlite", "duckdb") and file and not Path(file).exists():
         return None
-    engine = get_engine(u)
+    engine = open_existing(u)
     try:
         has = sa.inspect(engine).has_table("runs")
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         raise _unreachable(engine, exc) from None
-    return engine if has else None
+    if not has:
+        return None
+    engine.dispose()
+    _READY[u] = init_db(u)  # an older store gains the newest columns (lineage) before anything reads them
+    return _READY[u]
 
 
 def _unreachable(engine: sa.Engine, exc: sa.exc.DBAPIError) -> DataError:
     return DataError(
         f"cannot reach the run registry at {engine.url!r}: {str(exc.orig).strip()[:200]} "
-        "(set GROWTHCURVE_DB_URL to a reachable database URL)"
+        f"(set --store or {STORE_ENV} to a reachable database URL)"
     )
 
 
@@ -195,6 +261,9 @@ def _record(row: Any) -> RunRecord:
         metrics=m["metrics"] or {},
         artefact=m["artefact"],
         parent=m["parent"],
+        model=m.get("model"),
+        version=m.get("version"),
+        fingerprint=m.get("fingerprint"),
     )
 
 
@@ -214,9 +283,11 @@ def start_run(
     data_files: Iterable[str | os.PathLike[str] | None] = (),
     artefact: str | os.PathLike[str] | None = None,
     parent: str | None = None,
+    model: str | None = None,
     url: str | None = None,
 ) -> str:
     """Record a run as ``running`` and return its new id; ``parent`` defaults to env ``GROWTHCURVE_PARENT_RUN``.
+    ``model``: the lineage a servable model of this run belongs to (its version is given when it finishes).
 
     Raises DataError when the store cannot be reached: callers that must not lose their work (a finished
     training run) catch it and warn."""
@@ -235,6 +306,7 @@ def start_run(
         "metrics": {},
         "artefact": _norm_path(artefact) if artefact else None,
         "parent": parent or os.environ.get(PARENT_ENV) or None,
+        "model": model,
     }
     engine = _write_engine(url)
     for _ in range(8):  # 4 hex digits per second: a clash needs two runs in the same second, so retry
@@ -257,9 +329,15 @@ def finish_run(
     *,
     metrics: dict[str, Any] | None = None,
     artefact: str | os.PathLike[str] | None = None,
+    fingerprint: str | None = None,
+    versioned: bool = True,
     url: str | None = None,
-) -> None:
-    """Mark a run ``finished`` / ``failed`` / ``interrupted`` with its metrics (and final artefact path)."""
+) -> int | None:
+    """Mark a run ``finished`` / ``failed`` / ``interrupted`` with its metrics (and final artefact path).
+
+    A finished run that names its model (``start_run(model=...)``) and gives the ``fingerprint`` of its model
+    folder becomes that model's next version, which is returned (``versioned=False``: a tune trial, versioned
+    only if the study picks it, see :func:`assign_version`)."""
     if status not in _FINAL:
         raise ConfigError(f"a run finishes as one of {', '.join(_FINAL)} (got '{status}')")
     values: dict[str, Any] = {"status": status, "finished_at": _utcnow()}
@@ -267,6 +345,8 @@ def finish_run(
         values["metrics"] = _jsonable(metrics, "metrics")
     if artefact is not None:
         values["artefact"] = _norm_path(artefact)
+    if fingerprint is not None:
+        values["fingerprint"] = fingerprint
     engine = _write_engine(url)
     try:
         with engine.begin() as conn:
@@ -275,6 +355,36 @@ def finish_run(
         raise _unreachable(engine, exc) from None
     if n == 0:
         raise DataError(f"no run '{run_id}' in the registry at {engine.url!r} to finish")
+    if status == "finished" and fingerprint is not None and versioned:
+        return assign_version(run_id, url)
+    return None
+
+
+def assign_version(run_id: str, url: str | None = None) -> int | None:
+    """Give the finished run ``run_id`` the next version of its model and return it (its existing version if it
+    has one; None when the run names no model). Two runs finishing at once cannot share a version: the unique
+    (model, version) index refuses the second, which reads the new maximum and tries again."""
+    engine = _write_engine(url)
+    t = runs
+    for _ in range(20):
+        try:
+            with engine.begin() as conn:
+                row = conn.execute(sa.select(t.c.model, t.c.version, t.c.status).where(t.c.id == run_id)).first()
+                if row is None:
+                    raise DataError(f"no run '{run_id}' in the registry at {engine.url!r}")
+                if row.version is not None or not row.model:
+                    return row.version
+                if row.status != "finished":
+                    raise ConfigError(f"run {run_id} is {row.status}: only a finished run becomes a model version")
+                top = conn.execute(sa.select(sa.func.max(t.c.version)).where(t.c.model == row.model)).scalar()
+                version = int(top or 0) + 1
+                conn.execute(sa.update(t).where(t.c.id == run_id).values(version=version))
+            return version
+        except sa.exc.IntegrityError:
+            continue
+        except sa.exc.OperationalError as exc:
+            raise _unreachable(engine, exc) from None
+    raise DataError(f"could not give run {run_id} a version after 20 tries: is another process looping?")
 
 
 def list_runs(
@@ -317,6 +427,8 @@ def get_run(run_id_or_artefact_path: str | os.PathLike[str], url: str | None = N
     """A run by id, unique id prefix, artefact path or unique name; unknown or ambiguous ones raise DataError
     naming the close matches."""
     key = os.fspath(run_id_or_artefact_path)
+    if is_ref(key) and not Path(key).exists():
+        return get_version(key, url)
     engine = _read_engine(url)
     if engine is None:
         raise DataError(f"no run '{key}': nothing is registered at {_url(url)} yet (run growthcurve finetune first)")
@@ -350,6 +462,35 @@ def get_run(run_id_or_artefact_path: str | os.PathLike[str], url: str | None = N
     raise DataError(f"no run '{key}' in the registry at {engine.url!r}{hint}")
 
 
+def get_version(ref: str, url: str | None = None) -> RunRecord:
+    """The registry row of ``intents@v2`` (or ``intents@latest``); an unknown model or version is one DataError
+    line listing what exists."""
+    model, version = parse_ref(ref)
+    engine = _read_engine(url)
+    t = runs
+    rows, models = [], []
+    if engine is not None:
+        try:
+            with engine.connect() as conn:
+                q = sa.select(t).where(t.c.model == model, t.c.version.is_not(None)).order_by(t.c.version)
+                rows = [_record(r) for r in conn.execute(q)]
+                if not rows:
+                    q2 = sa.select(t.c.model).where(t.c.version.is_not(None)).distinct().order_by(t.c.model)
+                    models = [str(m) for (m,) in conn.execute(q2)]
+        except sa.exc.OperationalError as exc:
+            raise _unreachable(engine, exc) from None
+    if not rows:
+        listed = ", ".join(models) if models else "none yet (a finished `growthcurve finetune` makes v1)"
+        raise DataError(f"no model '{model}' in the store {_url(url)} (models: {listed})")
+    if version is None:
+        return rows[-1]
+    for rec in rows:
+        if rec.version == version:
+            return rec
+    have = ", ".join(f"v{r.version}" for r in rows)
+    raise DataError(f"{model} has no version v{version} (versions: {have})")
+
+
 # --- comparing two runs -------------------------------------------------------------------------------
 
 
@@ -368,6 +509,21 @@ def _is_number(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _data_roles(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` section of a run's config (a retrain row keeps its fine-tuning config under ``finetune``)."""
+    finetune = config.get("finetune")
+    inner: dict[str, Any] = finetune if isinstance(finetune, dict) else config
+    data = inner.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A retrain row's config with its fine-tuning keys at the top, so it compares key by key with a finetune."""
+    if isinstance(config.get("finetune"), dict):
+        return {**config["finetune"], **{k: v for k, v in config.items() if k != "finetune"}}
+    return config
+
+
 def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     """What changed from run ``a`` to run ``b``: per-metric deltas (B − A over flattened numeric metrics), the
     config keys whose values differ, and each input file whose fingerprint changed. Input files are paired
@@ -380,25 +536,23 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
             continue
         delta = vb - va if _is_number(va) and _is_number(vb) else None
         metrics.append({"key": key, "a": va, "b": vb, "delta": delta})
-    ca, cb = flatten(a.config), flatten(b.config)
+    ca, cb = flatten(_comparable(a.config)), flatten(_comparable(b.config))
     config = [
         {"key": k, "a": ca.get(k), "b": cb.get(k)}
         for k in sorted(set(ca) | set(cb))
         if ca.get(k) != cb.get(k) or (k in ca) != (k in cb)
     ]
     data = []
-    seen_a: set[str | None] = set()
-    seen_b: set[str | None] = set()
-    da, db = a.config.get("data"), b.config.get("data")
-    roles_a: dict[str, Any] = da if isinstance(da, dict) else {}
-    roles_b: dict[str, Any] = db if isinstance(db, dict) else {}
+    seen_a: set[str] = set()
+    seen_b: set[str] = set()
+    roles_a, roles_b = _data_roles(a.config), _data_roles(b.config)
     for role in sorted(set(roles_a) | set(roles_b)):
-        pa: str | None = roles_a.get(role)
-        pb: str | None = roles_b.get(role)
+        pa, pb = roles_a.get(role), roles_b.get(role)
+        pa, pb = (pa if isinstance(pa, str) else None), (pb if isinstance(pb, str) else None)  # not data.labels
         if not (pa in a.data_fingerprint or pb in b.data_fingerprint):
             continue
-        seen_a.add(pa)
-        seen_b.add(pb)
+        seen_a.update([pa] if pa else [])
+        seen_b.update([pb] if pb else [])
         fa = a.data_fingerprint.get(pa) if pa is not None else None
         fb = b.data_fingerprint.get(pb) if pb is not None else None
         data.append({"input": role, "path_a": pa, "path_b": pb, "a": fa, "b": fb, "changed": fa != fb})
@@ -408,6 +562,8 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     return {
         "a": a.id,
         "b": b.id,
+        "a_ref": a.ref,
+        "b_ref": b.ref,
         "metrics": metrics,
         "config": config,
         "data": data,

@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from growthcurve.errors import ConfigError
+from growthcurve.serving.launch import Store
+from growthcurve.store.lineage import run_folder
 
 console = Console()
 decisions_app = typer.Typer(help="The decision log: who shipped or rejected what, why, on which evidence.")
@@ -24,7 +25,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(decisions_app, name="decisions")
 
 
-def card_cmd(run: Annotated[Path, typer.Argument(help="run folder (config.yaml, metrics.json, model/)")]) -> None:
+def card_cmd(
+    run: Annotated[
+        Path, typer.Argument(parser=run_folder, metavar="RUN", help="run folder or model version (intents@v2)")
+    ],
+) -> None:
     """(Re)write RUN/README.md, the run's model card in the Hugging Face format."""
     from growthcurve.training.modelcard import write_model_card
 
@@ -35,20 +40,22 @@ def card_cmd(run: Annotated[Path, typer.Argument(help="run folder (config.yaml, 
 def decide_cmd(
     experiment: Annotated[str, typer.Argument(help="experiment name in the store's experiment_events")],
     why: Annotated[str, typer.Option(help="why: the reasoning a later reader needs")] = "",
-    ship: Annotated[str | None, typer.Option(help="ship this variant")] = None,
-    reject: Annotated[str | None, typer.Option(help="reject this variant")] = None,
+    ship: Annotated[str | None, typer.Option(help="ship this arm (its version, e.g. intents@v2, or its role)")] = None,
+    reject: Annotated[str | None, typer.Option(help="reject this arm (its version or its role)")] = None,
     keep_running: Annotated[
         bool, typer.Option("--continue", help="keep the experiment running (no variant decided)")
     ] = False,
-    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
+    store: Store = None,
     by: Annotated[str | None, typer.Option(help="who decided (default: the OS user)")] = None,
     config: Annotated[
-        Path | None, typer.Option(help="A/B config YAML for metric types/CUPED (default: inferred)")
+        Path | None,
+        typer.Option(help="analyse with this A/B YAML instead of the experiment's stored analysis (said in the log)"),
     ] = None,
     run: Annotated[list[Path] | None, typer.Option(help="a run folder compared (repeatable)")] = None,
     variant: Annotated[str | None, typer.Option(help="with --continue: the variant the note is about")] = None,
 ) -> None:
-    """Recompute the A/B result from the store and log the decision with it as evidence."""
+    """Recompute the A/B result from the store (the same analysis as `ab analyze EXPERIMENT`) and log the
+    decision with it as evidence."""
     from growthcurve.team.knowledge import decide, evidence_line
 
     chosen: list[tuple[str, str | None]] = [(d, v) for d, v in (("ship", ship), ("reject", reject)) if v is not None]
@@ -64,30 +71,31 @@ def decide_cmd(
         f"logged decision #{key}: {decision} {var or ''} in '{experiment}' · {evidence_line(evidence, var)}",
         highlight=False,
     )
+    console.print(f"analysis: {evidence['analysis']['source']}; store {evidence['store']}", highlight=False)
 
 
 @decisions_app.command("list")
 def list_cmd(
     experiment: Annotated[str | None, typer.Option(help="only this experiment")] = None,
-    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
+    store: Store = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the log as JSON")] = None,
 ) -> None:
     """The decisions, oldest first, with the evidence in one line each."""
     from growthcurve.atomic import write_text
-    from growthcurve.store import init_db, list_decisions
+    from growthcurve.store import list_decisions, open_current
+    from growthcurve.tables import Column, print_records
     from growthcurve.team.knowledge import evidence_line
 
-    engine = init_db(store)
+    engine = open_current(store)
     try:
         rows = list_decisions(engine, experiment)
     finally:
         engine.dispose()
-    t = Table(title="Decision log" + (f" · {experiment}" if experiment else ""))
-    for col in ("id", "when (UTC)", "experiment", "decision", "variant", "by", "why", "evidence"):
-        t.add_column(col, justify="right" if col == "id" else "left", overflow="fold")
-    for r in rows:
-        t.add_row(
-            str(r["id"]),
+    cols = [Column("id", right=True, key=True), Column("when (UTC)", key=True), Column("experiment", key=True)]
+    cols += [Column(c) for c in ("decision", "variant", "by", "why", "evidence")]
+    records = [
+        [
+            f"#{r['id']}",
             r["ts"].strftime("%Y-%m-%d %H:%M") if hasattr(r["ts"], "strftime") else str(r["ts"]),
             r["experiment"],
             r["decision"],
@@ -95,7 +103,12 @@ def list_cmd(
             r["decided_by"],
             r["why"],
             evidence_line(r["evidence"], r["variant"]),
-        )
-    console.print(t if rows else "no decisions logged yet" + (f" for '{experiment}'" if experiment else ""))
+        ]
+        for r in rows
+    ]
+    if rows:
+        print_records(console, cols, records, title="Decision log" + (f" · {experiment}" if experiment else ""))
+    else:
+        console.print("no decisions logged yet" + (f" for '{experiment}'" if experiment else ""))
     if json_out:
         write_text(json_out, json.dumps(rows, indent=2, default=str))

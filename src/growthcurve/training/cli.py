@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from growthcurve.errors import ConfigError, DataError
+from growthcurve.store.lineage import run_folder
 
 if TYPE_CHECKING:
     from growthcurve.training.runfolder import RunResult
@@ -68,10 +69,22 @@ def _print_result(result: RunResult) -> None:
 
     names = sorted({p.name + ("/" if p.is_dir() else "") for p in run_artefacts(Path(run_dir))})
     console.print(f"run folder: {run_dir} ({', '.join(names)})")
+    ref = getattr(result, "ref", None)
+    if ref:
+        from growthcurve.store import default_url, masked_url
+
+        console.print(
+            f"model version: {ref} in the store {masked_url(default_url())} "
+            f"(use {ref} wherever a run folder is asked for; `name:` in the config names the model)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
+    run: Annotated[
+        Path, typer.Argument(parser=run_folder, metavar="RUN", help="run folder or model version (intents@v2)")
+    ],
     data: Annotated[Path, typer.Argument(help="labelled CSV/TSV/JSONL/Parquet file")],
     out: Annotated[Path | None, typer.Option(help="folder for the reports (default RUN/eval-<name>)")] = None,
     text_column: Annotated[str | None, typer.Option(help="text column if not the training one")] = None,
@@ -93,7 +106,9 @@ def evaluate(
 
 
 def predict(
-    run: Annotated[Path, typer.Argument(help="run folder written by finetune")],
+    run: Annotated[
+        Path, typer.Argument(parser=run_folder, metavar="RUN", help="run folder or model version (intents@v2)")
+    ],
     file: Annotated[
         str, typer.Argument(help="text lines, JSONL with a text field, or CSV/TSV/Parquet; '-' reads stdin")
     ] = "-",
@@ -126,7 +141,10 @@ def predict(
 
 
 def merge(
-    run: Annotated[Path, typer.Argument(help="run folder of a lora, adalora or freeze run")],
+    run: Annotated[
+        Path,
+        typer.Argument(parser=run_folder, metavar="RUN", help="run folder or version of a lora, adalora or freeze run"),
+    ],
     out: Annotated[Path | None, typer.Option(help="folder for the plain model (default RUN/merged)")] = None,
 ) -> None:
     """Fold a LoRA/AdaLoRA run's low-rank updates into the base weights: a plain model folder for export."""

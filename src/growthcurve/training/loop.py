@@ -116,6 +116,7 @@ def config_fingerprint(cfg: FinetuneConfig) -> dict[str, Any]:
     data.pop("resume", None)
     data.pop("output_dir", None)
     data.pop("registry", None)  # where the run is recorded and logged does not change its results
+    data.pop("name", None)  # nor which model lineage its version is filed under
     data["train"].pop("report_to", None)
     data["train"].pop("checkpoint_every_steps", None)
     data["data_files"] = data_fingerprint([cfg.data.train, cfg.data.dev, cfg.data.test])

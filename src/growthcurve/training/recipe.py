@@ -208,6 +208,7 @@ def finish_run(
     main process writes."""
     results: dict[str, dict[str, float]] = {}
     warnings = warnings + [w for w in outcome.warnings if w not in warnings]  # from the loop
+    ref = None
     if run.main:
         best = load_run(run.run_dir).model
         if isinstance(best, torch.nn.Module):
@@ -244,8 +245,8 @@ def finish_run(
         }
         write_json(run.run_dir / "metrics.json", summary)
         write_model_card(run.run_dir)  # README.md: what the model is, how it was made, where it fails
-        finish_tracking(run.cfg, run.accelerator, run.run_dir, summary)  # test metrics; registry row finished
-    return RunResult(
+        ref = finish_tracking(run.cfg, run.accelerator, run.run_dir, summary)  # test metrics; row and version
+    result = RunResult(
         run_dir=run.run_dir,
         labels=labels,
         best_epoch=outcome.best_epoch,
@@ -260,6 +261,8 @@ def finish_run(
         peak_rss_mb=peak_rss_mb(),
         warnings=warnings,
     )
+    result.ref = ref
+    return result
 
 
 def class_weights(

@@ -6,6 +6,7 @@ owns the layout, the atomic writes and the result a recipe returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -46,6 +47,37 @@ RUN_ARTEFACTS = (
 )
 
 
+# Files whose bytes decide what a model answers; tokenizer files are left out on purpose (they rarely change
+# alone and some tokenizers rewrite them on save), run.json and labels.json are in (they change the meaning).
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".skops", ".joblib", ".pkl", ".data")
+_META_FILES = ("run.json", "labels.json")
+
+
+def model_version(model_dir: str | Path) -> str:
+    """The served fingerprint of a model folder: the first 12 hex of sha256 over its weight files and
+    run.json/labels.json (path + bytes). The lineage (``intents@v2``) names a version; this hash proves which
+    weights answered. Stable across copies and restarts of the same model, different for any retrained or
+    re-exported one.
+    """
+    root = Path(model_dir)
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and (p.name in _META_FILES or p.suffix in _WEIGHT_SUFFIXES) and not p.name.startswith(".")
+    )
+    if not any(p.suffix in _WEIGHT_SUFFIXES for p in files):
+        raise ModelError(f"'{root}' holds no weight files ({', '.join(_WEIGHT_SUFFIXES)}): is the run half-written?")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
 @dataclass(kw_only=True)
 class RunResult:
     """What a finetune recipe returns: where the run is and how it went (built by name: ``kw_only``)."""
@@ -63,6 +95,7 @@ class RunResult:
     total_params: int
     peak_rss_mb: float
     warnings: list[str] = field(default_factory=list)
+    ref: str | None = None  # the model version this run became (``intents@v2``); None when not recorded
 
 
 @dataclass
@@ -101,6 +134,13 @@ def write_model_folder(final: Path, model: Any, tokenizer: Any, labels: list[str
 def write_config(run_dir: Path, cfg: BaseModel) -> None:
     """Save the resolved config as YAML so the run can be reproduced."""
     write_text(run_dir / "config.yaml", config_yaml(cfg))
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """A run folder whose training ended: ``metrics.json`` (finetune, retrain) or ``compress.json`` (compress)
+    is written last, so a folder with neither is still training, was interrupted, or is half-written."""
+    p = Path(run_dir)
+    return (p / "metrics.json").is_file() or (p / "compress.json").is_file()
 
 
 def run_artefacts(run_dir: Path) -> list[Path]:

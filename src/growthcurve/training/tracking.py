@@ -119,13 +119,15 @@ def start_tracking(cfg: FinetuneConfig, accelerator: Any, run_dir: Path) -> None
                 config=cfg.model_dump(mode="json"),
                 data_files=[cfg.data.train, cfg.data.dev, cfg.data.test],
                 artefact=run_dir,
+                model=cfg.model_name,
             )
         )
 
 
-def finish_tracking(cfg: FinetuneConfig, accelerator: Any, run_dir: Path, summary: dict[str, Any]) -> None:
+def finish_tracking(cfg: FinetuneConfig, accelerator: Any, run_dir: Path, summary: dict[str, Any]) -> str | None:
     """Main process, after ``metrics.json``: log the best model's test metrics, end the trackers, and mark the
-    registry row ``finished`` with the dev/test metrics."""
+    registry row ``finished`` with the dev/test metrics; the run becomes the next version of its model, whose
+    name (``intents@v2``) is returned (None when the run is not recorded, or is a tune trial)."""
     test = summary.get("test") or {}
     if accelerator.trackers and test:
         step = (summary.get("train") or {}).get("steps", 0)
@@ -133,7 +135,7 @@ def finish_tracking(cfg: FinetuneConfig, accelerator: Any, run_dir: Path, summar
     end_trackers(accelerator)
     live = _LIVE.get()
     if live is None or live.run_id is None:
-        return
+        return None
     run_id, live.run_id = live.run_id, None  # finished: an error after this point must not re-mark it
     train = summary.get("train") or {}
     metrics = {
@@ -142,9 +144,20 @@ def finish_tracking(cfg: FinetuneConfig, accelerator: Any, run_dir: Path, summar
         "best_epoch": summary.get("best_epoch"),
         "train": {k: train[k] for k in ("seconds", "samples_per_s", "steps") if k in train},
     }
-    from growthcurve.store.registry import finish_run
+    from growthcurve.store.registry import TRIAL_ENV, finish_run, version_ref
+    from growthcurve.training.runfolder import MODEL_DIR, model_version
 
-    _safely(lambda: finish_run(run_id, "finished", metrics=metrics, artefact=run_dir))
+    version = _safely(
+        lambda: finish_run(
+            run_id,
+            "finished",
+            metrics=metrics,
+            artefact=run_dir,
+            fingerprint=model_version(run_dir / MODEL_DIR),
+            versioned=not os.environ.get(TRIAL_ENV),
+        )
+    )
+    return version_ref(cfg.model_name, version)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from growthcurve.atomic import write_json
 from growthcurve.cliopts import in_range, probability
-from growthcurve.errors import ConfigError, DataError
+from growthcurve.errors import ConfigError, DataError, GrowthcurveError
 
 ab_app = typer.Typer(
     help="A/B tests: analyze events with sound statistics, plan sample sizes, simulate.", no_args_is_help=True
@@ -32,80 +32,45 @@ def register(app: typer.Typer) -> None:
     app.add_typer(survey_app, name="survey")
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.2f}%"
-
-
-def _ci(ci: tuple[float, float] | None, pct: bool = True) -> str:
-    if ci is None:
-        return "–"
-    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if pct else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
-
-
 @ab_app.command("analyze")
 def analyze_cmd(
-    config: Annotated[Path, typer.Argument(help="YAML config: source, metrics, analysis")],
+    config: Annotated[
+        str, typer.Argument(help="a served experiment's name (read from the store), or a YAML config file")
+    ],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. analysis.alpha=0.01")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default: output_dir of the config)")] = None,
     report: Annotated[bool, typer.Option(help="write HTML + PNG next to the JSON")] = True,
+    store: Annotated[
+        str | None, typer.Option("--store", help="store of a served experiment (default: the workspace store)")
+    ] = None,
 ) -> None:
-    """Aggregate the events in SQL, test every metric, print a table and write JSON/HTML/PNG."""
-    from growthcurve.validation.config import load_ab_config
+    """Analyse an experiment: SRM first, then every metric (fixed-horizon, sequential, Bayesian); print a
+    table and write JSON/HTML/PNG. A served experiment is analysed with the config stored when it started."""
     from growthcurve.validation.experiment import analyze
 
-    cfg = load_ab_config(config, set_)
-    with console.status("aggregating events in the database ..."):
-        result = analyze(cfg)
-    srm = result.srm
-    console.print(
-        ("[bold white on red] SRM ALARM [/] " if srm.alarm else "[green]SRM ok[/] ") + srm.message, highlight=False
-    )
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    # each row's lift, CI, p and star come from one test, named in the lines printed under the table
-    table = Table(title="A/B results vs control (relative lift in %, or absolute difference)")
-    level = f"{1 - cfg.analysis.alpha:.0%} CI"
-    methods: dict[str, list[str]] = {}
-    for col in ("metric", "variant", "n", "mean", "lift", level, "p (adj.)", "sequential CS", "P(win)"):
-        table.add_column(col, justify="right" if col not in ("metric", "variant") else "left")
-    problems: list[str] = []
-    for m in result.metrics:
-        if m.error:
-            problems.append(f"metric '{m.metric}': {m.error}")
-        comps = {c.treatment: c for c in m.comparisons}
-        for a in m.arms:
-            c = comps.get(a.variant)
-            mean = "–" if a.mean is None else f"{a.mean:.4g}"
-            if c is None:
-                table.add_row(m.metric, f"{a.variant} (control)", str(a.n), mean, "", "", "", "", "")
-            elif c.error or c.frequentist is None:
-                problems.append(f"metric '{m.metric}', {a.variant}: {c.error}")
-                table.add_row(m.metric, a.variant, str(a.n), mean, "[red]error[/]", "", "", "", "")
-            else:
-                effect, ci, p = c.reported()  # type: ignore[misc]
-                rel = c.scale == "relative"
-                seq_ci = None if c.sequential is None else (c.sequential.rel_ci if rel else c.sequential.abs_ci)
-                star = "[bold green]*[/]" if c.significant else ""
-                methods.setdefault(c.method, []).append(f"{m.metric}/{a.variant}")
-                table.add_row(
-                    m.metric,
-                    a.variant,
-                    str(a.n),
-                    mean,
-                    (_pct(effect) if rel else f"{effect:+.4g}") + star,
-                    _ci(ci, rel),
-                    f"{p:.3g} ({c.p_adjusted:.3g})" if c.p_adjusted is not None else f"{p:.3g}",
-                    _ci(seq_ci, rel),
-                    f"{100 * c.bayesian.chance_to_win:.1f}%" if c.bayesian else "–",
-                )
-            if c is not None:
-                problems += [f"metric '{m.metric}', {a.variant}: {w}" for w in c.warnings]
-        problems += [f"metric '{m.metric}': {w}" for w in m.warnings]
-    console.print(table)
-    for method, rows in methods.items():
-        console.print(f"lift, CI, p and * of {', '.join(rows)}: {method}", highlight=False)
-    for p in problems:
-        console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    notes: list[str] = []
+    if _is_config_file(config):
+        from growthcurve.validation.config import load_ab_config
+
+        if store is not None:
+            raise ConfigError("--store goes with an experiment name; a YAML config names its source itself")
+        cfg = load_ab_config(config, set_)
+        with console.status("aggregating events in the database ..."):
+            result = analyze(cfg)
+        name = cfg.source.experiment or Path(config).stem
+    else:
+        from growthcurve.validation.served import analyze_experiment
+
+        if set_:
+            raise ConfigError(
+                "--set changes a YAML config; a served experiment is analysed with its stored config, so that "
+                "`ab analyze`, `decide` and the report agree (write it out with `serve --ab-config` to vary it)"
+            )
+        with console.status(f"aggregating the events of '{config}' in the store ..."):
+            served = analyze_experiment(config, store, str(out) if out else None)
+        cfg, result, name, notes = served.config, served.result, config, served.notes
+    looks = _looks_before(name, cfg)
+    print_result(console, result, cfg.analysis.alpha, cfg.analysis.correction, notes, looks)
     out_dir = out or Path(cfg.output_dir)
     if report:
         from growthcurve.validation.report import write_report
@@ -115,29 +80,127 @@ def analyze_cmd(
         write_json(out_dir / "result.json", result.to_dict())
         paths = {"json": str(out_dir / "result.json")}
     console.print("wrote " + ", ".join(paths.values()), highlight=False)
-    _register_analysis(cfg, config, result, out_dir)
+    _register_analysis(cfg, name, result, out_dir)
 
 
-def _register_analysis(cfg: Any, config: Path, result: Any, out_dir: Path) -> None:
+def _is_config_file(arg: str) -> bool:
+    """A YAML file (existing, or named like one, so a typo says 'does not exist'), not an experiment name."""
+    p = Path(arg)
+    return p.is_file() or p.suffix.lower() in (".yaml", ".yml") or "/" in arg
+
+
+def _looks_before(name: str, cfg: Any) -> int:
+    """Earlier analyses of this experiment (run registry rows); 0 when the registry cannot say."""
+    from growthcurve.validation.served import looks_before
+
+    try:
+        return looks_before(name)
+    except GrowthcurveError:
+        return 0
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.2f}%"
+
+
+def _ci(ci: tuple[float, float] | list[float] | None, pct: bool = True) -> str:
+    if ci is None:
+        return "–"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if pct else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def print_result(
+    out: Console, result: Any, alpha: float, correction: str, notes: list[str] | None = None, looks: int = 0
+) -> None:
+    """The SRM verdict, one row per metric and arm (a table when the terminal is wide enough, stacked records
+    when not: no number is ever cut), which test each row reports, and the warnings. `ab analyze`, `decide`
+    and `ab analyze`'s saved output all show rows built by ``ExperimentResult.rows``."""
+    from growthcurve.tables import Column, print_records
+
+    srm = result.srm
+    out.print(
+        ("[bold white on red] SRM ALARM [/] " if srm.alarm else "[green]SRM ok[/] ") + srm.message, highlight=False
+    )
+    for w in result.warnings:
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
+    level = f"{1 - alpha:.0%} CI"
+    cols = [
+        Column("metric", key=True),
+        Column("variant", key=True),
+        Column("n", right=True),
+        Column("mean", right=True),
+        Column("lift", right=True),
+        Column(level, right=True),
+        Column("p (adj.)", right=True),
+        Column("sequential CS", right=True),
+        Column("P(win)", right=True),
+    ]
+    rows: list[list[str]] = []
+    methods: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for r in result.rows():
+        mean = "–" if r.mean is None else f"{r.mean:.4g}"
+        if r.is_control:
+            name = r.variant if r.variant == "control" else f"{r.variant} (control)"
+            rows.append([r.metric, name, str(r.n), mean, "", "", "", "", ""])
+            continue
+        if r.error:
+            problems.append(f"metric '{r.metric}', {r.variant}: {r.error}")
+            rows.append([r.metric, r.variant, str(r.n), mean, "[red]error[/]", "", "", "", ""])
+            continue
+        rel = r.scale == "relative"
+        methods.setdefault(r.method, []).append(f"{r.metric}/{r.variant}")
+        rows.append(
+            [
+                r.metric,
+                r.variant,
+                str(r.n),
+                mean,
+                (_pct(r.effect) if rel else f"{r.effect:+.4g}") + ("[bold green]*[/]" if r.significant else ""),
+                _ci(r.ci, rel),
+                f"{r.p:.3g} ({r.p_adjusted:.3g})" if r.p_adjusted is not None else f"{r.p:.3g}",
+                _ci(r.seq_ci, rel) + ("[bold cyan]†[/]" if r.seq_significant else ""),
+                "–" if r.chance_to_win is None else f"{100 * r.chance_to_win:.1f}%",
+            ]
+        )
+    for m in result.metrics:
+        if m.error:
+            problems.append(f"metric '{m.metric}': {m.error}")
+        problems += [f"metric '{m.metric}': {w}" for w in m.warnings]
+        problems += [f"metric '{m.metric}', {c.treatment}: {w}" for c in m.comparisons for w in c.warnings]
+    print_records(out, cols, rows, title="A/B results vs control (relative lift in %, or absolute difference)")
+    for method, which in methods.items():
+        out.print(f"lift, CI, p and * of {', '.join(which)}: {method}", highlight=False)
+    adj = "" if correction == "none" else f", {correction}-adjusted over the arms"
+    out.print(f"* fixed-horizon p{adj} < {alpha:g}; † the always-valid sequential CS excludes 0", highlight=False)
+    if looks:
+        out.print(
+            f"[yellow]peeked:[/] analysed {looks} time(s) before: the fixed-horizon p, CI and * assume one look; "
+            "only the sequential CS and † stay valid under peeking",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for n in notes or []:
+        out.print(n, highlight=False)
+    for p in problems:
+        out.print(f"[yellow]warning:[/] {p}", highlight=False)
+
+
+def _register_analysis(cfg: Any, name: str, result: Any, out_dir: Path) -> None:
     """One `ab-analyze` row in the run registry: the config, the event file, and per-comparison lift and p."""
     from growthcurve.store.registry import record_finished
 
     summary: dict[str, Any] = {"srm_alarm": result.srm.alarm, "srm_p": result.srm.p_value}
-    for m in result.metrics:
-        for c in m.comparisons:
-            try:
-                rep = None if c.error else c.reported()
-            except ValueError:  # relative lift undefined (control mean 0): the table says so already
-                rep = None
-            if rep is not None:
-                summary.setdefault(m.metric, {})[c.treatment] = {
-                    "scale": c.scale,
-                    "effect": rep[0],
-                    "p": rep[2],
-                    "p_adjusted": c.p_adjusted,
-                    "significant": bool(c.significant),
-                }
-    name = cfg.source.experiment or config.stem
+    for r in result.rows():
+        if r.is_control or r.error or r.effect is None:
+            continue
+        summary.setdefault(r.metric, {})[r.variant] = {
+            "scale": r.scale,
+            "effect": r.effect,
+            "p": r.p,
+            "p_adjusted": r.p_adjusted,
+            "significant": r.significant,
+        }
     record_finished(
         "ab-analyze",
         name=name,

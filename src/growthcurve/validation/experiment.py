@@ -29,6 +29,33 @@ class TimelinePoint:
 
 
 @dataclass
+class ComparisonRow:
+    """One arm of one metric as every reader shows it (`ab analyze`, `decide`, the decision log, the report):
+    the numbers of the one test the row reports, so the same data shows the same lift, CI and p everywhere."""
+
+    metric: str
+    variant: str
+    control: str
+    n: int
+    mean: float | None
+    effect: float | None = None
+    scale: str = "relative"  # relative lift, or absolute difference
+    ci: tuple[float, float] | None = None
+    p: float | None = None
+    p_adjusted: float | None = None
+    significant: bool = False  # p_adjusted < alpha: the fixed-horizon test named in `method`
+    seq_ci: tuple[float, float] | None = None  # always-valid confidence sequence, on the same scale
+    seq_significant: bool = False  # the sequence excludes 0: valid however often the experiment was looked at
+    chance_to_win: float | None = None
+    method: str = ""
+    error: str | None = None
+
+    @property
+    def is_control(self) -> bool:
+        return self.variant == self.control
+
+
+@dataclass
 class ExperimentResult:
     """The whole analysis: the SRM verdict (read it first), per-metric results and the timeline."""
 
@@ -38,8 +65,31 @@ class ExperimentResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return clean_json_dict(asdict(self))
+        """JSON-ready dict (with the per-arm ``rows`` every reader shows)."""
+        return clean_json_dict({**asdict(self), "rows": [asdict(r) for r in self.rows()]})
+
+    def rows(self) -> list[ComparisonRow]:
+        """One row per metric and arm (control first), each with the numbers of the one test it reports."""
+        out: list[ComparisonRow] = []
+        for m in self.metrics:
+            comps = {c.treatment: c for c in m.comparisons}
+            for a in m.arms:
+                row = ComparisonRow(m.metric, a.variant, m.control, a.n, a.mean)
+                out.append(row)
+                c = comps.get(a.variant)
+                if c is None:
+                    continue
+                row.method, row.scale = c.method, c.scale
+                if c.error or c.frequentist is None:
+                    row.error = c.error or "not computed"
+                    continue
+                row.effect, row.ci, row.p = c.frequentist.on(c.scale)
+                row.p_adjusted, row.significant = c.p_adjusted, bool(c.significant)
+                if c.sequential is not None:
+                    row.seq_ci = c.sequential.rel_ci if c.scale == "relative" else c.sequential.abs_ci
+                    row.seq_significant = row.seq_ci is not None and (row.seq_ci[0] > 0 or row.seq_ci[1] < 0)
+                row.chance_to_win = c.bayesian.chance_to_win if c.bayesian else None
+        return out
 
 
 def _estimator(cfg: ABConfig, m: MetricConfig) -> ABTest:
@@ -63,11 +113,11 @@ def _stamp(x: Any) -> str:
     return x.isoformat(sep=" ", timespec="seconds") if isinstance(x, dt.datetime) else str(x)
 
 
-def _timeline(src: EventSource, cfg: ABConfig) -> list[TimelinePoint]:
+def _timeline(src: EventSource, cfg: ABConfig, metrics: list[MetricConfig]) -> list[TimelinePoint]:
     lo, hi = src.time_range()
     points: list[TimelinePoint] = []
     for cut in look_cutoffs(lo, hi, cfg.analysis.looks):
-        for m in cfg.metrics:
+        for m in metrics:
             res = _estimator(cfg, m).fit(src.aggregate(m, until=cut)).result_
             for cp in res.comparisons:
                 f, s = cp.frequentist, cp.sequential
@@ -121,8 +171,15 @@ def analyze(cfg: ABConfig) -> ExperimentResult:
         dup = src.units_in_several_variants()
         if dup:
             result.warnings.append(f"{dup} units appear in more than one variant: assignment is not sticky")
+        measured = []
         for m in cfg.metrics:
-            result.metrics.append(_estimator(cfg, m).fit(src.aggregate(m)).result_)
+            stats = src.aggregate(m)
+            if not any(s.n for s in stats.values()):
+                # no event of this metric at all: say that, rather than advise a control or config change
+                result.warnings.append(f"no `{m.name}` events in this experiment (nothing of it was recorded)")
+                continue
+            measured.append(m)
+            result.metrics.append(_estimator(cfg, m).fit(stats).result_)
         if cfg.analysis.looks > 0:
-            result.timeline = _timeline(src, cfg)
+            result.timeline = _timeline(src, cfg, measured)
     return result

@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from growthcurve.errors import ConfigError
+from growthcurve.errors import ConfigError, ModelError
+from growthcurve.serving.launch import ApiKeyEnv, ApiKeyFile, Host, MaxBatch, MaxWaitMs, Port, Store
+from growthcurve.serving.settings import ServeSettings
 
 assist_app = typer.Typer(
     help="Customer-service assistant: intent + FAQ retrieval + calibrated handoff to a human.",
@@ -140,32 +142,33 @@ def eval_cmd(
 @assist_app.command("serve")
 def serve_cmd(
     run: Annotated[Path, typer.Argument(help="run folder written by `assist fit`")],
-    host: Annotated[str, typer.Option(help="interface to bind (0.0.0.0 exposes the service)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="requests per micro-batch")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="how long a lone request waits for a batch")] = 5.0,
-    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key(s), comma-separated")] = None,
-    api_key_file: Annotated[Path | None, typer.Option(help="file with one API key per line")] = None,
-    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    max_batch: MaxBatch = 32,
+    max_wait_ms: MaxWaitMs = 5.0,
+    api_key_env: ApiKeyEnv = None,
+    api_key_file: ApiKeyFile = None,
+    store: Store = None,
 ) -> None:
     """Serve the assistant on the serving layer: POST /answer, thumbs and corrected intents via /feedback."""
-    from growthcurve.apps.assist.pipeline import AssistRun
-    from growthcurve.apps.assist.service import AssistHandler, answer_router
-    from growthcurve.serving import create_app
-    from growthcurve.serving.cli import bind_socket, passive_openmp, serve_app, serve_settings
+    from growthcurve.serving.launch import Launch, Loaded
+    from growthcurve.serving.launch import run as launch
 
-    settings = serve_settings(api_key_env, api_key_file, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    passive_openmp()
-    sock = bind_socket(host, port)
-    try:
+    def check(_settings: object) -> None:  # the cheap part of AssistRun's checks, before the store is opened
+        if not (run / "assist.json").is_file():
+            raise ModelError(f"'{run}' is not a finished assist run (no assist.json): run `growthcurve assist fit`")
+
+    def load(settings: ServeSettings, url: str) -> Loaded:
+        from growthcurve.apps.assist.pipeline import AssistRun
+        from growthcurve.apps.assist.service import AssistHandler, answer_router
+        from growthcurve.serving import create_app
+
         with console.status(f"loading {run} ..."):
             handler = AssistHandler(AssistRun(run))
-        app = create_app([handler], settings, store, routers=[answer_router(store)])
-        console.print(
-            f"serving {run} ({handler.model_version}) on http://{host}:{port} (POST /answer, /feedback)",
-            highlight=False,
+        app = create_app([handler], settings, url, routers=[answer_router(url)])
+        return Loaded(
+            app, [f"serving {run} ({handler.model_version}) on http://{host}:{port} (POST /answer, /feedback)"]
         )
-    except BaseException:
-        sock.close()
-        raise
-    serve_app(app, sock)
+
+    fields = {"max_batch": max_batch, "max_wait_ms": max_wait_ms}
+    launch(Launch(host, port, store, api_key_env, api_key_file), fields, load, check, console)

@@ -279,7 +279,7 @@ def _intent_run(cfg: AssistConfig, out: Path, train: str, dev: str | None, test:
 
 def _version(intent_dir: Path, files: list[Path], settings: dict[str, Any]) -> str:
     """12 hex over the intent model's version, the FAQ and its vectors, and the answering settings."""
-    from growthcurve.serving.handlers import model_version
+    from growthcurve.training.runfolder import model_version
 
     h = hashlib.sha256(model_version(intent_dir / "model").encode())
     for f in files:

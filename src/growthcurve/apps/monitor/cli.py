@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from growthcurve.errors import ConfigError
+from growthcurve.errors import ConfigError, ModelError
+from growthcurve.serving.launch import ApiKeyEnv, ApiKeyFile, Host, MaxBatch, MaxWaitMs, Port, Store
+from growthcurve.serving.settings import ServeSettings
 
 monitor_app = typer.Typer(
     help="Financial sentiment monitor: topic + sentiment over a stream, alerts on negative surges.",
@@ -192,30 +194,31 @@ def alerts_cmd(
 @monitor_app.command("serve")
 def serve_cmd(
     monitor_dir: Annotated[Path, typer.Argument(help="monitor folder written by `monitor fit`")],
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (alerts are read from it)")] = None,
-    max_batch: Annotated[int, typer.Option(help="texts per micro-batch")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="how long a lone request waits for a batch")] = 5.0,
-    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key(s)")] = None,
-    api_key_file: Annotated[Path | None, typer.Option(help="file with one API key per line")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    store: Store = None,
+    max_batch: MaxBatch = 32,
+    max_wait_ms: MaxWaitMs = 5.0,
+    api_key_env: ApiKeyEnv = None,
+    api_key_file: ApiKeyFile = None,
 ) -> None:
     """Serve the monitor: POST /predict (sentiment + topic per text), GET /alerts, feedback via /feedback."""
-    from growthcurve.apps.monitor.model import RunClassifier
-    from growthcurve.apps.monitor.service import MonitorHandler, alerts_router
-    from growthcurve.serving import create_app
-    from growthcurve.serving.cli import bind_socket, passive_openmp, serve_app, serve_settings
-    from growthcurve.store import init_db
+    from growthcurve.serving.launch import Launch, Loaded, run
 
-    settings = serve_settings(api_key_env, api_key_file, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    passive_openmp()
-    sock = bind_socket(host, port)
-    try:
+    def check(_settings: object) -> None:
+        if not monitor_dir.is_dir():
+            raise ModelError(f"monitor folder '{monitor_dir}' does not exist: run `growthcurve monitor fit` first")
+
+    def load(settings: ServeSettings, url: str) -> Loaded:
+        from growthcurve.apps.monitor.model import RunClassifier
+        from growthcurve.apps.monitor.service import MonitorHandler, alerts_router
+        from growthcurve.serving import create_app
+        from growthcurve.store import init_db
+
         with console.status(f"loading {monitor_dir} ..."):
             handler = MonitorHandler(RunClassifier(monitor_dir), monitor_dir.resolve().name)
-        app = create_app([handler], settings, store, routers=[alerts_router(init_db(store))])
-        console.print(f"serving on http://{host}:{port} (POST /predict, GET /alerts; docs at /docs)")
-    except BaseException:
-        sock.close()
-        raise
-    serve_app(app, sock)
+        app = create_app([handler], settings, url, routers=[alerts_router(init_db(url))])
+        return Loaded(app, [f"serving on http://{host}:{port} (POST /predict, GET /alerts; docs at /docs)"])
+
+    fields = {"max_batch": max_batch, "max_wait_ms": max_wait_ms}
+    run(Launch(host, port, store, api_key_env, api_key_file), fields, load, check, console)

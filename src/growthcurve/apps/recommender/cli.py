@@ -10,7 +10,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from growthcurve.errors import ConfigError
+from growthcurve.errors import ConfigError, ModelError
+from growthcurve.serving.launch import (
+    AbConfig,
+    ApiKeyEnv,
+    ApiKeyFile,
+    Experiment,
+    Host,
+    MaxBatch,
+    MaxWaitMs,
+    Port,
+    Salt,
+    Store,
+    Weights,
+)
+from growthcurve.serving.settings import ServeSettings
 
 recommend_app = typer.Typer(
     help="Text-aware recommender: two-tower text model + ALS blend, measured against baselines.",
@@ -125,62 +139,62 @@ def eval_cmd(
 @recommend_app.command("serve")
 def serve_cmd(
     runs: Annotated[list[Path], typer.Argument(help="recommender run folder(s); two or more = an A/B test")],
-    host: Annotated[str, typer.Option(help="interface to bind (0.0.0.0 exposes the service)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    experiment: Annotated[str | None, typer.Option(help="A/B experiment name (required with two or more runs)")] = None,
-    weights: Annotated[str | None, typer.Option(help="traffic split per run, e.g. 50,50 (default: equal)")] = None,
-    salt: Annotated[str, typer.Option(help="assignment salt; a new salt reshuffles users")] = "",
-    max_batch: Annotated[int, typer.Option(help="requests per micro-batch")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="how long a lone request waits for a batch")] = 5.0,
-    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key(s), comma-separated")] = None,
-    api_key_file: Annotated[Path | None, typer.Option(help="file with one API key per line")] = None,
-    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: GROWTHCURVE_DB_URL or sqlite)")] = None,
-    ab_config: Annotated[
-        Path | None, typer.Option(help="write the `growthcurve ab analyze` config of the experiment here")
-    ] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    experiment: Experiment = None,
+    weights: Weights = None,
+    salt: Salt = "",
+    max_batch: MaxBatch = 32,
+    max_wait_ms: MaxWaitMs = 5.0,
+    api_key_env: ApiKeyEnv = None,
+    api_key_file: ApiKeyFile = None,
+    store: Store = None,
+    ab_config: AbConfig = None,
 ) -> None:
     """Serve recommender runs on the serving layer: POST /recommend, clicks via POST /feedback."""
-    from growthcurve.apps.recommender.pipeline import RecommenderRun
-    from growthcurve.apps.recommender.service import RecommenderHandler, recommend_router
-    from growthcurve.serving import create_app, parse_weights
-    from growthcurve.serving.cli import bind_socket, passive_openmp, serve_app, serve_settings
-    from growthcurve.store import default_url
+    from growthcurve.serving import parse_weights
+    from growthcurve.serving.launch import Launch, Loaded, run
 
     if len(runs) > 1 and not experiment:
         raise ConfigError("two or more runs are an A/B test: name the experiment with --experiment NAME")
     if len(runs) == 1 and (experiment or weights):
         raise ConfigError("--experiment/--weights need two or more runs to compare")
-    settings = serve_settings(
-        api_key_env,
-        api_key_file,
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        experiment=experiment,
-        weights=parse_weights(weights, len(runs)),
-        salt=salt,
-    )
-    passive_openmp()
-    sock = bind_socket(host, port)  # a port in use fails before the models load
-    try:
+    fields = {
+        "max_batch": max_batch,
+        "max_wait_ms": max_wait_ms,
+        "experiment": experiment,
+        "weights": parse_weights(weights, len(runs)),
+        "salt": salt,
+    }
+
+    def check(_settings: object) -> None:
+        for r in runs:
+            if not r.is_dir():
+                raise ModelError(f"recommender run folder '{r}' does not exist: run `growthcurve recommend fit`")
+
+    def load(settings: ServeSettings, url: str) -> Loaded:
+        from growthcurve.apps.recommender.pipeline import RecommenderRun
+        from growthcurve.apps.recommender.service import RecommenderHandler, recommend_router
+        from growthcurve.serving import create_app
+
         handlers = []
         for r in runs:
             with console.status(f"loading {r} ..."):
                 handlers.append(RecommenderHandler(RecommenderRun(r)))
-        app = create_app(handlers, settings, store, routers=[recommend_router()])
+        app = create_app(handlers, settings, url, routers=[recommend_router()])
         core = app.state.core
         table = Table(title=f"serving on http://{host}:{port} (POST /recommend, /feedback; docs at /docs)")
         for col in ("variant", "weight", "run", "model_version"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for h, v, wt, r in zip(core.handlers, core.variants, core.weights, runs, strict=True):
             table.add_row(v if core.experiment else "–", f"{wt:.0%}", str(r), h.model_version)
-        console.print(table)
+        banner: list[object] = [table]
         if core.experiment and ab_config:
             from growthcurve.serving.experiment import write_ab_config
 
-            url = store or default_url()
-            write_ab_config(ab_config, url, core.experiment, dict(zip(core.variants, core.weights, strict=True)))
-            console.print(f"analyse clicks with: growthcurve ab analyze {ab_config}", highlight=False)
-    except BaseException:
-        sock.close()
-        raise
-    serve_app(app, sock)
+            weights_ = dict(zip(core.variants, core.weights, strict=True))
+            write_ab_config(ab_config, url, core.experiment, weights_, control=core.variants[0])
+            banner.append(f"analyse clicks with: growthcurve ab analyze {ab_config}")
+        return Loaded(app, banner)
+
+    run(Launch(host, port, store, api_key_env, api_key_file), fields, load, check, console)

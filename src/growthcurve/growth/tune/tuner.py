@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from growthcurve.growth.tune.storage import (
     stored_space,
 )
 from growthcurve.store import masked_url as mask_url
+from growthcurve.store.registry import parent_run
 
 PRUNERS = ("median", "hyperband", "none")
 
@@ -82,6 +83,7 @@ class TuneSummary:
     skipped_plots: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     status: str = "finished"
+    best_version: str | None = None  # the best trial's model version (intents@v3), given when the study ends
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -123,23 +125,6 @@ def suggest(trial: optuna.Trial, key: str, d: BaseDistribution) -> Any:
         return trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
     assert isinstance(d, FloatDistribution)
     return trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)
-
-
-@contextlib.contextmanager
-def _parent_run(run_id: str | None) -> Iterator[None]:
-    """Set ``GROWTHCURVE_PARENT_RUN`` for the finetune inside, so the registry files it under the tune row."""
-    from growthcurve.store.registry import PARENT_ENV
-
-    old = os.environ.get(PARENT_ENV)
-    if run_id:
-        os.environ[PARENT_ENV] = run_id
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(PARENT_ENV, None)
-        else:
-            os.environ[PARENT_ENV] = old
 
 
 class Tuner:
@@ -289,7 +274,7 @@ class Tuner:
                     raise optuna.TrialPruned(f"dev {spec.metric} {dev[spec.metric]:.4f} at epoch {epoch}")
 
             try:
-                with _parent_run(tune_id), on_epoch_end(report):
+                with parent_run(tune_id, trial=True), on_epoch_end(report):
                     res = run_finetune(cfg, progress=self.progress)
             except optuna.TrialPruned:
                 trial.set_user_attr("pruned_at_epoch", seen.get("epoch"))
@@ -403,6 +388,8 @@ class Tuner:
                 study, spec, study_name, storage_url, out, t0, retried, tune_id, status=status
             )
             self._finish_row(tune_id, self.summary_)
+            if self.summary_.best_version:  # given by _finish_row: tune.json names it too
+                write_json(out / "tune.json", self.summary_.to_dict())
         return self
 
     def _write_summary(
@@ -500,6 +487,21 @@ class Tuner:
         }
         metrics["metric"] = s.metric
         try:
+            if s.status == "finished" and s.best_trial_run_dir:
+                s.best_version = self._version_best(s.best_trial_run_dir)
+                metrics["best_version"] = s.best_version
             finish_run(tune_id, s.status, metrics=metrics)
         except DataError as exc:
             self.echo(f"warning: the tune run {tune_id} is not marked {s.status} in the run registry: {exc}")
+
+    def _version_best(self, run_dir: str) -> str | None:
+        """The best trial's model becomes the next version of its model (the other trials never do)."""
+        from growthcurve.store.registry import assign_version, find_by_artefact, version_ref
+
+        row = find_by_artefact(run_dir)
+        if row is None or row.status != "finished":
+            return None
+        ref = version_ref(row.model, assign_version(row.id))
+        if ref:
+            self.echo(f"best trial {run_dir} is model version {ref}")
+        return ref

@@ -1,0 +1,1 @@
+"""The review queue: people label served traffic (active learning), agreement, and unbiased accuracy estimates."""
