@@ -23,15 +23,17 @@ run: setup
 test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m mypy  # configured in pyproject.toml ([tool.mypy]): src/, strict in training/serving/validation
 	$(BIN)/python -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m mypy
 
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py
 	@for b in benchmarks/*.py; do case $$b in */train_throughput.py) ;; *) $(BIN)/python $$b || exit 1;; esac; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache

@@ -31,6 +31,20 @@ def test_no_module_declares_its_own_strict_base() -> None:
     assert copies == []
 
 
+def test_no_model_repeats_the_strict_config_by_hand() -> None:
+    """A config model spelling out ``extra="forbid", validate_assignment=True`` itself is a copy of the base."""
+    copies = []
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "model_config" for t in node.targets):
+                keywords = {k.arg for k in getattr(node.value, "keywords", [])}
+                if "validate_assignment" in keywords:
+                    copies.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert copies == []
+
+
 @pytest.mark.parametrize(
     "cls", [FinetuneConfig, AssistConfig, RecommenderConfig, GoalsConfig, PortfolioConfig, CriteriaConfig, ABConfig]
 )

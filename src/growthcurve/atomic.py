@@ -39,12 +39,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary file for writing that atomically becomes ``path`` when the block succeeds."""
-    with atomic_path(path) as tmp:
-        kwargs = {} if "b" in mode else {"encoding": encoding}
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else encoding) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def swap_in_dir(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:

@@ -127,6 +127,9 @@ class PeftConfig(StrictModel):
     freeze_top_layers: int = Field(2, ge=0)  # method=freeze: layers kept trainable
 
 
+Tracker = Literal["tensorboard", "mlflow", "wandb"]
+
+
 class TrainConfig(StrictModel):
     """The optimisation recipe."""
 
@@ -159,7 +162,7 @@ class TrainConfig(StrictModel):
     augment_hflip: bool = False  # image classification: random horizontal flips (off: digits/text are not symmetric)
     # Experiment trackers fed through accelerate's tracker API (TensorBoard under RUN/tensorboard; MLflow in an
     # SQLite store RUN/mlflow.db unless MLFLOW_TRACKING_URI is set; W&B offline). [] logs nowhere.
-    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=lambda: ["tensorboard"])
+    report_to: list[Tracker] = Field(default_factory=lambda: list[Tracker](["tensorboard"]))
 
     @field_validator("sparse_embeddings", mode="before")
     @classmethod

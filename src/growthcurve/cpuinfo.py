@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import MutableMapping
 
 # The flags that decide which kernels are fast: AMX tiles and AVX512-BF16 run bf16 matmuls natively; on
 # AVX2-only CPUs bf16 is emulated (slower than fp32).
@@ -60,7 +61,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def choose_openmp_policy(env: dict[str, str] | None = None, load: float | None = None, cores: int | None = None) -> str:
+def choose_openmp_policy(
+    env: MutableMapping[str, str] | None = None, load: float | None = None, cores: int | None = None
+) -> str:
     """Set ``OMP_WAIT_POLICY`` for this process unless the user did; returns the policy in force.
 
     OpenMP workers spin at every barrier by default. On a machine whose cores are already busy, a spinning
@@ -69,7 +72,8 @@ def choose_openmp_policy(env: dict[str, str] | None = None, load: float | None =
     the default policy and 2 steps/s with PASSIVE. On an idle machine spinning saves a wake-up per region, so
     PASSIVE is chosen only when the 1-minute load average is at least half the usable cores.
     """
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     if env.get("OMP_WAIT_POLICY"):
         return env["OMP_WAIT_POLICY"].upper()
     cores = usable_cores() if cores is None else cores

@@ -261,6 +261,8 @@ def _export_dynamo(model: Any, names: list[str], sample: dict[str, np.ndarray], 
             dynamo=True,
             verbose=False,
         )
+    if program is None:  # the dynamo exporter returns the program; None only from the TorchScript one
+        raise ModelError("torch.onnx.export(dynamo=True) returned no program")
     program.save(str(path))
 
 

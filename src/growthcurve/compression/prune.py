@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from growthcurve.errors import ConfigError
+from growthcurve.models.hf import HFModel
 from growthcurve.models.quantize import quantize_dynamic_int8  # noqa: F401  (part of this module's API)
 
 # Why attention heads are not pruned: checked against transformers 5.24.
@@ -83,7 +84,7 @@ def sparsity(model: nn.Module) -> float:
     return zeros / sum(m.weight.numel() for m in linears)
 
 
-def _ffn_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
+def _ffn_pairs(model: nn.Module) -> list[tuple[HFModel, HFModel]]:
     """(intermediate, output) modules of each layer, whose ``.dense`` Linears hold the feed-forward."""
     layers = getattr(encoder_of(model), "layer", None)
     pairs = []
@@ -102,7 +103,7 @@ def _ffn_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
     return pairs
 
 
-def prune_ffn_neurons(model: nn.Module, amount: float) -> int:
+def prune_ffn_neurons(model: HFModel, amount: float) -> int:
     """Remove the ``amount`` lowest-norm feed-forward neurons of every layer; returns the new width.
 
     A neuron's norm is the L2 norm of all its weights (its row in ``intermediate.dense`` and its column in

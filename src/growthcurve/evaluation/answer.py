@@ -66,7 +66,7 @@ def answer_rows(
         if multi_label:
             row["label"] = None
             row["score"] = None
-            row["labels"] = [labels[j] for j in np.flatnonzero(p >= MULTI_LABEL_CUTOFF)]
+            row["labels"] = [labels[int(j)] for j in np.flatnonzero(p >= MULTI_LABEL_CUTOFF)]
         else:
             row["label"] = labels[int(order[0])]
             row["score"] = round(float(p[order[0]]), DIGITS)

@@ -288,7 +288,7 @@ class OodDetector:
             else:
                 stored[k] = v.astype(np.float32)
         with atomic_path(d / STATS_FILE) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **stored)
+            np.savez_compressed(fh, **stored)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         write_json(
             d / DETECTOR_FILE,
             {"detector": self.detector, "threshold": self.threshold, "thresholds": self.thresholds, "k": self.k,
@@ -373,7 +373,11 @@ def fit_detector(
         )
     has_oos = oos_logits is not None and len(oos_logits) > 0
     dev_scores = {name: det.score(dev_logits, dev_features, name) for name in available}
-    oos_scores = {name: det.score(oos_logits, oos_features, name) for name in available} if has_oos else {}
+    oos_scores = (
+        {name: det.score(oos_logits, oos_features, name) for name in available}
+        if has_oos and oos_logits is not None
+        else {}
+    )
     for name in available:
         det.thresholds[name] = (
             youden_threshold(dev_scores[name], oos_scores[name])
@@ -391,7 +395,7 @@ def fit_detector(
     det.info = {
         "train_rows": len(y),
         "dev_rows": len(dev_logits),
-        "dev_oos_rows": len(oos_logits) if has_oos else 0,
+        "dev_oos_rows": len(oos_logits) if oos_logits is not None else 0,
         "threshold_rule": "youden" if has_oos else f"in_scope_recall={in_scope_recall:g}",
         "available": available,
         "bank_rows": 0 if det.bank is None else int(det.bank.shape[0]),

@@ -252,7 +252,8 @@ def adapt_mlm(
     total = steps if steps is not None else None
     bar = tqdm(total=total, desc="adapt (masked LM)", unit="step", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
-    done, stopped_by, plan, running = 0, "steps", [], 0.0
+    plan: list[np.ndarray] = []
+    done, stopped_by, running = 0, "steps", 0.0
     mlm.train()
     while steps is None or done < steps:
         if time.perf_counter() >= deadline:

@@ -29,6 +29,14 @@ EMBED_DIM = 128  # word-embedding width of the neural baselines (Kim 2014 used 3
 # tokenizer
 
 
+def _special_id(tok: Any, token: str) -> int:
+    """The id of a special token every vocabulary this module builds holds; a vocabulary without it is damaged."""
+    i = tok.token_to_id(token)
+    if i is None:
+        raise ModelError(f"the word vocabulary has no {token} token: the tokenizer file is damaged; train again")
+    return int(i)
+
+
 class WordTokenizer:
     """A WordPiece vocabulary learnt from the training texts (``tokenizers``), callable like a HF tokenizer.
 
@@ -67,7 +75,7 @@ class WordTokenizer:
     @property
     def pad_token_id(self) -> int:
         """Id of [PAD] (always 0: it is the first special token)."""
-        return self.tokenizer_.token_to_id(self.PAD)
+        return _special_id(self.tokenizer_, self.PAD)
 
     def __len__(self) -> int:
         return self.tokenizer_.get_vocab_size()
@@ -89,7 +97,7 @@ class WordTokenizer:
         inputs: list[Any] = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
         encs = tok.encode_batch(inputs)
         # an empty text gives no tokens; one [UNK] keeps every row non-empty for the RNN and CNN
-        unk = tok.token_to_id(self.UNK)
+        unk = _special_id(tok, self.UNK)
         out: dict[str, list[list[int]]] = {
             "input_ids": [e.ids or [unk] for e in encs],
             "token_type_ids": [e.type_ids or [0] for e in encs],
@@ -441,7 +449,7 @@ class TfidfClassifier:
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
         """Save the fitted pipeline with skops (no pickle: loading runs no code), else joblib (pickle)."""
         path = Path(path)
-        state = {
+        state: dict[str, Any] = {
             "C": self.C,
             "max_iter": self.max_iter,
             "multi_label": self.multi_label,

@@ -9,6 +9,10 @@ from typing import Any
 from growthcurve.config import DEFAULT_MODEL
 from growthcurve.errors import ModelError
 
+HFModel = Any
+"""A transformers model (or peft's wrapper of one) in a signature: its config fields and methods are dynamic,
+and torch's ``Module.__getattr__`` would type each of them as ``Tensor | Module``."""
+
 
 def resolve_model_path(name_or_path: str) -> str:
     """Map the ``minilm`` alias to the packaged MiniLM-L6 folder; check local folders hold a model."""

@@ -31,7 +31,7 @@ from torch import nn
 from growthcurve.config import FinetuneConfig, PeftConfig
 from growthcurve.errors import ConfigError, ModelError
 from growthcurve.models.fastpath import first_token_last_layer
-from growthcurve.models.hf import load_pretrained, resolve_model_path
+from growthcurve.models.hf import HFModel, load_pretrained, resolve_model_path
 
 PEFT_METHODS = ("lora", "adalora", "prefix", "adapter", "freeze")
 MERGEABLE = ("lora", "adalora")
@@ -166,9 +166,9 @@ class MethodModel(nn.Module):
     peft's own wrapper does.
     """
 
-    def __init__(self, model: nn.Module, method: str, info: dict[str, Any]) -> None:
+    def __init__(self, model: HFModel, method: str, info: dict[str, Any]) -> None:
         super().__init__()
-        self.model = model
+        self.model: HFModel = model
         self.method = method
         self.info = info  # method options + base model, written to method.json
         self.extra = nn.ModuleDict()
@@ -185,7 +185,7 @@ class MethodModel(nn.Module):
             return getattr(self.model, name)
 
     @property
-    def hf_model(self) -> nn.Module:
+    def hf_model(self) -> HFModel:
         """The underlying transformers model (inside peft's wrapper for LoRA/AdaLoRA)."""
         return self.model.get_base_model() if self.method in MERGEABLE else self.model
 
@@ -244,7 +244,9 @@ class MethodModel(nn.Module):
                 out[name] = p.detach().cpu().contiguous()
         if self.method == "prefix":
             with torch.no_grad():
-                out["extra.prefix.prefix"] = self.extra["prefix"].flat().detach().cpu().contiguous()
+                prefix = self.extra["prefix"]
+                assert isinstance(prefix, PrefixEncoder)
+                out["extra.prefix.prefix"] = prefix.flat().detach().cpu().contiguous()
         return out
 
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True, **_: Any) -> None:
@@ -374,7 +376,7 @@ def _peft_task_type(task: str) -> Any:
     return {"text-classification": TaskType.SEQ_CLS, "token-classification": TaskType.TOKEN_CLS}.get(task)
 
 
-def _embedding_name(model: nn.Module) -> str:
+def _embedding_name(model: HFModel) -> str:
     """Full module name of the model's input embedding table (``bert.embeddings.word_embeddings``)."""
     emb = model.get_input_embeddings()
     name = next((n for n, m in model.named_modules() if m is emb), None)
@@ -459,7 +461,7 @@ def with_method_defaults(cfg: FinetuneConfig) -> FinetuneConfig:
 
 
 def apply_method(
-    model: nn.Module,
+    model: HFModel,
     cfg: FinetuneConfig,
     model_path: str,
     for_inference: bool = False,
@@ -602,8 +604,9 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     cfg = FinetuneConfig(
         method=method, task=meta.get("task", "text-classification"), peft=PeftConfig(**info["options"])
     )
-    wrapped = apply_method(base, cfg, base_path, for_inference=True, new_tokens=new_tokens)
-    assert isinstance(wrapped, MethodModel)
+    applied = apply_method(base, cfg, base_path, for_inference=True, new_tokens=new_tokens)
+    assert isinstance(applied, MethodModel)  # every method but "full" wraps
+    wrapped = applied
     wrapped.info = {k: v for k, v in info.items() if k != "method"}
     tensors = load_file(str(model_dir / WEIGHTS_FILE))
     result = wrapped.load_state_dict(tensors, strict=False)
@@ -616,7 +619,7 @@ def load_method_model(model_dir: Path, meta: dict[str, Any]) -> MethodModel:
     return _as_trained(wrapped, meta)
 
 
-def _grow_embeddings(base: nn.Module, vocab: dict[str, int]) -> list[int]:
+def _grow_embeddings(base: HFModel, vocab: dict[str, int]) -> list[int]:
     """Resize the base model's embeddings to the run's extended vocabulary; the ids of the added rows.
 
     The added rows are filled with zeros here because their trained values come from the adapter: the saved

@@ -131,7 +131,7 @@ def _build(
     n_cap = 0
     for k, row in enumerate(pf.rows):
         if keep(("capacity", k)):
-            add([(i, float(row.coef[i])) for i in np.flatnonzero(row.coef)], row.capacity)
+            add([(int(i), float(row.coef[i])) for i in np.flatnonzero(row.coef)], row.capacity)
             n_cap += 1
     for i in multi:  # z_i <= x_i <= U_i z_i
         add([(i, 1.0), (zcol[i], -float(pf.upper[i]))], 0.0)
@@ -517,7 +517,7 @@ def greedy_allocation(pf: Portfolio) -> np.ndarray:
     levels = np.zeros(pf.n, dtype=int)
     levels[pf.mandatory] = 1
     needs = {bb: [a for b2, a in pf.dependencies if b2 == bb] for bb in range(pf.n)}
-    excl = {i: set() for i in range(pf.n)}
+    excl: dict[int, set[int]] = {i: set() for i in range(pf.n)}
     for a, bb in pf.exclusions:
         excl[a].add(bb)
         excl[bb].add(a)

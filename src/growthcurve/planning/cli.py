@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
@@ -14,6 +15,9 @@ from rich.table import Table
 from growthcurve.atomic import write_json, write_text
 from growthcurve.cliopts import in_range, probability
 from growthcurve.errors import ConfigError
+
+if TYPE_CHECKING:
+    from growthcurve.planning.portfolio import Portfolio
 
 console = Console()
 plan_app = typer.Typer(
@@ -116,7 +120,12 @@ def allocate_cmd(
     console.print(f"wrote {out / 'plan.json'}")
     from growthcurve.store.registry import record_finished
 
-    settings = {"projects": str(projects), "capacity": capacity, "set": overrides, "objective": objective}
+    settings: dict[str, Any] = {
+        "projects": str(projects),
+        "capacity": capacity,
+        "set": overrides,
+        "objective": objective,
+    }
     settings.update({"lambda": risk_lambda, "alpha": alpha, "scenarios": scenarios, "seed": seed, "gap": gap})
     chosen = [pf.names[i] for i, lv in enumerate(r.levels) if lv]
     summary = {"status": r.status, "expected_gain": r.expected_gain, "objective": r.objective_value}
@@ -126,7 +135,7 @@ def allocate_cmd(
     )
 
 
-def _plan_levels(projects: Path, capacity: list[str], plan: Path | None) -> tuple[object, np.ndarray]:
+def _plan_levels(projects: Path, capacity: list[str], plan: Path | None) -> tuple[Portfolio, np.ndarray]:
     from growthcurve.planning.allocate import PortfolioAllocator
     from growthcurve.planning.portfolio import load_portfolio
     from growthcurve.planning.review import read_plan_levels
@@ -152,12 +161,13 @@ def risk_cmd(
     from growthcurve.planning.risk import PlanRiskSimulator
 
     pf, levels = _plan_levels(projects, capacity, plan)
-    sim = PlanRiskSimulator(sims, seed, target).fit(pf, levels)  # type: ignore[arg-type]
+    sim = PlanRiskSimulator(sims, seed, target).fit(pf, levels)
     r = sim.result_
     t = Table(title=f"Simulated total gain ({sims:,} runs, seed {seed})")
     for col in ("mean", "sd", "P10", "P50", "P90", "P(>= target)"):
         t.add_column(col, justify="right")
-    hit = "-" if r.prob_hit_target is None else f"{r.prob_hit_target:.1%} +- {1.96 * r.prob_hit_target_se:.1%}"
+    se = r.prob_hit_target_se
+    hit = "-" if r.prob_hit_target is None or se is None else f"{r.prob_hit_target:.1%} +- {1.96 * se:.1%}"
     t.add_row(_fmt(r.mean), _fmt(r.sd), _fmt(r.p10), _fmt(r.p50), _fmt(r.p90), hit)
     console.print(t)
     write_json(out / "risk.json", {"chosen": [pf.names[i] for i in np.flatnonzero(levels)], **r.to_dict()})

@@ -148,7 +148,7 @@ def assess_key_result(
     delta = kr.target - kr.start_value
     progress = (current - kr.start_value) / delta
     forecast: float | None = None
-    used = method
+    used: str = method
     if as_of < kr.start_date:
         status = "not-started"
     elif progress >= 1.0:

@@ -199,9 +199,9 @@ def compile_portfolio(cfg: PortfolioConfig, capacities: dict[str, Need] | None =
                     coef[i] = need.get(q, 0.0) if isinstance(need, dict) else need
                 rows.append(CapacityRow(f"{res}@{q}", res, q, coef, float(qcap)))
             for s in specs:
-                need = s.needs.get(res)
-                if isinstance(need, dict):
-                    extra = [q for q in need if q not in cap]
+                wanted = s.needs.get(res)
+                if isinstance(wanted, dict):
+                    extra = [q for q in wanted if q not in cap]
                     if extra:
                         raise ConfigError(
                             f"project '{s.name}' needs '{res}' in quarter '{extra[0]}' but capacity '{res}' "

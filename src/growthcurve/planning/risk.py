@@ -21,13 +21,14 @@ def sample_outcomes(pf: Portfolio, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = np.empty((n, pf.n))
     for j, s in enumerate(pf.specs):
-        if s.gain_dist == "normal":
-            draw = rng.normal(s.gain, float(s.gain_sd), n)
-        elif s.gain_dist == "lognormal":
-            sigma2 = math.log1p((float(s.gain_sd) / s.gain) ** 2)
+        # the spec's validator guarantees gain_sd (normal, lognormal) and gain_low/high (triangular)
+        if s.gain_dist == "normal" and s.gain_sd is not None:
+            draw = rng.normal(s.gain, s.gain_sd, n)
+        elif s.gain_dist == "lognormal" and s.gain_sd is not None:
+            sigma2 = math.log1p((s.gain_sd / s.gain) ** 2)
             draw = rng.lognormal(math.log(s.gain) - sigma2 / 2, math.sqrt(sigma2), n)
-        elif s.gain_dist == "triangular":
-            draw = rng.triangular(float(s.gain_low), s.gain, float(s.gain_high), n)
+        elif s.gain_dist == "triangular" and s.gain_low is not None and s.gain_high is not None:
+            draw = rng.triangular(s.gain_low, s.gain, s.gain_high, n)
         else:
             draw = np.full(n, s.gain)
         success = rng.random(n) < s.p_success if s.p_success < 1 else np.ones(n, dtype=bool)

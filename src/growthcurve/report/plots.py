@@ -67,15 +67,17 @@ def growth_curve(sec: QualitySection) -> bytes:
         color = _COLORS[i % len(_COLORS)]
         xs, ys = [p.when for p in pts], [float(p.metric or 0.0) for p in pts]
         when_all += xs
-        ax.plot(xs, ys, "-", color=color, lw=1.8, label=f"{model} ({pts[0].metric_name})")
+        # matplotlib plots datetimes through its unit converters, which its type stubs leave out
+        ax.plot(xs, ys, "-", color=color, lw=1.8, label=f"{model} ({pts[0].metric_name})")  # type: ignore[arg-type]
         for p, x, y in zip(pts, xs, ys, strict=True):
-            ax.plot(x, y, "s" if p.kind == "retrain" else "D" if p.kind == "compress" else "o", color=color, ms=6)
+            marker = "s" if p.kind == "retrain" else "D" if p.kind == "compress" else "o"
+            ax.plot(x, y, marker, color=color, ms=6)  # type: ignore[arg-type]
             tag = f"v{p.version}" if p.version is not None else (p.name or p.id)[:12]
             tag += " (dev)" if p.split == "dev" else ""
             ax.annotate(tag, (x, y), fontsize=8, xytext=(4, 5), textcoords="offset points", color=color)
         for m in sec.marks.get(model, []):
             before = [y for x, y in zip(xs, ys, strict=True) if x <= m.when] or ys[:1]
-            ax.plot(m.when, before[-1], symbol.get(m.kind, "o"), color="black", ms=9 if m.kind == "ship" else 7,
+            ax.plot(m.when, before[-1], symbol.get(m.kind, "o"), color="black", ms=9 if m.kind == "ship" else 7,  # type: ignore[arg-type]
                     mfc="none" if m.kind == "experiment" else "black")  # fmt: skip
             ax.annotate(m.label, (m.when, before[-1]), fontsize=7, xytext=(4, -11), textcoords="offset points")
             when_all.append(m.when)
@@ -85,7 +87,7 @@ def growth_curve(sec: QualitySection) -> bytes:
     if when_all:  # versions made minutes apart stay apart: pad the span, never a default of years
         lo, hi = min(when_all), max(when_all)
         pad = max((hi - lo) * 0.08, dt.timedelta(seconds=30))
-        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(lo - pad, hi + pad)  # type: ignore[arg-type]
     ax.set_title("Model versions over time (primary metric on each version's test split)", fontsize=10)
     ax.set_ylabel("test accuracy / entity F1")
     ax.grid(alpha=0.3)

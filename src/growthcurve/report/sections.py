@@ -404,7 +404,7 @@ def serving_section(url: str) -> ServingSection:
                 .where(f.value.is_not(None))
                 .group_by(f.model_version, f.kind)
             ).all()
-            wrong = dict(
+            wrong: dict[str, int] = dict(
                 conn.execute(
                     sa.select(f.model_version, sa.func.count())
                     .where(f.kind == "correct", f.value == 0)

@@ -127,7 +127,8 @@ def estimate(snap: Snapshot, version: str | None = None, alpha: float = 0.05) ->
     queue's traffic: Wilson on the random stream's answered prefix, Hájek over every stream's prefix."""
     versions = versions_of(snap)
     if version is None:
-        version = snap.queue.model_version if snap.queue.model_version in versions else (versions or [None])[0]
+        queued = snap.queue.model_version
+        version = queued if queued in versions else (versions[0] if versions else None)
     if version is None or version not in versions:
         raise ReviewError(
             f"queue '{snap.queue.name}' holds no request of model version {version} "
@@ -135,7 +136,9 @@ def estimate(snap: Snapshot, version: str | None = None, alpha: float = 0.05) ->
             404,
             "unknown_version",
         )
+    ver: str = version  # narrowed once, for the nested functions below
     outcome = {iid: it.outcome() for iid, it in snap.items.items()}
+    decided = {iid: o for iid, o in outcome.items() if o is not None}
     prefixes: dict[str, list[int]] = {}
     taus: dict[str, float] = {}
     for st, slots in snap.streams.items():
@@ -157,7 +160,7 @@ def estimate(snap: Snapshot, version: str | None = None, alpha: float = 0.05) ->
 
     def in_domain(iid: int) -> bool:
         it = snap.items[iid]
-        return (it.versions.get(version) or {}).get("n", 0) > 0 and outcome[iid] is not None
+        return (it.versions.get(ver) or {}).get("n", 0) > 0 and outcome[iid] is not None
 
     stream_info: dict[str, dict[str, Any]] = {}
     for st, taken in prefixes.items():
@@ -165,9 +168,9 @@ def estimate(snap: Snapshot, version: str | None = None, alpha: float = 0.05) ->
     # the random stream: a uniform sample of requests; its in-scope items of this version
     rnd = None
     if "random" in prefixes:
-        its = [snap.items[i] for i in prefixes["random"] if in_domain(i) and outcome[i][0] == "label"]  # type: ignore[index]
-        ys = [_correct_share(it, version, outcome[it.id][1]) for it in its]  # type: ignore[index]
-        m = np.asarray([float(it.versions[version]["n"]) for it in its])
+        its = [snap.items[i] for i in prefixes["random"] if in_domain(i) and decided[i][0] == "label"]
+        ys = [_correct_share(it, ver, str(decided[it.id][1])) for it in its]
+        m = np.asarray([float(it.versions[ver]["n"]) for it in its])
         p = np.asarray([pi(it, "random") for it in its])
         ratio = m / p if its else np.ones(0)
         if its and np.allclose(ratio, ratio[0], rtol=1e-9):
@@ -176,21 +179,21 @@ def estimate(snap: Snapshot, version: str | None = None, alpha: float = 0.05) ->
             # the random stream samples requests of every version: for one version of an A/B pool, weight back
             rnd = weighted_interval(ys, m, p, alpha, method="hajek-wilson (random stream)")
     union = sorted({i for taken in prefixes.values() for i in taken if in_domain(i)})
-    inscope = [i for i in union if outcome[i][0] == "label"]  # type: ignore[index]
+    inscope = [i for i in union if decided[i][0] == "label"]
     weighted = None
     if inscope:
         its = [snap.items[i] for i in inscope]
         p = union_inclusion([np.asarray([pi(it, st) for it in its]) for st in prefixes])
-        y = [_correct_share(it, version, outcome[it.id][1]) for it in its]  # type: ignore[index]
-        m = [float(it.versions[version]["n"]) for it in its]
-        weighted = weighted_interval(y, m, p, alpha)
+        y = [_correct_share(it, ver, str(decided[it.id][1])) for it in its]
+        mw = [float(it.versions[ver]["n"]) for it in its]
+        weighted = weighted_interval(y, mw, p, alpha)
     pool = [it for it in snap.items.values() if (it.versions.get(version) or {}).get("n", 0) > 0]
     return Estimate(
         version,
         int(sum(it.versions[version]["n"] for it in pool)),
         len(pool),
         sum(1 for it in pool if outcome[it.id] is not None),
-        sum(1 for it in pool if outcome[it.id] is not None and outcome[it.id][0] == "reject"),  # type: ignore[index]
+        sum(1 for it in pool if it.id in decided and decided[it.id][0] == "reject"),
         rnd,
         weighted,
         stream_info,

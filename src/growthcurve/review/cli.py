@@ -173,7 +173,7 @@ def serve_cmd(
 ) -> None:
     """Serve the reviewers' page for a queue (keys: 1-9, /, Enter, x, u, s)."""
     from growthcurve.review.web import create_review_app
-    from growthcurve.serving.cli import bind_socket, serve_app
+    from growthcurve.serving.launch import bind_socket, serve_app
 
     engine = _engine(store)
     app = create_review_app(engine, name)
@@ -264,15 +264,15 @@ def agreement_cmd(
         t.add_row(lab, str(d["n"]), f(d["kappa"]))
     console.print(t)
     if ag.disagreements:
-        d = Table(title="disagreements (growthcurve review adjudicate QUEUE ITEM LABEL)")
-        d.add_column("item", justify="right")
-        d.add_column("text", overflow="fold", max_width=30)
-        d.add_column("answers", overflow="fold", max_width=28)
-        d.add_column("settled", overflow="fold", max_width=12)
+        dis = Table(title="disagreements (growthcurve review adjudicate QUEUE ITEM LABEL)")
+        dis.add_column("item", justify="right")
+        dis.add_column("text", overflow="fold", max_width=30)
+        dis.add_column("answers", overflow="fold", max_width=28)
+        dis.add_column("settled", overflow="fold", max_width=12)
         for x in ag.disagreements:
             ans = "; ".join(f"{k}: {v}" for k, v in x["answers"].items())
-            d.add_row(str(x["item_id"]), x["text"], ans, x["adjudicated"] or "–")
-        console.print(d)
+            dis.add_row(str(x["item_id"]), x["text"], ans, x["adjudicated"] or "–")
+        console.print(dis)
 
 
 @review_app.command("adjudicate")

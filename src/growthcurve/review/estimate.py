@@ -83,7 +83,11 @@ def prefix_inclusion(
 
 
 def weighted_interval(
-    y: Sequence[float], m: Sequence[float], pi: Sequence[float], alpha: float = 0.05, method: str = "hajek-wilson"
+    y: Sequence[float] | np.ndarray,
+    m: Sequence[float] | np.ndarray,
+    pi: Sequence[float] | np.ndarray,
+    alpha: float = 0.05,
+    method: str = "hajek-wilson",
 ) -> Interval | None:
     """Hájek estimate of sum m y / sum m from a sample with inclusion probabilities ``pi``, with Wilson's
     interval at the effective sample size R(1-R)/Var (Kish's n_eff when the variance estimate is 0)."""

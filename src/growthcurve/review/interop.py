@@ -173,8 +173,8 @@ def _parse_jsonl(path: Path, fmt: str, default_reviewer: str) -> tuple[list[Impo
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError as exc:
-                errors.append(f"{where}: not JSON ({exc.msg})")
+            except ValueError as exc:  # JSONDecodeError, or a plain ValueError (an integer of 5,000 digits)
+                errors.append(f"{where}: not JSON ({getattr(exc, 'msg', exc)})")
                 continue
             if not isinstance(obj, dict):
                 errors.append(f"{where}: a row must be a JSON object")

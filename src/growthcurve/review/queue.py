@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from growthcurve.config import StrictModel
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.review.sampling import STRATEGIES, dedupe_key, priority_keys, stream_weights, uncertainty
 from growthcurve.store import get_engine, init_db
@@ -46,10 +47,8 @@ class ReviewError(DataError):
         self.status, self.code = status, code
 
 
-class QueueConfig(BaseModel):
+class QueueConfig(StrictModel):
     """How a queue chooses and orders items (stored with the queue, so every reader sees the same rules)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     mix: dict[str, float] = Field(
         default_factory=lambda: {"uncertainty": 0.4, "random": 0.3, "disagreement": 0.15, "handoff": 0.15}
@@ -792,7 +791,8 @@ def reviewed_rows(url: str, name: str, labels: Sequence[str], weight: float = 2.
     finally:
         engine.dispose()
     known = set(labels)
-    texts, out, skipped = [], [], Counter()
+    texts, out = [], []
+    skipped: Counter[str] = Counter()
     for it in snap.items.values():
         res = it.outcome()
         if res is None:

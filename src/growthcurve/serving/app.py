@@ -19,9 +19,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from growthcurve.errors import ConfigError
@@ -37,29 +51,68 @@ __all__ = ["FeedbackRequest", "PredictRequest", "ServingCore", "create_app", "ge
 
 
 # ---- request bodies ---------------------------------------------------------------------------------------
-# Strict types: JSON null, numbers or nested lists are refused with 422, never turned into strings.
+# Strict types: JSON null, numbers or nested lists are refused with 422, never turned into strings. The OpenAPI
+# schema states every rule the service enforces, so a client (or a schema-driven fuzzer) can build valid requests.
+
+_TEXT_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": r"\S"}  # not empty, not only blanks
+Text = Annotated[str, StringConstraints(strict=True, min_length=1, pattern=r"\S"), WithJsonSchema(_TEXT_SCHEMA)]
+
+
+def _whole_number(v: Any) -> Any:
+    """JSON Schema's ``integer`` includes 2.0 (a number without a fraction); strings and booleans stay refused."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+Integer = Annotated[StrictInt, BeforeValidator(_whole_number)]
 
 
 class PredictRequest(BaseModel):
-    """One text or a list of texts; ``unit_id`` (user/session) is required when an experiment runs."""
+    """One text or a list of texts; ``unit_id`` (user/session) is required when an experiment runs.
+
+    `predict_request_model` gives each server its own subclass, whose schema also states its limits."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: StrictStr | Annotated[list[StrictStr], Field(min_length=1)]
-    top_k: StrictInt = Field(1, ge=1, le=1000)
+    text: Text | Annotated[list[Text], Field(min_length=1)]
+    top_k: Integer = Field(1, ge=1, le=1000)
     unit_id: StrictStr | None = Field(None, min_length=1, max_length=128)
     # per-word attributions of the predicted label in each answer (Integrated Gradients; torch backend)
     explain: StrictBool = False
 
 
+def predict_request_model(settings: ServeSettings, experiment: str | None) -> type[PredictRequest]:
+    """The /predict body of a server with ``settings``: its schema states the text length (when longer texts
+    are refused, with 413) and the number of texts per request (413 beyond), and an A/B test requires
+    ``unit_id``. The limits stay the runtime's own checks, which answer 413, not 422."""
+    text_schema = dict(_TEXT_SCHEMA)
+    if settings.long_text == "reject":
+        text_schema["maxLength"] = settings.max_text_chars
+    one = Annotated[str, StringConstraints(strict=True, min_length=1, pattern=r"\S"), WithJsonSchema(text_schema)]
+    many_schema = {"type": "array", "items": text_schema, "minItems": 1, "maxItems": settings.max_items}
+    many = Annotated[list[one], Field(min_length=1), WithJsonSchema(many_schema)]
+    fields: dict[str, Any] = {"text": (one | many, ...)}
+    if experiment is not None:
+        fields["unit_id"] = (StrictStr, Field(min_length=1, max_length=128, description=f"A/B unit of '{experiment}'"))
+    model: type[PredictRequest] = create_model("PredictRequest", __base__=PredictRequest, **fields)
+    return model
+
+
+_SIGNALS = {"thumbs": "boolean", "rating": "number", "label": "string", "click": "boolean"}
+
+
 class FeedbackRequest(BaseModel):
     """A reaction to one prediction (its ``request_id``): at least one of thumbs, rating, label, click."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the schema says it too: at least one signal present and not null
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": [k], "properties": {k: {"type": t}}} for k, t in _SIGNALS.items()]},
+    )
 
     request_id: StrictStr = Field(min_length=1, max_length=64)
     thumbs: StrictBool | None = None  # true: thumbs up
-    rating: StrictInt | StrictFloat | None = Field(None, ge=0, le=10, allow_inf_nan=False)  # CSAT 1-5 / NPS 0-10
+    # CSAT 1-5 / NPS 0-10; the range inside the union, so the schema states it too
+    rating: Annotated[StrictFloat, Field(ge=0, le=10, allow_inf_nan=False)] | None = None
     label: StrictStr | None = Field(None, min_length=1, max_length=256)  # the correct label, per the user
     click: StrictBool | None = None
     comment: StrictStr | None = Field(None, max_length=2000)
@@ -73,6 +126,38 @@ class FeedbackRequest(BaseModel):
 
 
 # ---- errors -----------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str  # stable, for programs: e.g. text_too_long, unit_id_required, unknown_request_id
+    message: str  # for people: what to change
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer of the service: one error with a stable code and a message a person can act on."""
+
+    error: ErrorDetail
+
+
+class Readiness(BaseModel):
+    ready: bool
+
+
+_WHY = {
+    400: "Content-Length is not a number",
+    401: "no X-API-Key header (a server with API keys)",
+    403: "the X-API-Key matches no key",
+    404: "no prediction with this request_id",
+    409: "the feedback's model_version differs from its prediction's, or that version is no longer served",
+    413: "the body, a text or the number of texts is over the server's limit",
+    422: "invalid body: a type, a range, a missing field (unit_id in an A/B test), an unknown label",
+    503: "not ready yet, or the store is behind: retry",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error answers a route gives (all share `ErrorBody`)."""
+    return {status: {"model": ErrorBody, "description": _WHY[status]} for status in statuses}
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -275,17 +360,17 @@ class ServingCore:
         log_texts = texts if (texts is not None and self.settings.log_text) else [None] * len(items)
         records = [
             PredictionRecord(
-                i,
-                h.model_name,
-                h.model_version,
-                self.experiment,
-                variant,
-                unit_id,
-                t,
-                o.get("label"),
-                o.get("score"),
-                o,
-                round(infer_ms, 3),
+                request_id=i,
+                model_name=h.model_name,
+                model_version=h.model_version,
+                experiment=self.experiment,
+                variant=variant,
+                unit_id=unit_id,
+                input_text=t,
+                label=o.get("label"),
+                score=o.get("score"),
+                output=o,
+                latency_ms=round(infer_ms, 3),
             )
             for i, t, o in zip(ids, log_texts, outputs, strict=True)
         ]
@@ -359,7 +444,8 @@ class ServingCore:
 
 async def get_core(request: Request) -> ServingCore:
     """FastAPI dependency: the app's `ServingCore` (for routes that applications add)."""
-    return request.app.state.core
+    core: ServingCore = request.app.state.core
+    return core
 
 
 async def require_api_key(request: Request) -> None:
@@ -375,6 +461,37 @@ async def require_api_key(request: Request) -> None:
         ok |= hmac.compare_digest(sent.encode(), k.encode())
     if not ok:
         raise InputError("invalid API key", 403, "invalid_api_key")
+
+
+def _declare_api_key(app: FastAPI) -> None:
+    """State in the OpenAPI schema what `require_api_key` enforces on a server with API keys: the ``X-API-Key``
+    header as a security scheme on every route that depends on it (apps' routes too), with its 401 and 403."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for route in app.routes:
+            if not isinstance(route, APIRoute) or not any(
+                d.call is require_api_key for d in route.dependant.dependencies
+            ):
+                continue
+            for method in route.methods or ():
+                op = schema["paths"][route.path_format][method.lower()]
+                op["security"] = [{"ApiKey": []}]
+                for status in (401, 403):
+                    op["responses"][str(status)] = {
+                        "description": _WHY[status],
+                        "content": {"application/json": {"schema": error_ref}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # ---- ASGI middleware --------------------------------------------------------------------------------------
@@ -423,7 +540,8 @@ class _BodyLimit:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+            message: dict[str, Any] = await receive()
+            return message
 
         await self.app(scope, replay, send)
 
@@ -501,11 +619,26 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if (
+            len(errors) == 1
+            and errors[0].get("type") == "missing"
+            and tuple(errors[0].get("loc", ()))
+            == (
+                "body",
+                "unit_id",
+            )
+        ):
+            message = f"unit_id is required: this server runs the A/B experiment '{core.experiment}'"
+            return _error(422, "unit_id_required", message)
         return _error(422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        # keep the exception's headers: a 405 carries the Allow header RFC 9110 requires
+        response = _error(exc.status_code, "http_error", str(exc.detail))
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
     @app.exception_handler(Exception)
     async def _internal(_r: Request, exc: Exception) -> JSONResponse:
@@ -513,7 +646,6 @@ def create_app(
 
     auth = [Depends(require_api_key)]
 
-    @app.post("/predict", dependencies=auth, summary="Predict one text or a list of texts")
     async def predict(body: PredictRequest) -> dict[str, Any]:
         texts = [body.text] if isinstance(body.text, str) else list(body.text)
         checked = [core.check_text(t) for t in texts]
@@ -523,7 +655,22 @@ def create_app(
             p["truncated"] = cut
         return out
 
-    @app.post("/feedback", dependencies=auth, summary="Feedback on one prediction, stored before the answer")
+    # this server's own body (its limits and, in an A/B test, the required unit_id): FastAPI reads the route's
+    # annotations when the route is added, so they are set first
+    predict.__annotations__["body"] = predict_request_model(settings, core.experiment)
+    app.post(
+        "/predict",
+        dependencies=auth,
+        summary="Predict one text or a list of texts",
+        responses=_errors(400, 413, 422, 503),
+    )(predict)
+
+    @app.post(
+        "/feedback",
+        dependencies=auth,
+        summary="Feedback on one prediction, stored before the answer",
+        responses=_errors(400, 404, 409, 413, 422, 503),
+    )
     async def post_feedback(body: FeedbackRequest) -> dict[str, Any]:
         return await core.feedback(body)
 
@@ -531,7 +678,12 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Models loaded and the store open")
+    @app.get(
+        "/ready",
+        summary="Models loaded and the store open",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "not ready: loading, or the store is closed"}},
+    )
     async def ready() -> JSONResponse:
         ok = core.ready and core.writer is not None and core.writer.running and all(b.running for b in core.batchers)
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
@@ -553,12 +705,14 @@ def create_app(
             ],
         }
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for r in routers:
         app.include_router(r)
+    if settings.api_keys:
+        _declare_api_key(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

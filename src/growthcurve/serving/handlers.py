@@ -103,7 +103,8 @@ class TextClassificationHandler:
     def predict_batch(self, inputs: list[TextInput]) -> list[dict[str, Any]]:
         # the one prediction answer (growthcurve.evaluation.answer), built by the predictor as on the CLI
         texts, top_k, explain = [x.text for x in inputs], [x.top_k for x in inputs], [x.explain for x in inputs]
-        return self.predictor.answer(texts, top_k=top_k, explain=explain)
+        answers: list[dict[str, Any]] = self.predictor.answer(texts, top_k=top_k, explain=explain)
+        return answers
 
 
 class TokenClassificationHandler:
@@ -195,6 +196,7 @@ def load_handler(
     """
     run = Path(run_dir)
     model_dir, meta, task = check_servable(run, backend, quantize)
+    predictor: Any  # an OnnxPredictor or a Predictor: the same predict/labels contract
     if backend == "onnx":
         try:
             from growthcurve.compression.onnx import OnnxPredictor

@@ -77,9 +77,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)  # naive UTC: the store's DateTime columns are naive
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PredictionRecord:
-    """One answered prediction (and, in an experiment, the unit's exposure) to write."""
+    """One answered prediction (and, in an experiment, the unit's exposure) to write (built by name)."""
 
     request_id: str
     model_name: str
@@ -361,4 +361,5 @@ class StoreWriter:
                 conn.execute(experiment_events.insert(), ev_rows)
             return {"model_version": version, "experiment": experiment, "variant": variant, "rows": len(fb_rows)}
 
-        return await self._enqueue(apply)
+        stored: dict[str, Any] = await self._enqueue(apply)
+        return stored

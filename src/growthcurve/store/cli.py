@@ -286,7 +286,7 @@ def models_list_cmd(db: _Db = None, as_json: _Json = False) -> None:
     cols += [Column("latest result"), Column("served")]
     rows = []
     for m in models:
-        live = [v.ref for v in m.versions if _serving_of(v, served)]
+        live = [v.ref for v in m.versions if v.ref and _serving_of(v, served)]
         rows.append(
             [
                 m.name,

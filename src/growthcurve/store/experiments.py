@@ -66,7 +66,8 @@ def _now() -> dt.datetime:
 
 
 def _arms(raw: list[dict[str, Any]]) -> list[Arm]:
-    return [Arm(**{k: a.get(k) for k in Arm.__dataclass_fields__}) for a in raw]
+    fields: list[dict[str, Any]] = [{k: a.get(k) for k in Arm.__dataclass_fields__} for a in raw]
+    return [Arm(**f) for f in fields]
 
 
 def _record(row: Any) -> ExperimentRecord:

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 
@@ -505,13 +505,14 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _data_roles(config: dict[str, Any]) -> dict[str, Any]:
     """The ``data`` section of a run's config (a retrain row keeps its fine-tuning config under ``finetune``)."""
-    inner = config.get("finetune") if isinstance(config.get("finetune"), dict) else config
+    finetune = config.get("finetune")
+    inner: dict[str, Any] = finetune if isinstance(finetune, dict) else config
     data = inner.get("data")
     return data if isinstance(data, dict) else {}
 
@@ -552,7 +553,8 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
             continue
         seen_a.update([pa] if pa else [])
         seen_b.update([pb] if pb else [])
-        fa, fb = a.data_fingerprint.get(pa), b.data_fingerprint.get(pb)
+        fa = a.data_fingerprint.get(pa) if pa is not None else None
+        fb = b.data_fingerprint.get(pb) if pb is not None else None
         data.append({"input": role, "path_a": pa, "path_b": pb, "a": fa, "b": fb, "changed": fa != fb})
     for path in sorted((set(a.data_fingerprint) - seen_a) | (set(b.data_fingerprint) - seen_b)):
         fa, fb = a.data_fingerprint.get(path), b.data_fingerprint.get(path)

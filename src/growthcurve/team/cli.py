@@ -83,8 +83,8 @@ def score_cmd(
     cols = ["candidate", "topsis_score", "topsis_rank", f"topsis_p_in_top{res.k}", "wsm_score", "wsm_rank"]
     if learned is not None:
         cols += ["predicted_outcome", "predicted_sd"]
-    for c in cols:
-        t.add_column(c.replace("_", " "), justify="left" if c == "candidate" else "right")
+    for col in cols:
+        t.add_column(col.replace("_", " "), justify="left" if col == "candidate" else "right")
     for _, row in frame.iterrows():
         t.add_row(*[str(row[c]) if c == "candidate" or c.endswith("rank") else f"{row[c]:.3f}" for c in cols])
     console.print(t)

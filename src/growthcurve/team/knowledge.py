@@ -22,7 +22,7 @@ def experiment_summary(engine: sa.Engine, experiment: str) -> dict[str, Any]:
     ev = experiment_events
     where = ev.c.experiment == experiment
     with engine.connect() as conn:
-        units = dict(
+        units: dict[str, int] = dict(
             conn.execute(
                 sa.select(ev.c.variant, sa.func.count(sa.distinct(ev.c.unit_id))).where(where).group_by(ev.c.variant)
             ).all()

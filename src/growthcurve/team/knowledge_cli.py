@@ -58,7 +58,7 @@ def decide_cmd(
     decision with it as evidence."""
     from growthcurve.team.knowledge import decide, evidence_line
 
-    chosen = [(d, v) for d, v in (("ship", ship), ("reject", reject)) if v is not None]
+    chosen: list[tuple[str, str | None]] = [(d, v) for d, v in (("ship", ship), ("reject", reject)) if v is not None]
     if keep_running:
         chosen.append(("continue", variant))
     if len(chosen) != 1:

@@ -42,7 +42,7 @@ class Encoded:
 
 
 def encode_texts(
-    tokenizer: object,
+    tokenizer: Any,  # a Hugging Face tokenizer or the baselines' WordTokenizer: both are called the same way
     texts: list[str],
     pairs: list[str] | None,
     labels: np.ndarray,
@@ -66,7 +66,7 @@ def encode_texts(
     return Encoded(ids, types, labels)
 
 
-def encode_splits(tokenizer: object, splits: TextSplits, max_length: int, progress: bool) -> dict[str, Encoded]:
+def encode_splits(tokenizer: Any, splits: TextSplits, max_length: int, progress: bool) -> dict[str, Encoded]:
     """`encode_texts` for each split the data has (train, and dev/test when present)."""
     return {
         name: encode_texts(tokenizer, ex.texts, ex.pairs, ex.labels, max_length, f"tokenise {name}", progress)
@@ -182,6 +182,7 @@ def encode_words(
             for k, (row_ids, words) in enumerate(zip(batch_ids, batch_words, strict=True)):
                 n_words = len(part[k])
                 if not row_ids:  # the BiLSTM vocabulary gives nothing for whitespace-only input
+                    assert unk is not None  # a Hugging Face tokenizer always adds [CLS]/[SEP]
                     row_ids, words = [unk], [None]
                 first = np.full(n_words, -1, dtype=np.int64)
                 lab = np.full(len(row_ids), IGNORE, dtype=np.int64)

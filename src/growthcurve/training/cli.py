@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from growthcurve.errors import ConfigError, DataError
 from growthcurve.store.lineage import run_folder
+
+if TYPE_CHECKING:
+    from growthcurve.training.runfolder import RunResult
 
 console = Console()
 
@@ -36,29 +39,29 @@ def finetune(
         _print_result(result)
 
 
-def _print_result(result: object) -> None:
-    run_dir = result.run_dir  # type: ignore[attr-defined]
+def _print_result(result: RunResult) -> None:
+    run_dir = result.run_dir
     table = Table(title=f"growthcurve run: {run_dir}")
     table.add_column("split")
     for col in ("accuracy", "macro-F1", "micro-F1", "loss"):
         table.add_column(col, justify="right")
-    for name, m in (("dev (best)", result.dev), ("test", result.test)):  # type: ignore[attr-defined]
+    for name, m in (("dev (best)", result.dev), ("test", result.test)):
         if m:  # absent when the run had no dev split or no test file
             table.add_row(
                 name, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['micro_f1']:.4f}", f"{m['loss']:.4f}"
             )
     console.print(table)
     console.print(
-        f"best epoch {result.best_epoch}; {result.train_samples_per_s:.1f} train samples/s "  # type: ignore[attr-defined]
-        f"({result.precision}); trainable {result.trainable_params:,} of {result.total_params:,} parameters; "  # type: ignore[attr-defined]
-        f"peak RSS {result.peak_rss_mb:.0f} MiB"  # type: ignore[attr-defined]
+        f"best epoch {result.best_epoch}; {result.train_samples_per_s:.1f} train samples/s "
+        f"({result.precision}); trainable {result.trainable_params:,} of {result.total_params:,} parameters; "
+        f"peak RSS {result.peak_rss_mb:.0f} MiB"
     )
     model_dir = Path(run_dir) / "model"
     if (model_dir / "method.json").is_file():  # a PEFT run: what it stores on top of its base model
         from growthcurve.models.peft_methods import task_specific_bytes
 
         console.print(f"task-specific weights on disk: {task_specific_bytes(model_dir) / 2**20:.2f} MiB")
-    report = Path(run_dir) / ("classification_report_test.txt" if result.test else "classification_report_dev.txt")  # type: ignore[attr-defined]
+    report = Path(run_dir) / ("classification_report_test.txt" if result.test else "classification_report_dev.txt")
     if report.is_file():
         console.print(f"[bold]{report.name}[/]")
         console.print(report.read_text(encoding="utf-8"), highlight=False)

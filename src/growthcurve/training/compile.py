@@ -43,6 +43,8 @@ def repeated_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     for module in model.modules():
         if id(module) in inside:
             continue
+        if not isinstance(module, torch.nn.ModuleList):  # is_repeated_blocks' own first check, stated for mypy
+            continue
         if is_repeated_blocks(module) and len(module) >= 2 and next(module[0].children(), None) is not None:
             found.extend(module)
             inside.update(id(m) for m in module.modules())

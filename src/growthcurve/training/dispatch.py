@@ -17,7 +17,8 @@ def run_finetune(cfg: FinetuneConfig, progress: bool = True) -> RunResult:
     recipe = kind_for(cfg.task, cfg.model.type).function("recipe")
     with recorded():
         try:
-            return recipe(cfg, progress=progress)
+            result: RunResult = recipe(cfg, progress=progress)
+            return result
         except KeyboardInterrupt:
             # Ctrl-C outside the loop's own handler (tokenising, building the model, scoring the best model):
             # the same one line as a stop during training, saying whether there is anything to resume

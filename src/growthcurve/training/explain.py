@@ -81,7 +81,7 @@ def _encodings(tokenizer: Any, texts: list[str], max_length: int) -> list[Any]:
         encs = inner.encode_batch(list(texts))
         if any(not e.ids for e in encs):  # the model reads such a text as one [UNK]: nothing to attribute to
             raise ModelError("cannot explain an empty text")
-        return encs
+        return list(encs)
     out = tokenizer(list(texts), truncation=True, max_length=max_length)
     if not getattr(out, "encodings", None):
         raise ModelError("explanations need a fast (Rust) tokenizer: it gives the word offsets")
@@ -119,7 +119,8 @@ def integrated_gradients(
     embeddings = model.get_input_embeddings()
 
     def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return model(input_ids=ids, attention_mask=mask).logits
+        logits: torch.Tensor = model(input_ids=ids, attention_mask=mask).logits
+        return logits
 
     out: list[dict[str, Any]] = []
     for start in range(0, len(texts), BATCH_TEXTS):

@@ -51,8 +51,9 @@ from growthcurve.training.scoring import (
 CPU = torch.device("cpu")
 EVAL_BATCH = 64
 
-Scored = tuple[dict[str, float], dict[str, Any], list[str], dict[str, Any]]
-"""What an evaluator returns: metrics, the report it wrote, data warnings, and extras (``ood``, ``slices``)."""
+Scored = tuple[dict[str, float], dict[str, Any] | str, list[str], dict[str, Any]]
+"""What an evaluator returns: metrics, the report it wrote (a classification report dict, or the seqeval report
+text of a token run), data warnings, and extras (``ood``, ``slices``)."""
 
 
 @dataclass
@@ -129,7 +130,7 @@ class Predictor:
             raise DataError(f"a {self.run.meta['task']} run predicts spans, not class probabilities: use predict()")
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.kind.function("predict")(self.run, texts, pairs, self.batch_size)
+        return np.asarray(self.kind.function("predict")(self.run, texts, pairs, self.batch_size))
 
     def answer(
         self,
@@ -173,7 +174,8 @@ class Predictor:
         if self.kind.predicts_rows:
             if explain:
                 check_explainable(self.run.meta, pairs)
-            return self.kind.function("predict")(self.run, texts, self.batch_size)
+            rows: list[dict[str, Any]] = self.kind.function("predict")(self.run, texts, self.batch_size)
+            return rows
         answers = self.answer(texts, pairs, top_k, explain)
         return [{self.kind.input_key: t, **a} for t, a in zip(texts, answers, strict=True)]
 
@@ -195,7 +197,7 @@ def text_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch_
 
 def tfidf_probs(run: LoadedRun, texts: list[str], pairs: list[str] | None, batch_size: int) -> np.ndarray:
     """Class probabilities of a TF-IDF run (pairs joined as in training)."""
-    return run.model.predict_proba(join_pairs(texts, pairs))
+    return np.asarray(run.model.predict_proba(join_pairs(texts, pairs)))
 
 
 def _labelled_texts(
@@ -229,7 +231,7 @@ def _slice_values(data_path: str | Path, column: str, ex: TextExamples) -> list[
     require_columns(df, [column], data_path, "--slice-by")
     if ex.rows is None:
         raise DataError(f"'{data_path}': the scored rows cannot be matched to their '{column}' values")
-    values = df[column].iloc[ex.rows].tolist()
+    values: list[Any] = df[column].iloc[ex.rows].tolist()
     for pos, v in zip(ex.rows, values, strict=True):
         if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
             raise DataError(f"{data_path}:{line_of(df, int(pos))}: '{column}' is empty; give every row a slice value")

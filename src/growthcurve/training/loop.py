@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from growthcurve.atomic import atomic_path, write_json
 from growthcurve.config import FinetuneConfig
 from growthcurve.data.fingerprint import data_fingerprint
 from growthcurve.errors import ConfigError, DivergedError, GrowthcurveError
-from growthcurve.training.batching import Encoded, collate, plan_batches
+from growthcurve.training.batching import collate, plan_batches
 from growthcurve.training.compile import compile_regions, compile_report
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,17 @@ class FitOutcome:
         return self.samples_seen / max(self.train_seconds, 1e-9)
 
 
+class TrainRows(Protocol):
+    """What the loop needs of a training set: its size and each row's length (it plans length-bucketed batches
+    from them and hands the chosen row indices to ``FitHooks.collate``). Token ids (`Encoded`), word rows and
+    image rows (all of length 1) all qualify."""
+
+    @property
+    def lengths(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class FitHooks:
     """What a recipe tells the loop: batch rows, score a batch, validate the model, save the best one."""
@@ -85,7 +96,7 @@ class FitHooks:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     validate: Callable[[torch.nn.Module], dict[str, float] | None]
     save_best: Callable[[torch.nn.Module], None]
-    collate: Callable[[Any, np.ndarray, int], dict[str, torch.Tensor]] = collate
+    collate: Callable[[Any, np.ndarray, int], dict[str, torch.Tensor]] = collate  # (rows, indices, pad id)
     pad_id: int = 0
 
 
@@ -124,7 +135,7 @@ def load_checkpoint(cfg: FinetuneConfig) -> dict[str, Any] | None:
         path.unlink()
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:  # a truncated file cannot happen with atomic writes, but a foreign one can
         raise ConfigError(f"checkpoint '{path}' is unreadable; delete it or set resume=false") from None
     saved, now = state.get("fingerprint") or {}, config_fingerprint(cfg)
@@ -139,9 +150,10 @@ def load_checkpoint(cfg: FinetuneConfig) -> dict[str, Any] | None:
     return state
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float, exclude: torch.nn.Parameter | None) -> list[dict]:
+def param_groups(model: torch.nn.Module, weight_decay: float, exclude: torch.Tensor | None) -> list[dict[str, Any]]:
     """AdamW groups as in BERT: no decay on biases and LayerNorm weights; ``exclude`` left out."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad or p is exclude:
             continue
@@ -158,11 +170,12 @@ def sparse_embedding(model: torch.nn.Module, mode: str, world: int) -> torch.nn.
     """
     if mode == "off":
         return None
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
     ok = isinstance(emb, torch.nn.Embedding) and emb.weight.requires_grad and world == 1
     if mode == "on" and not ok:
         raise ConfigError("train.sparse_embeddings=on needs a trainable nn.Embedding and a single process")
-    if not ok or (mode == "auto" and emb.num_embeddings < 8192):
+    if not ok or not isinstance(emb, torch.nn.Embedding) or (mode == "auto" and emb.num_embeddings < 8192):
         return None
     emb.sparse = True
     return emb
@@ -171,8 +184,8 @@ def sparse_embedding(model: torch.nn.Module, mode: str, world: int) -> torch.nn.
 def embedding_rows(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The word-embedding parameters that train: the dense table when it is trainable, else the rows PEFT
     trains as trainable tokens (``trainable_tokens_delta``: a PEFT run's added characters)."""
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    w = getattr(emb, "weight", None)
+    get = getattr(model, "get_input_embeddings", None)
+    w = getattr(get() if callable(get) else None, "weight", None)
     if isinstance(w, torch.nn.Parameter) and w.requires_grad:
         return [w]
     return [p for n, p in model.named_parameters() if "trainable_tokens_delta" in n and p.requires_grad]
@@ -184,7 +197,7 @@ def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> float:
     torch.nn.utils.clip_grad_norm_ does not accept sparse COO gradients, hence this small version.
     """
     dense = [p.grad for p in params if p.grad is not None and not p.grad.is_sparse]
-    norms = torch._foreach_norm(dense) if dense else []
+    norms = list(torch._foreach_norm(dense)) if dense else []
     sq = torch.stack(norms).float().square().sum() if dense else torch.zeros(())
     for p in params:
         if p.grad is not None and p.grad.is_sparse:
@@ -282,7 +295,7 @@ class _Loop:
     tc: Any  # cfg.train
     accelerator: Any
     opt: _Optimisation
-    train: Encoded
+    train: TrainRows
     hooks: FitHooks
     bf16: bool
     compiled: Any
@@ -304,14 +317,14 @@ def fit(
     cfg: FinetuneConfig,
     accelerator: Any,
     model: torch.nn.Module,
-    train: Encoded,
+    train: TrainRows,
     hooks: FitHooks,
     state: dict[str, Any] | None = None,
     bf16: bool = False,
     progress: bool = True,
     stop_after_steps: int | None = None,
 ) -> FitOutcome:
-    """Train ``model`` on ``train`` (anything with ``len()`` and ``.lengths``) as ``cfg.train`` says; validate
+    """Train ``model`` on ``train`` (a `TrainRows`: ``len()`` and ``.lengths``) as ``cfg.train`` says; validate
     and keep the best after each epoch.
 
     ``hooks.validate`` returns dev metrics (or None without a dev split: the last epoch is kept);

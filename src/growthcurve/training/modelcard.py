@@ -199,8 +199,8 @@ def _ood_section(run_dir: Path, task: str, meta: dict[str, Any], metrics: dict[s
         f"{spec.get('train_rows', '–')} training rows. `predict`, `serve` and `evaluate` flag such inputs.",
         "",
     ]
-    rows = [(s, (metrics.get("ood") or {}).get(s)) for s in ("dev", "test")]
-    rows = [(s, o) for s, o in rows if o]
+    found = [(s, (metrics.get("ood") or {}).get(s)) for s in ("dev", "test")]
+    rows: list[tuple[str, dict[str, Any]]] = [(s, o) for s, o in found if o]
     if rows:
         lines += ["| split | in-scope answered | answered accuracy | out-of-scope rows | AUROC | FPR@95 | recall |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip

@@ -249,19 +249,19 @@ def finish_run(
         write_model_card(run.run_dir)  # README.md: what the model is, how it was made, where it fails
         ref = finish_tracking(run.cfg, run.accelerator, run.run_dir, summary)  # test metrics; row and version
     result = RunResult(
-        run.run_dir,
-        labels,
-        outcome.best_epoch,
-        results.get("dev", {}),
-        results.get("test"),
-        outcome.history,
-        outcome.train_seconds,
-        outcome.samples_per_s,
-        precision,
-        params[0],
-        params[1],
-        peak_rss_mb(),
-        warnings,
+        run_dir=run.run_dir,
+        labels=labels,
+        best_epoch=outcome.best_epoch,
+        dev=results.get("dev", {}),
+        test=results.get("test"),
+        history=outcome.history,
+        train_seconds=outcome.train_seconds,
+        train_samples_per_s=outcome.samples_per_s,
+        precision=precision,
+        trainable_params=params[0],
+        total_params=params[1],
+        peak_rss_mb=peak_rss_mb(),
+        warnings=warnings,
     )
     result.ref = ref
     return result

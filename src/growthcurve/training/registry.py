@@ -49,7 +49,8 @@ class RunKind:
     def function(self, which: str) -> Callable[..., Any]:
         """The recipe, predictor or evaluator of this kind (``which`` names the field)."""
         module, _, name = getattr(self, which).partition(":")
-        return getattr(importlib.import_module(module), name)
+        function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+        return function
 
 
 _T = "growthcurve.training"

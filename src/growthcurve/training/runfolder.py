@@ -80,9 +80,9 @@ def model_version(model_dir: str | Path) -> str:
     return h.hexdigest()[:12]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunResult:
-    """What a finetune recipe returns: where the run is and how it went."""
+    """What a finetune recipe returns: where the run is and how it went (built by name: ``kw_only``)."""
 
     run_dir: Path
     labels: list[str]

@@ -315,6 +315,11 @@ class ABTest:
             cp.significant = bool(pa < self.alpha)
 
 
+def clean_json_dict(obj: dict[str, Any]) -> dict[str, Any]:
+    """:func:`clean_json` of a result's ``asdict``: the same mapping with non-finite floats as None."""
+    return {k: clean_json(v) for k, v in obj.items()}
+
+
 def clean_json(obj: Any) -> Any:
     """Replace non-finite floats by None so results serialise as valid JSON (never a silent NaN)."""
     if isinstance(obj, float):

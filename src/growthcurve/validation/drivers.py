@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from growthcurve.errors import DataError
-from growthcurve.validation.analysis import clean_json
+from growthcurve.validation.analysis import clean_json_dict
 
 MAX_EXACT_ITEMS = 12  # 2^12 = 4,096 subsets: still well under a second from the correlation matrix
 COLLINEAR_TOL = 1e-8  # |r| above 1 - this is a perfectly collinear pair (rounding of identical columns)
@@ -34,7 +34,7 @@ COLLINEAR_TOL = 1e-8  # |r| above 1 - this is a perfectly collinear pair (roundi
 def zscore(a: np.ndarray) -> np.ndarray:
     """Centre and scale each column to unit sample standard deviation (ddof=1)."""
     a = np.asarray(a, dtype=float)
-    return (a - a.mean(axis=0)) / a.std(axis=0, ddof=1)
+    return np.asarray((a - a.mean(axis=0)) / a.std(axis=0, ddof=1))
 
 
 def standardized_ols(X: np.ndarray, y: np.ndarray) -> Any:
@@ -233,7 +233,7 @@ class DriversResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return clean_json(asdict(self))
+        return clean_json_dict(asdict(self))
 
 
 # ---------------------------------------------------------------------------------------------- estimator

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from growthcurve.errors import DataError
-from growthcurve.validation.analysis import ABTest, MetricResult, SRMCheck, SRMResult, clean_json
+from growthcurve.validation.analysis import ABTest, MetricResult, SRMCheck, SRMResult, clean_json_dict
 from growthcurve.validation.config import ABConfig, MetricConfig
 from growthcurve.validation.sql import EventSource, look_cutoffs, open_source
 
@@ -66,7 +66,7 @@ class ExperimentResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (with the per-arm ``rows`` every reader shows)."""
-        return clean_json({**asdict(self), "rows": [asdict(r) for r in self.rows()]})
+        return clean_json_dict({**asdict(self), "rows": [asdict(r) for r in self.rows()]})
 
     def rows(self) -> list[ComparisonRow]:
         """One row per metric and arm (control first), each with the numbers of the one test it reports."""

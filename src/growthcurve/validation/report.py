@@ -36,6 +36,7 @@ def plot_lift(result: ExperimentResult, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
     for i, (_, _, f, s) in enumerate(rows):
         y = len(rows) - 1 - i
+        assert f is not None and f.rel_ci is not None and f.rel_effect is not None  # the rows kept above
         if s is not None and s.rel_ci is not None:
             ax.plot(
                 [100 * s.rel_ci[0], 100 * s.rel_ci[1]],
@@ -89,7 +90,7 @@ def plot_timeline(result: ExperimentResult, path: Path) -> bool:
         for k in (0, 1):
             ax.plot(
                 x,
-                [100 * c[k] if c[k] is not None else float("nan") for c in sc],
+                [100 * v if (v := c[k]) is not None else float("nan") for c in sc],
                 "--",
                 color="#c0392b",
                 label="sequential bound" if k == 0 else None,

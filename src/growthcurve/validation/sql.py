@@ -63,6 +63,8 @@ class EventSource:
         unit = self.col(self.cfg.unit_column, "source.unit_column")
         variant = self.col(self.cfg.variant_column, "source.variant_column")
         zero = sa.literal(0.0, sa.Double)
+        y: sa.ColumnElement[Any]
+        x: sa.ColumnElement[Any]
         if m.type == "ratio":
             y = sa.func.coalesce(sa.func.sum(self._value(m.numerator or "", "metric numerator")), zero)
             x = sa.func.coalesce(sa.func.sum(self._value(m.denominator or "", "metric denominator")), zero)

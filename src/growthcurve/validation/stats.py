@@ -307,7 +307,7 @@ def cs_halfwidth(unit_var: np.ndarray | float, n: np.ndarray | float, alpha: flo
     rho2 = sequential_rho(alpha, n_star) ** 2
     n = np.asarray(n, dtype=float)
     a = n * rho2 + 1
-    return np.sqrt(unit_var) * np.sqrt(2 * a * np.log(np.sqrt(a) / alpha) / (n * n * rho2))
+    return np.asarray(np.sqrt(unit_var) * np.sqrt(2 * a * np.log(np.sqrt(a) / alpha) / (n * n * rho2)))
 
 
 def sequential_test(

@@ -19,7 +19,7 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
 from growthcurve.errors import DataError
-from growthcurve.validation.analysis import clean_json
+from growthcurve.validation.analysis import clean_json_dict
 
 SurveyKind = Literal["csat", "nps"]
 
@@ -61,7 +61,7 @@ class SurveyResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return clean_json(asdict(self))
+        return clean_json_dict(asdict(self))
 
 
 class SurveyAnalysis:
@@ -98,9 +98,9 @@ class SurveyAnalysis:
         z = float(sps.norm.ppf(1 - self.alpha / 2))
         result = SurveyResult(self.kind, [], [])
         boots: dict[str, np.ndarray] = {}
-        for variant, c in counts.items():
-            frac = sorted(float(k) for k in c if not float(k).is_integer())
-            c = {int(k): int(v) for k, v in c.items() if float(k).is_integer()}
+        for variant, raw in counts.items():
+            frac = sorted(float(k) for k in raw if not float(k).is_integer())
+            c = {int(k): int(v) for k, v in raw.items() if float(k).is_integer()}
             arm = SurveyArm(variant, sum(c.values()), counts=c)
             result.arms.append(arm)
             bad = frac + sorted(k for k in c if not lo <= k <= hi)

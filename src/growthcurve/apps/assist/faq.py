@@ -115,6 +115,7 @@ def _faiss_index(vectors: np.ndarray, hnsw_min_size: int, hnsw_m: int, ef_search
     import faiss
 
     dim = vectors.shape[1]
+    index: Any
     if len(vectors) >= hnsw_min_size:
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = ef_search

@@ -388,6 +388,7 @@ def _ood_source(cfg: AssistConfig, ft: Any) -> str | None:
     else:
         from growthcurve.training.runfolder import read_meta
 
+        assert cfg.intent.run is not None  # ft is None only when the config names an intent run
         model_type = read_meta(cfg.intent.run)[1].get("model_type", "transformer")
     return "intent" if model_type == "transformer" else "encoder"
 
@@ -452,7 +453,7 @@ def fit_assistant(
         from growthcurve.training.ood import require_detector
 
         require_detector(cfg.intent.run)
-    intent_dir = Path(cfg.intent.run) if ft is None else Path(run_finetune(ft, progress=progress).run_dir)
+    intent_dir = Path(str(cfg.intent.run)) if ft is None else Path(run_finetune(ft, progress=progress).run_dir)
     predictor = Predictor(intent_dir)
     labels = list(predictor.labels)
     entries = read_faq(faq_path, labels)

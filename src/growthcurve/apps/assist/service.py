@@ -89,6 +89,7 @@ def answer_router(store_url: str | None) -> APIRouter:
             if core.experiment is None
             else next(h for h in core.handlers if h.model_version == out["model_version"])
         )
+        assert isinstance(handler, AssistHandler)  # the assist app serves assistants only
         try:
             turn = await asyncio.to_thread(
                 log_turn, engine(), session, "http", handler.run, text, result, out["request_id"]

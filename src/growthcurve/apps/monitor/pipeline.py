@@ -264,7 +264,9 @@ class StreamMonitor:
                 conn.execute(monitor_windows.insert(), win_rows)
             ids = []
             for a in alerts:
-                ids.append(conn.execute(monitor_alerts.insert().values(**a)).inserted_primary_key[0])
+                key = conn.execute(monitor_alerts.insert().values(**a)).inserted_primary_key
+                assert key is not None  # an INSERT of one row always has its key
+                ids.append(key[0])
             conn.execute(monitor_state.delete().where(monitor_state.c.monitor == self.name))
             conn.execute(monitor_state.insert().values(monitor=self.name, updated=now, state=state))
         self.positions, self.stdin_line = positions, stdin_line

@@ -73,14 +73,15 @@ class RecBlendConfig(StrictModel):
         return self
 
 
+Baseline = Literal["popularity", "itemknn", "als", "bpr"]
+
+
 class RecEvalConfig(StrictModel):
     """Leave-last-out evaluation and the cold-start hold-out."""
 
     k: int = Field(10, ge=1)
     cold_items_fraction: float = Field(0.1, ge=0, lt=1)
-    baselines: list[Literal["popularity", "itemknn", "als", "bpr"]] = Field(
-        default_factory=lambda: ["popularity", "itemknn", "als", "bpr"]
-    )
+    baselines: list[Baseline] = Field(default_factory=lambda: list[Baseline](["popularity", "itemknn", "als", "bpr"]))
     itemknn_neighbours: int = Field(100, ge=1)
     bpr_factors: int = Field(64, ge=1)
     bpr_iterations: int = Field(100, ge=1)

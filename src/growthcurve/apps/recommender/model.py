@@ -266,11 +266,22 @@ def _standardise(scores: np.ndarray) -> np.ndarray:
     return (scores - mu) / np.where(sd > 0, sd, 1.0)
 
 
-def blend_scores(text: np.ndarray, collab: np.ndarray | None, weight: float) -> np.ndarray:
-    """``(1 - w) * z(text) + w * z(collab)``, per user; ``collab`` None or w = 0 gives the text scores."""
+def blend_scores(
+    text: np.ndarray, collab: np.ndarray | None, weight: float, cold: np.ndarray | None = None
+) -> np.ndarray:
+    """``(1 - w) * z(text) + w * z(collab)``, per user; ``collab`` None or w = 0 gives the text scores.
+
+    ``cold`` marks the items without interactions: they have no collaborative signal (ALS solves a zero factor
+    for them, which reads as "nobody likes it" and kept every one out of the blended top-k), so they are
+    ranked by their text alone, ``z(text)``, against the blended scores of the others.
+    """
     if collab is None or weight == 0:
         return text
-    return (1 - weight) * _standardise(text) + weight * _standardise(collab)
+    z_text = _standardise(text)
+    out = (1 - weight) * z_text + weight * _standardise(collab)
+    if cold is not None and cold.any():
+        out[:, cold] = z_text[:, cold]
+    return out
 
 
 class BlendedScorer:
@@ -279,19 +290,37 @@ class BlendedScorer:
     Per-user standardisation is affine, so ``(1-w) z(q.e) + w z(p.f)`` ranks items exactly like the inner
     product of ``[(1-w) q / sd_q, w p / sd_p]`` with ``[e, f]``; sd comes from the item covariance. One flat
     index over the concatenated item vectors therefore serves both the text-only and the blended model.
+
+    Cold items (no interactions, ``cold`` in `fit`) score ``z(q.e)`` alone, as in `blend_scores`: they sit in
+    their own block ``[0, 0, e, 1]`` of the index, queried with ``q / sd_q`` and, in the last column, the
+    difference of the two blocks' per-user means, so both blocks' inner products are the blended score plus
+    one per-user constant and rank together exactly like `blend_scores`.
     """
 
     def __init__(self, weight: float = 0.0) -> None:
         self.weight = weight
 
-    def fit(self, item_embeddings: np.ndarray, item_factors: np.ndarray | None = None) -> BlendedScorer:
+    def fit(
+        self, item_embeddings: np.ndarray, item_factors: np.ndarray | None = None, cold: np.ndarray | None = None
+    ) -> BlendedScorer:
+        """Index the items; ``cold`` (bool per item): the items without interactions, ranked by text alone."""
         import faiss
 
         self.item_embeddings_ = np.ascontiguousarray(item_embeddings, dtype=np.float32)
         self.item_factors_ = None if item_factors is None else np.ascontiguousarray(item_factors, dtype=np.float32)
-        parts = [self.item_embeddings_] + ([self.item_factors_] if self._blended else [])
-        self.cov_ = [np.cov(p, rowvar=False, bias=True).astype(np.float64) for p in parts]
-        matrix = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+        n = len(self.item_embeddings_)
+        self.cold_ = np.zeros(n, dtype=bool) if cold is None else np.asarray(cold, dtype=bool)
+        factors = self.item_factors_ if self._blended else None
+        parts = [self.item_embeddings_] + ([factors] if factors is not None else [])
+        # float64 first: np.cov computes in float64 anyway; means and spreads are over every item, cold included
+        self.cov_ = [np.cov(p.astype(np.float64), rowvar=False, bias=True) for p in parts]
+        self.mean_ = [p.astype(np.float64).mean(axis=0) for p in parts]
+        if factors is not None and self.cold_.any():
+            e, f, c = self.item_embeddings_, factors, self.cold_[:, None]
+            matrix = np.concatenate([np.where(c, 0, e), np.where(c, 0, f), np.where(c, e, 0), c], axis=1)
+        else:
+            matrix = np.concatenate(parts, axis=1)
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.index_ = faiss.IndexFlatIP(matrix.shape[1])
         self.index_.add(matrix)
         return self
@@ -310,7 +339,12 @@ class BlendedScorer:
         p = np.asarray(user_factors, dtype=np.float64)
         sd_q = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", q, self.cov_[0], q), 1e-12))[:, None]
         sd_p = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", p, self.cov_[1], p), 1e-12))[:, None]
-        return np.concatenate([(1 - self.weight) * q / sd_q, self.weight * p / sd_p], axis=1).astype(np.float32)
+        w = self.weight
+        blocks = [(1 - w) * q / sd_q, w * p / sd_p]
+        if self.cold_.any():
+            mu_q, mu_p = (q @ self.mean_[0])[:, None] / sd_q, (p @ self.mean_[1])[:, None] / sd_p
+            blocks += [q / sd_q, w * (mu_p - mu_q)]
+        return np.concatenate(blocks, axis=1).astype(np.float32)
 
     def top_k(
         self,

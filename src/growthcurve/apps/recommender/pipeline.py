@@ -88,6 +88,7 @@ def load_data(cfg: RecommenderConfig, data_dir: Path) -> tuple[pd.DataFrame, Cat
         catalogue, w1 = read_items(items_path, "item_id", "title", ["description", "tags"])
         inter, w2 = read_interactions(inter_path, catalogue, "user_id", "item_id", "rating", "timestamp")
         return inter, catalogue, w1 + w2, {"interactions": str(inter_path), "items": str(items_path), **cols}
+    assert d.items is not None  # the config sets both files or neither (RecDataConfig._both_or_none)
     catalogue, w1 = read_items(d.items, d.item_id_column, d.title_column, d.text_columns)
     inter, w2 = read_interactions(
         d.interactions,
@@ -237,11 +238,14 @@ def evaluate_recommenders(
         for g, df in groups.items():
             if len(df):
                 tsets[g]["text"] = user_emb(tsets[g]["users"], h_test) @ emb.T
+        # items no one interacted with in training: ALS has nothing on them, the blend ranks them by text
+        no_interactions = np.asarray(x_train.getnnz(axis=0) == 0).ravel()
         if cfg.blend.collaborative == "als" and als is not None:
             v_als = als.score(v_users, x_train[v_users])
             best = -1.0
             for w in cfg.blend.weights:
-                ndcg = M.ndcg_at_k(M.ranks_of_targets(blend_scores(v_text, v_als, w), v_targets, v_excl), k)
+                blended = blend_scores(v_text, v_als, w, no_interactions)
+                ndcg = M.ndcg_at_k(M.ranks_of_targets(blended, v_targets, v_excl), k)
                 curve.append({"weight": w, "val_ndcg": ndcg})
                 if ndcg > best + 1e-12:
                     best, weight = ndcg, w
@@ -250,7 +254,7 @@ def evaluate_recommenders(
         if weight > 0 and als is not None:
             add(
                 f"text + ALS (w={weight:g})",
-                lambda t: blend_scores(t["text"], als.score(t["users"], t["history"]), weight),
+                lambda t: blend_scores(t["text"], als.score(t["users"], t["history"]), weight, no_interactions),
             )
     if "popularity" in cfg.eval.baselines:
         pop = PopularityRecommender().fit(x_train)
@@ -433,7 +437,10 @@ class RecommenderRun:
             self.als = load_als(str(p / "als.npz"))
             factors = np.asarray(self.als.item_factors, dtype=np.float32)
         self.scorer = BlendedScorer(self.meta.get("blend_weight", 0.0) if self.als is not None else 0.0)
-        self.scorer.fit(emb, factors)
+        # the served ALS learned from every interaction of the run: only items without any are cold
+        seen = np.zeros(len(self.catalogue), dtype=bool)
+        seen[self.interactions["item"].map(self.catalogue.index).to_numpy(dtype=np.int64)] = True
+        self.scorer.fit(emb, factors, cold=~seen)
 
     def item_indices(self, items: list[str]) -> list[int]:
         unknown = [i for i in items if i not in self.catalogue.index]

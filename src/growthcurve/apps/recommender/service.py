@@ -107,7 +107,7 @@ def recommend_router() -> APIRouter:
         if body.user is None and body.history is None:
             raise InputError("send 'user' (a known user id) or 'history' (item ids, oldest first)")
         item = {"user": body.user, "history": body.history, "k": body.k, "fallback": body.fallback}
-        logged = body.user if body.history is None else " ".join(body.history)
+        logged = " ".join(body.history) if body.history is not None else str(body.user)
         unit = body.unit_id or body.user
         return await core.predict([item], unit, [logged[: core.settings.max_text_chars]])
 

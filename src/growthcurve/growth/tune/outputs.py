@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -49,7 +50,7 @@ def write_plots(study: optuna.Study, out: Path, n_params: int) -> tuple[dict[str
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     written: dict[str, str] = {}
     skipped: dict[str, str] = {}
-    plots = {
+    plots: dict[str, tuple[Callable[[optuna.Study], Any], bool, str]] = {
         "importance": (
             ovm.plot_param_importances,
             complete >= 2 and n_params > 1,

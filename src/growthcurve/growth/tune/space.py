@@ -10,7 +10,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -39,7 +39,7 @@ class TuneSpec:
     default_space: bool  # True: no search block was given; the method's default space is used
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         """Dev loss is minimised, every other metric maximised."""
         return "minimize" if self.metric == "loss" else "maximize"
 
