@@ -151,7 +151,9 @@ def integrated_gradients(
                 internal_batch_size=max(n_steps, min(len(chunk) * n_steps, 256)),
                 return_convergence_delta=True,
             )
-        per_token = (attr.sum(dim=-1) * mask).detach().float().numpy()
+        # a model may pad its input inside forward (TextCNN pads short batches to its widest kernel, on the right):
+        # the padded positions carry no token of the text
+        per_token = (attr[:, : ids.shape[1]].sum(dim=-1) * mask).detach().float().numpy()
         for r, e in enumerate(chunk):
             text = texts[start + r]
             label = int(tgt[r])
