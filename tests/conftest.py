@@ -33,6 +33,34 @@ def _tmp_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.delenv("GROWTHCURVE_TUNE_TRIAL", raising=False)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(proc: Any, base: str, seconds: float = 120.0) -> None:
+    """Wait until the server process ``proc`` answers ``base``/ready with 200; fail with its stderr if it exits."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "the server exited")
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not get ready"
+        time.sleep(0.2)
+
+
 POS = ["great", "excellent", "love", "wonderful", "fantastic", "good", "happy", "amazing"]
 NEG = ["terrible", "awful", "hate", "horrible", "bad", "poor", "sad", "worst"]
 FILLER = ["the", "movie", "was", "really", "so", "this", "film", "very", "quite", "plot", "acting", "and"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,7 @@ import httpx
 import pytest
 
 from growthcurve.cli import main
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not get ready"
-        time.sleep(0.2)
+from tests.conftest import free_port, wait_ready
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -60,13 +38,13 @@ def test_serve_analyze_decide_report_agree_on_one_store(
     url = f"sqlite:///{tmp_path / 'growthcurve.db'}"
     monkeypatch.setenv("GROWTHCURVE_STORE", url)  # the workspace store: no command below names another
     monkeypatch.chdir(tmp_path)
-    port = _free_port()
+    port = free_port()
     a, b = (str(r) for r in text_runs)
     cmd = [sys.executable, "-m", "growthcurve.cli", "serve", a, b, "--experiment", "loop", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, base)
+        wait_ready(proc, base)
         served = httpx.get(f"{base}/models").json()
         names = [m["variant"] for m in served["models"]]
         model = names[0].split("@")[0]

@@ -21,6 +21,7 @@ from growthcurve.cli import main
 from growthcurve.errors import ModelError
 from growthcurve.serving import load_handler
 from growthcurve.store import feedback
+from tests.conftest import free_port, wait_ready
 
 
 def _serve_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -33,9 +34,7 @@ def _serve_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture()
@@ -119,16 +118,7 @@ def test_kill_9_loses_no_acknowledged_feedback(text_runs: tuple[Path, Path], tmp
     proc = subprocess.Popen([*cmd, "--store", f"sqlite:///{db}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not get ready"
-            time.sleep(0.2)
+        wait_ready(proc, base)
         rid = httpx.post(f"{base}/predict", json={"text": "good"}).json()["request_id"]
         acked: list[int] = []
         lock = threading.Lock()
